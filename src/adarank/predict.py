@@ -1,0 +1,89 @@
+"""``predict_ranks``: targets + probes + scoring + allocation, as one call that returns a RankPlan."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Sequence
+
+from torch import nn
+
+from .plan import Budget, RankPlan, entries_from_scores
+from .probes import ProbeBatch, ProbeSet, builtin_probes, probes_from_texts, tokenize_probes
+from .scoring import ModuleScore, ScoreConfig, score_modules
+from .targets import select_targets
+
+
+def predict_ranks(
+    model: nn.Module,
+    tokenizer: Any = None,
+    *,
+    rank: float = 8,
+    targets: str | Sequence[str] = "all-linear",
+    probes: ProbeSet | ProbeBatch | Sequence[str] | None = None,
+    rule: str = "floor",
+    unit: str = "ranks",
+    groups: str = "type",
+    min_rank: int = 0,
+    max_rank: int | None = None,
+    score_config: ScoreConfig | None = None,
+    max_length: int | None = None,
+    model_name: str | None = None,
+    progress: bool = True,
+    on_module: Callable[[ModuleScore], None] | None = None,
+    extra_settings: dict[str, Any] | None = None,
+) -> RankPlan:
+    """Score ``targets`` of ``model`` on ``probes`` and allocate ranks of average ``rank``.
+
+    ``probes`` is a list of texts, a :class:`ProbeSet`, an already tokenised :class:`ProbeBatch`
+    (then no tokenizer is needed), or None for the built-in sentences. Budget and clamp problems
+    are checked before the (long) scoring starts.
+    """
+    config = score_config or ScoreConfig()
+    budget = Budget(rank=rank, unit=unit, rule=rule, groups=groups, min_rank=min_rank, max_rank=max_rank)  # type: ignore[arg-type]
+    found = select_targets(model, targets)
+    # Validate the budget on dummy scores first: an impossible budget must not cost a scoring run.
+    RankPlan.allocate("check", {}, entries_from_scores([_Dummy(t) for t in found]), budget)
+
+    if isinstance(probes, ProbeBatch):
+        batch, description = probes, f"pre-tokenised:{len(probes)} examples"
+    else:
+        if probes is None:
+            probe_set = builtin_probes()
+        elif isinstance(probes, ProbeSet):
+            probe_set = probes
+        else:
+            probe_set = probes_from_texts(list(probes))
+        if tokenizer is None:
+            raise TypeError("predict_ranks needs a tokenizer to encode text probes (or pass a ProbeBatch)")
+        batch, description = tokenize_probes(tokenizer, probe_set, max_length), probe_set.description
+
+    start = time.perf_counter()
+    scores, output = score_modules(model, batch, found, config, progress=progress, on_module=on_module)
+    elapsed = time.perf_counter() - start
+    param = next(model.parameters())
+    settings: dict[str, Any] = {
+        "signal": "disagreement",
+        "targets": targets if isinstance(targets, str) else list(targets),
+        "trials": config.trials,
+        "noise_scale": config.noise_scale,
+        "compare": config.compare,
+        "output": output,
+        "seed": config.seed,
+        "engine": config.engine,
+        "probe": description,
+        "probe_examples": len(batch),
+        "probe_truncated": batch.truncated,
+        "dtype": str(param.dtype).replace("torch.", ""),
+        "device": str(param.device),
+        "scoring_seconds": round(elapsed, 3),
+    }
+    settings.update(extra_settings or {})
+    name = model_name or getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+    return RankPlan.allocate(name, settings, entries_from_scores(scores), budget)
+
+
+class _Dummy:
+    """A stand-in score (all equal) used to validate a budget before scoring."""
+
+    def __init__(self, target: Any) -> None:
+        self.target, self.scores, self.mean, self.std = target, [1.0], 1.0, 0.0

@@ -1,0 +1,301 @@
+"""Disagreement scoring (METHOD.md section 2): how far weight noise in one module moves the output.
+
+For each target and each of K trials, two independent Gaussian draws E1, E2 (std = noise_scale x the
+population std of the module's own weight, and of its bias) give two perturbed models; the trial's
+score is the mean over probe examples of the l1 distance between their outputs. ``compare="clean"``
+compares one perturbed model with the unperturbed one instead (the authors' notebook).
+
+The default ``batched`` engine never writes to the model: a forward hook on the target adds each
+replica's noise term ``x @ E_r^T + e_r`` to the module's output, and the probe batch is stacked once
+per replica, so all 2K perturbed models of a module run in one pass. The ``naive`` engine perturbs
+the weight in place and restores it from a copy of that one module after every forward. Both draw
+the same noise from the same seeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import zlib
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator, Literal, Sequence
+
+import torch
+from torch import nn
+
+from .errors import AdaRankError
+from .outputs import OUTPUT_CHOICES, l1_distance, representation, resolve_output
+from .probes import ProbeBatch
+from .targets import Target, select_targets
+
+log = logging.getLogger(__name__)
+
+Compare = Literal["pair", "clean"]
+Engine = Literal["batched", "naive"]
+
+
+@dataclass
+class ScoreConfig:
+    """How modules are perturbed and compared. Every field is stored in the plan."""
+
+    trials: int = field(default=5, metadata={"help": "independent trials K per module; scores are their mean"})
+    noise_scale: float = field(default=1.0, metadata={"help": "noise std as a multiple of the std of the module's own weights"})
+    compare: Compare = field(default="pair", metadata={"help": "pair: two perturbed copies (the paper); clean: one perturbed copy vs the clean model (the authors' code)"})
+    output: str = field(default="auto", metadata={"help": "auto (logits if the model has a head, else mean of last hidden state), logits, pooled, first, mean"})
+    seed: int = field(default=0, metadata={"help": "base seed of every noise draw; the same seed gives the same scores bit for bit on one machine"})
+    engine: Engine = field(default="batched", metadata={"help": "batched: all perturbed copies of a module in one pass through hooks; naive: perturb weights in place, one forward per copy"})
+    max_batch: int = field(default=256, metadata={"help": "most sequences in one forward (replicas x probe examples); halved automatically on CUDA out-of-memory"})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1:
+            raise AdaRankError(f"trials must be an integer >= 1, got {self.trials!r}; pass --trials 5")
+        if not isinstance(self.noise_scale, (int, float)) or not math.isfinite(self.noise_scale) or self.noise_scale <= 0:
+            raise AdaRankError(f"noise scale must be a finite number > 0, got {self.noise_scale!r}; pass --noise-scale 1.0")
+        if self.compare not in ("pair", "clean"):
+            raise AdaRankError(f"compare must be 'pair' or 'clean', got {self.compare!r}")
+        if self.output not in OUTPUT_CHOICES:
+            raise AdaRankError(f"output must be one of {', '.join(OUTPUT_CHOICES)}, got {self.output!r}")
+        if self.engine not in ("batched", "naive"):
+            raise AdaRankError(f"engine must be 'batched' or 'naive', got {self.engine!r}")
+        if not isinstance(self.max_batch, int) or self.max_batch < 1:
+            raise AdaRankError(f"max batch must be an integer >= 1, got {self.max_batch!r}")
+
+    @property
+    def copies(self) -> int:
+        """Perturbed models per trial."""
+        return 2 if self.compare == "pair" else 1
+
+
+@dataclass
+class ModuleScore:
+    """Scores of one module: the K trial values and their mean and sample std."""
+
+    target: Target
+    scores: list[float]
+
+    @property
+    def mean(self) -> float:
+        return float(sum(self.scores) / len(self.scores))
+
+    @property
+    def std(self) -> float:
+        k = len(self.scores)
+        if k < 2:
+            return 0.0
+        m = self.mean
+        return math.sqrt(sum((s - m) ** 2 for s in self.scores) / (k - 1))
+
+
+def noise_seed(seed: int, module_name: str, trial: int, copy: int) -> int:
+    """A seed per draw that depends on the module's name, not its position in the target list,
+    so a module scores the same whichever other modules are scored with it (or on which GPU)."""
+    key = f"{seed}:{module_name}:{trial}:{copy}".encode()
+    return zlib.crc32(key) | (zlib.crc32(key[::-1]) << 32)
+
+
+def draw_noise(module: nn.Module, name: str, config: ScoreConfig, trial: int, copy: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The noise for one perturbed copy: same storage shape and dtype as the weight (and bias)."""
+    weight = module.weight
+    gen = torch.Generator(device=weight.device)
+    gen.manual_seed(noise_seed(config.seed, name, trial, copy))
+    w_std = weight.detach().float().std(unbiased=False)
+    noise_w = torch.randn(weight.shape, generator=gen, device=weight.device, dtype=torch.float32)
+    noise_w = (noise_w * (config.noise_scale * w_std)).to(weight.dtype)
+    bias = getattr(module, "bias", None)
+    noise_b = None
+    if isinstance(bias, torch.Tensor):
+        b_std = bias.detach().float().std(unbiased=False)
+        noise_b = torch.randn(bias.shape, generator=gen, device=bias.device, dtype=torch.float32)
+        noise_b = (noise_b * (config.noise_scale * b_std)).to(bias.dtype)
+    return noise_w, noise_b
+
+
+def _as_linear_t(module: nn.Module, noise_w: torch.Tensor) -> torch.Tensor:
+    """Noise in the (d_in, d_out) layout that right-multiplies the input."""
+    return noise_w.t() if isinstance(module, nn.Linear) else noise_w
+
+
+@contextmanager
+def _replica_noise_hook(module: nn.Module, noises: list[tuple[torch.Tensor, torch.Tensor | None]]) -> Iterator[None]:
+    """Add replica r's noise term to rows r*n..r*n+n-1 of the module's output; weights untouched."""
+    reps = len(noises)
+    e_w = torch.stack([_as_linear_t(module, w) for w, _ in noises])  # (R, d_in, d_out)
+    e_b = None if noises[0][1] is None else torch.stack([b for _, b in noises])  # (R, d_out)
+
+    def hook(mod: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
+        x = args[0]
+        if x.shape[0] % reps:
+            raise RuntimeError(f"batch of {x.shape[0]} is not {reps} stacked replicas")
+        xr = x.reshape(reps, -1, x.shape[-1])
+        delta = torch.bmm(xr.to(e_w.dtype), e_w)
+        if e_b is not None:
+            delta = delta + e_b[:, None, :]
+        return output + delta.reshape(output.shape).to(output.dtype)
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def _perturbed_in_place(module: nn.Module, noise: tuple[torch.Tensor, torch.Tensor | None]) -> Iterator[None]:
+    """Add the noise to the weight (and bias), and put back the exact saved values afterwards,
+    also on exceptions and KeyboardInterrupt. Only this module's tensors are copied."""
+    weight, bias = module.weight, getattr(module, "bias", None)
+    saved_w = weight.detach().clone()
+    saved_b = bias.detach().clone() if isinstance(bias, torch.Tensor) else None
+    try:
+        with torch.no_grad():
+            weight.add_(noise[0])
+            if saved_b is not None and noise[1] is not None:
+                bias.add_(noise[1])
+        yield
+    finally:
+        with torch.no_grad():
+            weight.copy_(saved_w)
+            if saved_b is not None:
+                bias.copy_(saved_b)
+
+
+class _Scorer:
+    """Runs the forwards for one model and probe batch; one instance per ``score_modules`` call."""
+
+    def __init__(self, model: nn.Module, probes: ProbeBatch, config: ScoreConfig,
+                 forward: Callable[[nn.Module, dict[str, torch.Tensor]], Any] | None) -> None:
+        self.model = model
+        self.config = config
+        self.forward = forward or (lambda m, batch: m(**batch))
+        device = next(model.parameters()).device
+        self.probes = probes.to(device)
+        self.max_batch = config.max_batch
+        self.choice = config.output
+        self.clean: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+
+    def chunks(self) -> list[slice]:
+        n = len(self.probes)
+        size = max(1, min(n, self.max_batch // (2 if self.config.compare == "pair" else 1)))
+        return [slice(i, min(n, i + size)) for i in range(0, n, size)]
+
+    def run(self, batch: dict[str, torch.Tensor], mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        outputs = self.forward(self.model, batch)
+        if self.choice == "auto":
+            self.choice = resolve_output(outputs, "auto")
+        return representation(outputs, mask, self.choice)
+
+    def prepare(self) -> None:
+        """Clean outputs once per probe chunk: needed by ``clean`` mode, and a finiteness check for all."""
+        self.clean = []
+        for part in self.chunks():
+            sub = self.probes.select(part)
+            rep, tmask = self.run(sub.inputs, sub.attention_mask)
+            if not torch.isfinite(rep).all():
+                raise AdaRankError("the unperturbed model already gives NaN/Inf outputs on the probes; "
+                                   "check the model's weights and --dtype (try fp32)")
+            self.clean.append((rep, tmask))
+
+    def score(self, module: nn.Module, target: Target) -> list[float]:
+        while True:
+            try:
+                return self._score(module, target)
+            except torch.cuda.OutOfMemoryError:
+                if self.max_batch <= 1:
+                    raise
+                self.max_batch //= 2
+                log.warning("CUDA out of memory; retrying %s with at most %d sequences a forward", target.name, self.max_batch)
+                torch.cuda.empty_cache()
+                self.prepare()
+
+    def _score(self, module: nn.Module, target: Target) -> list[float]:
+        cfg = self.config
+        copies = cfg.copies
+        totals = torch.zeros(cfg.trials, dtype=torch.float64)
+        for part, (clean_rep, _) in zip(self.chunks(), self.clean):
+            sub = self.probes.select(part)
+            n = len(sub)
+            per_forward = max(1, self.max_batch // (n * copies))
+            for t0 in range(0, cfg.trials, per_forward):
+                trials = range(t0, min(cfg.trials, t0 + per_forward))
+                noises = [draw_noise(module, target.name, cfg, t, c) for t in trials for c in range(copies)]
+                reps = self._perturbed_outputs(module, target, sub, noises)
+                for j, t in enumerate(trials):
+                    group = reps[j * copies:(j + 1) * copies]
+                    for rep, _ in group:
+                        if not torch.isfinite(rep).all():
+                            raise AdaRankError(
+                                f"outputs became NaN/Inf when perturbing '{target.name}' (trial {t + 1}); "
+                                "lower --noise-scale or score in --dtype fp32"
+                            )
+                    other = group[1][0] if copies == 2 else clean_rep
+                    dist = l1_distance(group[0][0], other, group[0][1])
+                    totals[t] += dist.double().sum().cpu()
+        return (totals / len(self.probes)).tolist()
+
+    def _perturbed_outputs(self, module: nn.Module, target: Target, sub: ProbeBatch,
+                           noises: list[tuple[torch.Tensor, torch.Tensor | None]]) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        n = len(sub)
+        if self.config.engine == "naive":
+            out = []
+            for noise in noises:
+                with _perturbed_in_place(module, noise):
+                    out.append(self.run(sub.inputs, sub.attention_mask))
+            return out
+        reps = len(noises)
+        stacked = sub.repeat(reps)
+        with _replica_noise_hook(module, noises):
+            rep, tmask = self.run(stacked, stacked["attention_mask"])
+        return [(rep[r * n:(r + 1) * n], None if tmask is None else tmask[r * n:(r + 1) * n]) for r in range(reps)]
+
+
+def score_modules(
+    model: nn.Module,
+    probes: ProbeBatch,
+    targets: Sequence[Target] | str | Sequence[str] = "all-linear",
+    config: ScoreConfig | None = None,
+    *,
+    forward: Callable[[nn.Module, dict[str, torch.Tensor]], Any] | None = None,
+    progress: bool = True,
+    on_module: Callable[[ModuleScore], None] | None = None,
+) -> tuple[list[ModuleScore], str]:
+    """Score every target; returns the scores and the concrete output choice used.
+
+    The model is put in eval mode under ``torch.no_grad`` and given back in its original mode with
+    its weights bit-for-bit unchanged, whether scoring finishes, fails or is interrupted.
+    ``forward(model, batch)`` replaces ``model(**batch)`` for models with another call signature.
+    """
+    config = config or ScoreConfig()
+    if not isinstance(targets, (list, tuple)) or (targets and not isinstance(targets[0], Target)):
+        targets = select_targets(model, targets)  # type: ignore[arg-type]
+    modules = dict(model.named_modules(remove_duplicate=False))
+    was_training = model.training
+    scorer = _Scorer(model, probes, config, forward)
+    results: list[ModuleScore] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(targets), desc="scoring modules", unit="module", dynamic_ncols=True)
+    try:
+        model.eval()
+        with torch.no_grad():
+            scorer.prepare()
+            for target in targets:
+                if bar is not None:
+                    bar.set_postfix_str(target.name, refresh=False)
+                result = ModuleScore(target, scorer.score(modules[target.name], target))
+                results.append(result)
+                if on_module is not None:
+                    on_module(result)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        model.train(was_training)
+    return results, scorer.choice
+
+
+def config_dict(config: ScoreConfig) -> dict[str, Any]:
+    return asdict(config)
