@@ -27,7 +27,7 @@ from torch import nn
 from .errors import AdaRankError
 from .outputs import OUTPUT_CHOICES, l1_distance, representation, resolve_output
 from .probes import ProbeBatch
-from .targets import Target, select_targets
+from .targets import Target, find_block_stack, select_targets
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class ScoreConfig:
     seed: int = field(default=0, metadata={"help": "base seed of every noise draw; the same seed gives the same scores bit for bit on one machine"})
     engine: Engine = field(default="batched", metadata={"help": "batched: all perturbed copies of a module in one pass through hooks; naive: perturb weights in place, one forward per copy"})
     max_batch: int = field(default=256, metadata={"help": "most sequences in one forward (replicas x probe examples); halved automatically on CUDA out-of-memory"})
+    prefix_replay: bool = field(default=True, metadata={"help": "batched engine: replay the clean outputs of the blocks before the perturbed one instead of recomputing them"})
 
     def __post_init__(self) -> None:
         if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1:
@@ -160,6 +161,35 @@ def _perturbed_in_place(module: nn.Module, noise: tuple[torch.Tensor, torch.Tens
                 bias.copy_(saved_b)
 
 
+def _replicate(value: Any, reps: int, rows: int) -> Any:
+    """A cached clean block output, stacked ``reps`` times along the batch dimension."""
+    if isinstance(value, torch.Tensor):
+        return value.repeat(reps, *([1] * (value.dim() - 1))) if value.dim() and value.shape[0] == rows else value
+    if isinstance(value, tuple):
+        return type(value)(_replicate(v, reps, rows) for v in value) if not hasattr(value, "_fields") else value
+    return value
+
+
+@contextmanager
+def _replayed_prefix(blocks: Sequence[nn.Module], cached: Sequence[Any], upto: int, reps: int, rows: int) -> Iterator[None]:
+    """Blocks ``0..upto-1`` return their cached clean outputs instead of computing.
+
+    Noise in block ``upto`` cannot change anything before it, so recomputing those blocks for every
+    perturbed copy is wasted work. The block's ``forward`` is shadowed on the instance and the
+    shadow removed afterwards; no module is replaced and no weight is touched.
+    """
+    patched = []
+    try:
+        for i in range(upto):
+            out = _replicate(cached[i], reps, rows)
+            blocks[i].forward = (lambda o: (lambda *args, **kwargs: o))(out)  # type: ignore[method-assign]
+            patched.append(blocks[i])
+        yield
+    finally:
+        for block in patched:
+            del block.forward
+
+
 class _Scorer:
     """Runs the forwards for one model and probe batch; one instance per ``score_modules`` call."""
 
@@ -173,6 +203,11 @@ class _Scorer:
         self.max_batch = config.max_batch
         self.choice = config.output
         self.clean: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        self.block_outputs: list[list[Any]] = []  # per probe chunk, the clean output of every block
+        stack = find_block_stack(model) if config.prefix_replay and config.engine == "batched" else None
+        self.blocks: nn.ModuleList | None = stack[1] if stack else None
+        if config.prefix_replay and config.engine == "batched" and stack is None:
+            log.info("no block stack recognised: every perturbed copy runs the full model (no prefix replay)")
 
     def chunks(self) -> list[slice]:
         n = len(self.probes)
@@ -187,10 +222,20 @@ class _Scorer:
 
     def prepare(self) -> None:
         """Clean outputs once per probe chunk: needed by ``clean`` mode, and a finiteness check for all."""
-        self.clean = []
+        self.clean, self.block_outputs = [], []
         for part in self.chunks():
             sub = self.probes.select(part)
-            rep, tmask = self.run(sub.inputs, sub.attention_mask)
+            captured: list[Any] = []
+            handles = [b.register_forward_hook(lambda m, a, o: captured.append(o)) for b in (self.blocks or [])]
+            try:
+                rep, tmask = self.run(sub.inputs, sub.attention_mask)
+            finally:
+                for h in handles:
+                    h.remove()
+            if self.blocks is not None and len(captured) != len(self.blocks):
+                log.info("blocks ran %d times for %d blocks: prefix replay disabled", len(captured), len(self.blocks))
+                self.blocks = None
+            self.block_outputs.append(captured)
             if not torch.isfinite(rep).all():
                 raise AdaRankError("the unperturbed model already gives NaN/Inf outputs on the probes; "
                                    "check the model's weights and --dtype (try fp32)")
@@ -212,14 +257,14 @@ class _Scorer:
         cfg = self.config
         copies = cfg.copies
         totals = torch.zeros(cfg.trials, dtype=torch.float64)
-        for part, (clean_rep, _) in zip(self.chunks(), self.clean):
+        for chunk, (part, (clean_rep, _)) in enumerate(zip(self.chunks(), self.clean)):
             sub = self.probes.select(part)
             n = len(sub)
             per_forward = max(1, self.max_batch // (n * copies))
             for t0 in range(0, cfg.trials, per_forward):
                 trials = range(t0, min(cfg.trials, t0 + per_forward))
                 noises = [draw_noise(module, target.name, cfg, t, c) for t in trials for c in range(copies)]
-                reps = self._perturbed_outputs(module, target, sub, noises)
+                reps = self._perturbed_outputs(module, target, sub, noises, chunk)
                 for j, t in enumerate(trials):
                     group = reps[j * copies:(j + 1) * copies]
                     for rep, _ in group:
@@ -234,7 +279,7 @@ class _Scorer:
         return (totals / len(self.probes)).tolist()
 
     def _perturbed_outputs(self, module: nn.Module, target: Target, sub: ProbeBatch,
-                           noises: list[tuple[torch.Tensor, torch.Tensor | None]]) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+                           noises: list[tuple[torch.Tensor, torch.Tensor | None]], chunk: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         n = len(sub)
         if self.config.engine == "naive":
             out = []
@@ -244,7 +289,9 @@ class _Scorer:
             return out
         reps = len(noises)
         stacked = sub.repeat(reps)
-        with _replica_noise_hook(module, noises):
+        upto = target.block if (self.blocks is not None and target.block is not None) else 0
+        cached = self.block_outputs[chunk] if upto else []
+        with _replica_noise_hook(module, noises), _replayed_prefix(self.blocks or [], cached, upto, reps, n):
             rep, tmask = self.run(stacked, stacked["attention_mask"])
         return [(rep[r * n:(r + 1) * n], None if tmask is None else tmask[r * n:(r + 1) * n]) for r in range(reps)]
 
