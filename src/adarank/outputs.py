@@ -1,6 +1,7 @@
 """What "the model's output" is, for the distance between two perturbed models.
 
-``auto`` takes the logits when the model has a head. A bare encoder has no logits, so ``auto``
+``auto`` takes the logits when the model has a head (and a plain tensor when the model returns
+one). A bare encoder has no logits, so ``auto``
 falls back to the attention-masked mean of the last hidden state: it is defined for every
 architecture and is the representation sentence-transformers trains (the BERT ``pooler_output``
 that the authors used is untrained in many checkpoints, MiniLM's included; choose ``pooled`` to
@@ -44,7 +45,7 @@ def resolve_output(outputs: Any, choice: OutputChoice) -> str:
     """The concrete choice ``auto`` stands for with this model's outputs."""
     if choice != "auto":
         return choice
-    if _field(outputs, "logits") is not None:
+    if isinstance(outputs, torch.Tensor) or _field(outputs, "logits") is not None:
         return "logits"
     return "mean"
 

@@ -152,7 +152,7 @@ def select_targets(
             rx = re.compile(targets)
         except re.error as exc:
             raise AdaRankError(f"target regex '{targets}' is invalid ({exc}); fix the expression") from None
-        chosen = [(n, m) for n, m in found if rx.fullmatch(n)]
+        chosen = [(n, m) for n, m in found if any(rx.fullmatch(a) for a in (n, *aliases[n]))]
         if not chosen:
             hit = [n for n in all_names if rx.fullmatch(n)]
             if hit:
@@ -170,7 +170,7 @@ def select_targets(
             raise AdaRankError("no target modules given; pass names such as 'query,value' or 'all-linear'")
         chosen = []
         for key in keys:
-            hits = [(n, m) for n, m in found if _matches_key(n, key)]
+            hits = [(n, m) for n, m in found if any(_matches_key(a, key) for a in (n, *aliases[n]))]
             if not hits:
                 other = [n for n in all_names if _matches_key(n, key)]
                 if other:

@@ -1,0 +1,615 @@
+"""The benchmark grid: every (dataset, target set, r̄, method, seed) fine-tuning run, resumable.
+
+``python -m adarank.bench.grid --data-dir ~/nltk_data --results benchmarks/results/grid`` first
+scores one AdaRank plan per target set on the base model (``DIR/plans/<target-set>.json`` and a
+heatmap next to it; re-used when present), then runs every missing run in a pool of worker
+processes. Each run's record is written atomically to ``DIR/runs/<key>.json`` with
+``key = <dataset>__<target-set>__r<rank>__<method>__s<seed>``, so a finished run is never repeated
+and a killed one (no file) runs again on the next call. A run that raises is appended to
+``DIR/errors.jsonl`` and the grid goes on; the exit code is 1 when any run failed.
+
+Runs are ordered seed-major, then dataset, target set and r̄, with the methods innermost: the
+methods of one (dataset, target set, r̄, seed) are launched one after another and finish close
+together, and a grid stopped early by ``--timeout-minutes`` holds complete paired seeds for as many
+settings as possible instead of all seeds of a few settings.
+
+``--lr-sweep 1e-4,3e-4,1e-3`` runs only ``uniform`` over those learning rates (keys get
+``__lr<lr>`` before the seed) into ``DIR/lr-sweep/``; it shares ``DIR/plans``.
+
+Only the standard library is imported at module level: spawned workers import this module first,
+and the heavy libraries are loaded where they are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..errors import AdaRankError
+from ..io import atomic_write_json
+
+TARGET_SETS: dict[str, list[str]] = {
+    "value": ["value"],
+    "query": ["query"],
+    "key": ["key"],
+    "attn-out": ["attention.output.dense"],
+    "attention": ["query", "key", "value", "attention.output.dense"],
+    # "output.dense" also matches attention.output.dense (listed anyway); the pooler is not matched
+    "all-linear": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
+}
+DEFAULT_DATASETS = ("trec-coarse", "mr", "subj")
+# The methods of adarank.bench.methods.METHODS, used only when that module cannot be imported
+# (a --dry-run while it is being written); a real run always takes the list from methods.py.
+FALLBACK_METHODS = ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth", "eva", "adalora")
+PLAN_RANK = 8
+PLAN_GROUPS = "joint"
+DEFAULT_RESULTS = "benchmarks/results/grid"
+
+
+# ------------------------------------------------------------------------------------- runs
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid. ``lr`` is set only in the learning-rate sweep."""
+
+    dataset: str
+    target_set: str
+    rank: int
+    method: str
+    seed: int
+    lr: float | None = None
+
+    @property
+    def key(self) -> str:
+        lr = f"__lr{format_lr(self.lr)}" if self.lr is not None else ""
+        return f"{self.dataset}__{self.target_set}__r{self.rank}__{self.method}{lr}__s{self.seed}"
+
+
+def format_lr(lr: float) -> str:
+    return format(float(lr), "g")
+
+
+def plan_grid(datasets: Sequence[str], target_sets: Sequence[str], ranks: Sequence[int],
+              methods: Sequence[str], seeds: Sequence[int], lrs: Sequence[float] | None = None) -> list[RunSpec]:
+    """All runs in launch order: seed-major, methods (or learning rates) innermost."""
+    runs: list[RunSpec] = []
+    for seed in seeds:
+        for dataset in datasets:
+            for target_set in target_sets:
+                for rank in ranks:
+                    if lrs is None:
+                        runs.extend(RunSpec(dataset, target_set, rank, m, seed) for m in methods)
+                    else:
+                        runs.extend(RunSpec(dataset, target_set, rank, "uniform", seed, lr) for lr in lrs)
+    return runs
+
+
+@dataclass
+class Job:
+    """Everything a worker process needs for one run (plain, picklable values only)."""
+
+    spec: RunSpec
+    model: str
+    data_dir: str | None  # None: the loader reads $NLTK_DATA
+    max_train: int | None
+    targets: list[str]
+    plan_path: str | None
+    out_path: str
+    config: dict[str, Any]
+    device: str
+    groups: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    key: str
+    ok: bool
+    seconds: float
+    error: str | None = None
+    error_type: str | None = None
+    traceback: str | None = None
+
+
+_CACHE: dict[Any, Any] = {}
+
+
+def _cached(key: Any, make: Callable[[], Any]) -> Any:
+    if key not in _CACHE:
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
+def _init_worker(threads: int | None) -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def execute_run(job: Job) -> Outcome:
+    """Run one grid cell and write its record; never raises for a failing run (it reports it)."""
+    start = time.perf_counter()
+    try:
+        from ..plan import RankPlan
+        from .data import load_dataset_spec
+        from .methods import plan_for_method
+        from .train import TrainConfig, run_one
+
+        spec = job.spec
+        data = _cached(("data", spec.dataset, job.data_dir, job.max_train),
+                       lambda: load_dataset_spec(spec.dataset, data_dir=job.data_dir, max_train=job.max_train))
+        scored = _cached(("plan", job.plan_path), lambda: RankPlan.load(job.plan_path)) if job.plan_path else None
+        plan = plan_for_method(spec.method, scored, spec.rank, spec.seed, groups=job.groups)
+        config = TrainConfig(**job.config)
+        record = run_one(job.model, data, method=spec.method, plan=plan, targets=list(job.targets),
+                         rank=spec.rank, config=config, seed=spec.seed, device=job.device, progress=False,
+                         extra=dict(job.extra))
+        record = dict(record)
+        record.update(job.extra)
+        record["key"] = spec.key
+        record["timestamp"] = _now()
+        atomic_write_json(job.out_path, record)
+        return Outcome(spec.key, True, time.perf_counter() - start)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a failing run is reported, the grid goes on
+        return Outcome(job.spec.key, False, time.perf_counter() - start, error=str(exc) or repr(exc),
+                       error_type=type(exc).__name__, traceback=traceback.format_exc())
+    finally:
+        gc.collect()
+        _empty_cuda_cache()
+
+
+def _empty_cuda_cache() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def git_commit(where: Path | None = None) -> str:
+    """``git rev-parse HEAD`` of the checkout holding this package (or ``where``), else "unknown"."""
+    folder = where or Path(__file__).resolve().parent
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and commit else "unknown"
+
+
+# ---------------------------------------------------------------------------------- parsing
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _ints(text: str, what: str, minimum: int) -> list[int]:
+    try:
+        values = [int(t) for t in _split(text)]
+    except ValueError:
+        raise AdaRankError(f"--{what} must be comma-separated integers, got '{text}'") from None
+    if not values:
+        raise AdaRankError(f"--{what} is empty")
+    if any(v < minimum for v in values):
+        raise AdaRankError(f"--{what} values must be >= {minimum}, got '{text}'")
+    return list(dict.fromkeys(values))
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        values = [float(t) for t in _split(text)]
+    except ValueError:
+        raise AdaRankError(f"--{what} must be comma-separated numbers such as 1e-4,3e-4, got '{text}'") from None
+    if not values or any(not v > 0 for v in values):
+        raise AdaRankError(f"--{what} needs numbers > 0, got '{text}'")
+    return list(dict.fromkeys(values))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m adarank.bench.grid",
+        description="Resumable benchmark grid: LoRA fine-tuning under several rank-allocation methods, "
+                    "datasets, target sets, budgets and seeds; one JSON record per run.",
+    )
+    p.add_argument("--model", default=None, help="model folder or hub id to fine-tune and score "
+                   "(default: the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--data-dir", default=None, help="NLTK data directory holding corpora/qc.zip, "
+                   "corpora/sentence_polarity.zip, corpora/subjectivity.zip (default: $NLTK_DATA; required)")
+    p.add_argument("--datasets", default=",".join(DEFAULT_DATASETS), help="comma-separated dataset specs "
+                   "(default: %(default)s)")
+    p.add_argument("--target-sets", default="value,attention", help="comma-separated target sets out of "
+                   + ", ".join(TARGET_SETS) + " (default: %(default)s)")
+    p.add_argument("--ranks", default="2,8", help="comma-separated average ranks r̄ (default: %(default)s)")
+    p.add_argument("--methods", default=None, help="comma-separated rank-allocation methods "
+                   "(default: all of adarank.bench.methods.METHODS)")
+    p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated training seeds (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=1, help="training processes running at once on the one "
+                   "device (0: run in this process, for debugging; default: %(default)s)")
+    p.add_argument("--results", default=DEFAULT_RESULTS, help="results folder: plans/, runs/, errors.jsonl "
+                   "(default: %(default)s)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate of the LoRA factors "
+                   "(default: TrainConfig's)")
+    p.add_argument("--epochs", type=float, default=None, help="training epochs (default: TrainConfig's)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps "
+                   "(default: TrainConfig's)")
+    p.add_argument("--batch-size", type=int, default=None, help="training batch size (default: TrainConfig's)")
+    p.add_argument("--max-length", type=int, default=None, help="truncate texts to this many tokens "
+                   "(default: TrainConfig's)")
+    p.add_argument("--max-train", type=int, default=None, help="use at most this many training examples "
+                   "per dataset (default: all)")
+    p.add_argument("--lr-sweep", default=None, help="comma-separated learning rates, e.g. 1e-4,3e-4,1e-3: "
+                   "run ONLY method uniform over them into RESULTS/lr-sweep")
+    p.add_argument("--timeout-minutes", type=float, default=None, help="launch no new run after this many "
+                   "minutes; runs already started finish and are kept (default: no limit)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs (done or to do) and exit; "
+                   "nothing is scored or trained")
+    return p
+
+
+@dataclass
+class GridOptions:
+    model: str
+    data_dir: str | None
+    datasets: list[str]
+    target_sets: list[str]
+    ranks: list[int]
+    methods: list[str]
+    seeds: list[int]
+    workers: int
+    results: Path
+    device: str
+    config: dict[str, Any]
+    max_train: int | None
+    lrs: list[float] | None
+    timeout_minutes: float | None
+    dry_run: bool
+
+    @property
+    def out_dir(self) -> Path:
+        return self.results / "lr-sweep" if self.lrs is not None else self.results
+
+
+def _known_methods(strict: bool) -> tuple[str, ...]:
+    try:
+        from .methods import METHODS
+    except ImportError as exc:
+        if strict:
+            raise AdaRankError(f"adarank.bench.methods cannot be imported ({exc}); the grid needs it") from None
+        return FALLBACK_METHODS
+    return tuple(METHODS)
+
+
+def options_from_args(args: argparse.Namespace) -> GridOptions:
+    datasets = list(dict.fromkeys(_split(args.datasets)))
+    if not datasets:
+        raise AdaRankError("--datasets is empty; e.g. --datasets trec-coarse,mr,subj")
+    target_sets = list(dict.fromkeys(_split(args.target_sets)))
+    unknown = [t for t in target_sets if t not in TARGET_SETS]
+    if unknown or not target_sets:
+        raise AdaRankError(f"unknown target set(s) {unknown}; choose from {', '.join(TARGET_SETS)}")
+    known = _known_methods(strict=not args.dry_run)
+    methods = list(dict.fromkeys(_split(args.methods))) if args.methods else list(known)
+    bad = [m for m in methods if m not in known]
+    if bad or not methods:
+        raise AdaRankError(f"unknown method(s) {bad}; choose from {', '.join(known)}")
+    if args.workers < 0:
+        raise AdaRankError(f"--workers must be >= 0, got {args.workers}")
+    if args.timeout_minutes is not None and not args.timeout_minutes > 0:
+        raise AdaRankError(f"--timeout-minutes must be > 0, got {args.timeout_minutes}")
+    for name in ("max_steps", "batch_size", "max_length", "max_train"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise AdaRankError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    for name in ("lr", "epochs"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            raise AdaRankError(f"--{name} must be > 0, got {value}")
+    # Without --data-dir the data loader reads $NLTK_DATA itself (it may list several folders).
+    data_dir = args.data_dir or None
+    if data_dir is None and not os.environ.get("NLTK_DATA", "").strip() and not args.dry_run:
+        raise AdaRankError("no data directory: pass --data-dir (an NLTK data folder with corpora/*.zip) "
+                           "or set NLTK_DATA")
+    if data_dir is not None and not args.dry_run and not Path(data_dir).expanduser().is_dir():
+        raise AdaRankError(f"--data-dir '{data_dir}' is not a folder")
+    if args.model:
+        local = Path(args.model).expanduser()
+        model = str(local.resolve()) if local.exists() else args.model  # one spelling for plans and workers
+    else:
+        from ..loading import default_model_path
+
+        model = default_model_path()
+    config = {k: getattr(args, k) for k in ("lr", "epochs", "max_steps", "batch_size", "max_length")
+              if getattr(args, k) is not None}
+    return GridOptions(
+        model=model, data_dir=str(Path(data_dir).expanduser()) if data_dir else None, datasets=datasets,
+        target_sets=target_sets, ranks=_ints(args.ranks, "ranks", 1),
+        methods=methods, seeds=_ints(args.seeds, "seeds", 0), workers=args.workers,
+        results=Path(args.results), device=args.device, config=config, max_train=args.max_train,
+        lrs=_floats(args.lr_sweep, "lr-sweep") if args.lr_sweep else None,
+        timeout_minutes=args.timeout_minutes, dry_run=args.dry_run,
+    )
+
+
+# ---------------------------------------------------------------------------------- scoring
+def plan_path(results: Path, target_set: str) -> Path:
+    return results / "plans" / f"{target_set}.json"
+
+
+def ensure_plans(opts: GridOptions, log: Callable[[str], None] = print) -> dict[str, Path]:
+    """Score (or re-use) one AdaRank plan per target set: r̄ = 8, joint group, default ScoreConfig."""
+    from ..plan import RankPlan
+    from ..plotting import plot_plan
+
+    paths = {ts: plan_path(opts.results, ts) for ts in opts.target_sets}
+    missing = []
+    for ts, path in paths.items():
+        if path.is_file():
+            plan = RankPlan.load(path)
+            stored = plan.settings.get("targets")
+            if stored != TARGET_SETS[ts] or plan.settings.get("grid_model") not in (None, opts.model):
+                raise AdaRankError(
+                    f"plan '{path}' was made for targets {stored} of model {plan.settings.get('grid_model')!r}, "
+                    f"not {TARGET_SETS[ts]} of {opts.model!r}; delete it or use another --results"
+                )
+            log(f"plan {ts}: re-using {path}")
+            if not path.with_suffix(".png").is_file():
+                plot_plan(plan, path.with_suffix(".png"), title=_plan_title(plan, ts))
+        else:
+            missing.append(ts)
+    if not missing:
+        return paths
+
+    from ..loading import load_model, load_tokenizer
+    from ..predict import predict_ranks
+    from ..scoring import ScoreConfig
+
+    model = load_model(opts.model, device=opts.device).eval()
+    tokenizer = load_tokenizer(opts.model)
+    for ts in missing:
+        start = time.perf_counter()
+        plan = predict_ranks(model, tokenizer, rank=PLAN_RANK, targets=TARGET_SETS[ts], groups=PLAN_GROUPS,
+                             score_config=ScoreConfig(), progress=False,
+                             extra_settings={"target_set": ts, "grid_model": opts.model})
+        plan.save(paths[ts])
+        plot_plan(plan, paths[ts].with_suffix(".png"), title=_plan_title(plan, ts))
+        log(f"plan {ts}: scored {len(plan.modules)} modules in {time.perf_counter() - start:.1f} s -> {paths[ts]}")
+    del model
+    gc.collect()
+    _empty_cuda_cache()
+    return paths
+
+
+def _plan_title(plan: Any, target_set: str) -> str:
+    return f"{Path(plan.model).name or plan.model} — target set {target_set}"
+
+
+# ------------------------------------------------------------------------------------ grid
+@dataclass
+class GridSummary:
+    total: int
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    not_started: int = 0
+    seconds: float = 0.0
+    failed_keys: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"grid: {self.total} runs: {self.done} done, {self.skipped} skipped (already done), "
+                f"{self.failed} failed, {self.not_started} not started; wall {_duration(self.seconds)}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def _log_error(path: Path, outcome: Outcome) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"key": outcome.key, "timestamp": _now(), "error_type": outcome.error_type,
+                       "error": outcome.error, "seconds": round(outcome.seconds, 3),
+                       "traceback": outcome.traceback})
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+        fh.flush()
+
+
+def make_jobs(opts: GridOptions, runs: Sequence[RunSpec], plans: dict[str, Path], commit: str) -> list[Job]:
+    jobs = []
+    for spec in runs:
+        config = dict(opts.config)
+        extra: dict[str, Any] = {"target_set": spec.target_set, "grid_commit": commit}
+        if spec.lr is not None:
+            config["lr"] = spec.lr
+            extra.update({"lr": spec.lr, "lr_sweep": True})
+        plan = plans.get(spec.target_set)
+        jobs.append(Job(spec=spec, model=opts.model, data_dir=opts.data_dir, max_train=opts.max_train,
+                        targets=list(TARGET_SETS[spec.target_set]), plan_path=str(plan) if plan else None,
+                        out_path=str(opts.out_dir / "runs" / f"{spec.key}.json"), config=config,
+                        device=opts.device, groups=PLAN_GROUPS, extra=extra))
+    return jobs
+
+
+def _preflight(opts: GridOptions) -> None:
+    """Fail in one line before any work when a bench module or a dataset cannot be loaded."""
+    try:
+        from .data import load_dataset_spec
+        from .methods import plan_for_method  # noqa: F401
+        from .train import TrainConfig, run_one  # noqa: F401
+    except ImportError as exc:
+        raise AdaRankError(f"a benchmark module cannot be imported ({exc})") from None
+    try:
+        TrainConfig(**opts.config)
+    except TypeError as exc:
+        raise AdaRankError(f"training options do not fit TrainConfig: {exc}") from None
+    for name in opts.datasets:
+        try:
+            load_dataset_spec(name, data_dir=opts.data_dir, max_train=opts.max_train)
+        except AdaRankError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every run would fail the same way
+            raise AdaRankError(f"dataset '{name}' cannot be loaded from '{opts.data_dir}': {exc}") from None
+
+
+def run_grid(opts: GridOptions, log: Callable[[str], None] = print) -> GridSummary:
+    start = time.monotonic()
+    runs = plan_grid(opts.datasets, opts.target_sets, opts.ranks, opts.methods, opts.seeds, opts.lrs)
+    out = opts.out_dir
+    exists = [(out / "runs" / f"{r.key}.json").is_file() for r in runs]
+    todo = [r for r, e in zip(runs, exists) if not e]
+    summary = GridSummary(total=len(runs), skipped=len(runs) - len(todo))
+
+    if opts.dry_run:
+        for r, e in zip(runs, exists):
+            log(f"{'done' if e else 'todo'}  {r.key}")
+        needs = [ts for ts in opts.target_sets if not plan_path(opts.results, ts).is_file()]
+        if needs:
+            log(f"plans to score first: {', '.join(needs)}")
+        log(f"dry run: {len(runs)} runs, {len(todo)} to run, {summary.skipped} already done")
+        summary.not_started = len(todo)
+        summary.seconds = time.monotonic() - start
+        return summary
+
+    from ..io import ensure_writable_dir
+
+    ensure_writable_dir(out / "runs")
+    _preflight(opts)
+    plans = ensure_plans(opts, log)  # the sweep needs them too: uniform ranks are built on the plan's modules
+    commit = git_commit()
+    with open(out / "invocations.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"timestamp": _now(), "argv": sys.argv, "commit": commit, "model": opts.model,
+                             "runs": len(runs), "todo": len(todo)}) + "\n")
+    log(f"grid: {len(runs)} runs, {len(todo)} to run, {summary.skipped} already done, "
+        f"{max(opts.workers, 1)} worker(s), results in {out}")
+    jobs = make_jobs(opts, todo, plans, commit)
+    deadline = start + opts.timeout_minutes * 60 if opts.timeout_minutes else None
+    _execute(jobs, opts, summary, out / "errors.jsonl", deadline, log)
+    summary.seconds = time.monotonic() - start
+    return summary
+
+
+def _execute(jobs: list[Job], opts: GridOptions, summary: GridSummary, errors: Path,
+             deadline: float | None, log: Callable[[str], None]) -> None:
+    from tqdm.auto import tqdm
+
+    pending = deque(jobs)
+    bar = tqdm(total=len(jobs), desc="grid", unit="run", dynamic_ncols=True)
+
+    def record(outcome: Outcome) -> None:
+        if outcome.ok:
+            summary.done += 1
+        else:
+            summary.failed += 1
+            summary.failed_keys.append(outcome.key)
+            _log_error(errors, outcome)
+            bar.write(f"FAILED {outcome.key}: {outcome.error_type}: {outcome.error}")
+        bar.set_postfix(failed=summary.failed)
+        bar.update(1)
+
+    def may_launch() -> bool:
+        return deadline is None or time.monotonic() < deadline
+
+    try:
+        if opts.workers == 0:
+            while pending and may_launch():
+                record(execute_run(pending.popleft()))
+        else:
+            _execute_pool(pending, opts, record, may_launch)
+    finally:
+        bar.close()
+    summary.not_started = len(pending)
+    if pending:
+        log(f"timeout: {len(pending)} run(s) not started after {opts.timeout_minutes:g} min")
+
+
+def _execute_pool(pending: deque, opts: GridOptions, record: Callable[[Outcome], None],
+                  may_launch: Callable[[], bool]) -> None:
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    threads = max(1, (os.cpu_count() or 1) // opts.workers)
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=opts.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(threads,))
+
+    pool = new_pool()
+    running: dict[Any, Job] = {}
+    try:
+        while pending or running:
+            while pending and len(running) < opts.workers and may_launch():
+                job = pending.popleft()
+                running[pool.submit(execute_run, job)] = job
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in finished:
+                job = running.pop(future)
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool as exc:
+                    broken = True
+                    outcome = _crashed(job, exc)
+                except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
+                    outcome = _crashed(job, exc)
+                record(outcome)
+            if broken:  # a worker died (killed, out of memory): every run in that pool is lost
+                for future in list(running):
+                    job = running.pop(future)
+                    record(_crashed(job, BrokenProcessPool("a worker process died while this run was in it")))
+                pool.shutdown(wait=True, cancel_futures=True)
+                pool = new_pool()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _crashed(job: Job, exc: BaseException) -> Outcome:
+    return Outcome(job.spec.key, False, 0.0, error=str(exc) or repr(exc), error_type=type(exc).__name__,
+                   traceback="".join(traceback.format_exception(exc)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        opts = options_from_args(args)
+        summary = run_grid(opts)
+    except AdaRankError as exc:
+        print(f"adarank.bench.grid: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("adarank.bench.grid: interrupted; finished runs are kept, re-run the same command to resume",
+              file=sys.stderr)
+        return 130
+    if not opts.dry_run:
+        print(summary.line())
+        if summary.failed:
+            print(f"failed runs are listed in {opts.out_dir / 'errors.jsonl'}: " + ", ".join(summary.failed_keys[:10])
+                  + (" ..." if summary.failed > 10 else ""))
+    return 0 if summary.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

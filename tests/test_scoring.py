@@ -1,0 +1,157 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from adarank.errors import AdaRankError
+from adarank.probes import ProbeBatch
+from adarank.scoring import ScoreConfig, score_modules
+from adarank.targets import select_targets
+
+from conftest import assert_state_equal, random_probes, state_copy
+
+MODELS = ["tiny_bert", "tiny_gpt2", "tiny_llama"]
+
+
+def _probes_for(model):
+    return random_probes(model.config.vocab_size, token_types=model.config.model_type == "bert")
+
+
+def _means(results):
+    return torch.tensor([r.mean for r in results], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("fixture", MODELS)
+@pytest.mark.parametrize("compare", ["pair", "clean"])
+def test_scores_finite_nonnegative_and_deterministic(fixture, compare, request):
+    model = request.getfixturevalue(fixture)
+    probes = _probes_for(model)
+    cfg = ScoreConfig(trials=3, compare=compare, seed=7)
+    first, choice = score_modules(model, probes, "all-linear", cfg, progress=False)
+    again, _ = score_modules(model, probes, "all-linear", cfg, progress=False)
+    other, _ = score_modules(model, probes, "all-linear", ScoreConfig(trials=3, compare=compare, seed=8), progress=False)
+    assert choice == ("mean" if fixture == "tiny_bert" else "logits")
+    for r in first:
+        assert len(r.scores) == 3
+        assert all(math.isfinite(s) and s > 0 for s in r.scores)
+        assert r.std >= 0
+    assert [r.scores for r in first] == [r.scores for r in again]  # bit for bit
+    assert [r.scores for r in first] != [r.scores for r in other]
+
+
+@pytest.mark.parametrize("fixture", MODELS)
+def test_batched_engine_matches_naive(fixture, request):
+    """Same noise draws; the batched engine adds x·E^T beside x·W^T instead of x·(W+E)^T, so the
+    results agree to fp32 rounding (relative 1e-4 here; observed ~1e-6)."""
+    model = request.getfixturevalue(fixture)
+    probes = _probes_for(model)
+    naive, _ = score_modules(model, probes, "all-linear", ScoreConfig(trials=2, engine="naive"), progress=False)
+    for replay in (True, False):
+        fast, _ = score_modules(model, probes, "all-linear",
+                                ScoreConfig(trials=2, engine="batched", prefix_replay=replay), progress=False)
+        for a, b in zip(fast, naive):
+            assert a.target.name == b.target.name
+            assert a.scores == pytest.approx(b.scores, rel=1e-4)
+
+
+def test_chunking_does_not_change_scores(tiny_bert):
+    probes = _probes_for(tiny_bert)
+    whole, _ = score_modules(tiny_bert, probes, ["value"], ScoreConfig(trials=3), progress=False)
+    small, _ = score_modules(tiny_bert, probes, ["value"], ScoreConfig(trials=3, max_batch=4), progress=False)
+    for a, b in zip(whole, small):
+        assert a.scores == pytest.approx(b.scores, rel=1e-5)
+
+
+def test_padding_never_counts(tiny_bert):
+    """A short example padded next to a long one scores as it does alone."""
+    probes = random_probes(tiny_bert.config.vocab_size, n=2, length=12, token_types=True)
+    cfg = ScoreConfig(trials=2)
+    together, _ = score_modules(tiny_bert, probes, ["value"], cfg, progress=False)
+    alone = []
+    for i in range(2):
+        single = ProbeBatch({k: v[i:i + 1] for k, v in probes.inputs.items()}, 0)
+        res, _ = score_modules(tiny_bert, single, ["value"], cfg, progress=False)
+        alone.append(_means(res))
+    assert _means(together).numpy() == pytest.approx(((alone[0] + alone[1]) / 2).numpy(), rel=1e-4)
+
+
+class Planted(nn.Module):
+    """Three residual blocks; block 1's linear map is 50x larger than the others, so noise scaled to
+    its own weights moves the output most."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(50, 16)
+        self.blocks = nn.ModuleList(nn.ModuleDict({"proj": nn.Linear(16, 16)}) for _ in range(3))
+        with torch.no_grad():
+            for i, block in enumerate(self.blocks):
+                block["proj"].weight.mul_(50.0 if i == 1 else 1.0)
+
+    def forward(self, input_ids, attention_mask):
+        h = self.embed(input_ids)
+        for block in self.blocks:
+            h = h + block["proj"](h)
+        mask = attention_mask.unsqueeze(-1).float()
+        return (h * mask).sum(1) / mask.sum(1)
+
+
+def test_planted_module_gets_top_score_and_rank():
+    from adarank.predict import predict_ranks
+
+    model = Planted()
+    plan = predict_ranks(model, rank=4, targets=["proj"], probes=random_probes(50), rule="exact",
+                         progress=False)
+    scores = [m.score_mean for m in plan.modules]
+    ranks = [m.rank for m in plan.modules]
+    assert max(range(3), key=scores.__getitem__) == 1
+    assert ranks[1] == max(ranks) and ranks[1] > ranks[0] and ranks[1] > ranks[2]
+    assert sum(ranks) == 12
+
+
+@pytest.mark.parametrize("engine", ["batched", "naive"])
+def test_weights_unchanged_after_scoring(tiny_llama, engine):
+    saved = state_copy(tiny_llama)
+    tiny_llama.train()
+    score_modules(tiny_llama, _probes_for(tiny_llama), "all-linear", ScoreConfig(trials=2, engine=engine), progress=False)
+    assert_state_equal(tiny_llama, saved)
+    assert tiny_llama.training  # mode given back
+
+
+@pytest.mark.parametrize("engine", ["batched", "naive"])
+@pytest.mark.parametrize("exc_type", [RuntimeError, KeyboardInterrupt])
+def test_weights_unchanged_after_injected_failure(tiny_bert, engine, exc_type):
+    """A failure inside a perturbed forward (after noise is applied) restores everything."""
+    saved = state_copy(tiny_bert)
+    targets = select_targets(tiny_bert)
+    victim = dict(tiny_bert.named_modules())[targets[7].name]
+    calls = {"n": 0}
+
+    def explode(module, args, output):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the clean pass is call 1; fail during perturbed passes
+            raise exc_type("injected")
+
+    handle = victim.register_forward_hook(explode)
+    try:
+        with pytest.raises(exc_type, match="injected"):
+            score_modules(tiny_bert, _probes_for(tiny_bert), targets, ScoreConfig(trials=3, engine=engine), progress=False)
+    finally:
+        handle.remove()
+    assert_state_equal(tiny_bert, saved)
+    for name, module in tiny_bert.named_modules():
+        assert not module._forward_hooks, f"hook left on {name}"
+        assert "forward" not in module.__dict__, f"forward left shadowed on {name}"
+
+
+def test_nan_outputs_name_the_module(tiny_bert):
+    with pytest.raises(AdaRankError, match=r"NaN/Inf when perturbing 'encoder\.layer\.0\.attention\.self\.value' \(trial 1\)"):
+        score_modules(tiny_bert, _probes_for(tiny_bert), ["value"], ScoreConfig(trials=2, noise_scale=1e38), progress=False)
+
+
+@pytest.mark.parametrize("bad", [dict(trials=0), dict(trials=2.5), dict(noise_scale=-1.0), dict(noise_scale=float("nan")),
+                                 dict(compare="both"), dict(output="cls"), dict(engine="fast")])
+def test_config_validation(bad):
+    with pytest.raises(AdaRankError):
+        ScoreConfig(**bad)
