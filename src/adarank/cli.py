@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
+from .checkpoint import CHECKPOINT_NAME
 from .cli_args import add_dataclass_arguments, dataclass_from_namespace
 from .errors import AdaRankError
 
@@ -54,6 +55,7 @@ class PredictOptions(BudgetOptions):
     max_length: int | None = field(default=None, metadata={"help": "truncate probe texts to this many tokens (default: the model's limit); truncation is reported"})
     dtype: Literal["fp32", "bf16", "fp16"] = field(default="fp32", metadata={"help": "dtype the model is loaded in; distances are always accumulated in fp32/fp64"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto (cuda when available)"})
+    resume: bool = field(default=True, metadata={"help": "continue an interrupted run from the checkpoint in --out (same settings required); --no-resume starts fresh"})
     quiet: bool = field(default=False, metadata={"help": "no progress bar and no table"})
 
 
@@ -120,9 +122,9 @@ def _write_outputs(plan, out: Path, opts: BudgetOptions, apply_model) -> None:
     from .plotting import plot_plan
 
     config = plan.to_lora_config(apply_model, lora_alpha=opts.lora_alpha)
-    plan.save(out / "plan.json")
     write_exports(plan, out, config)
     plot_plan(plan, out / "ranks.png")
+    plan.save(out / "plan.json")  # last: a folder holding plan.json holds a complete set
 
 
 def _report(plan, out: Path, quiet: bool) -> None:
@@ -154,12 +156,15 @@ def cmd_predict(opts: PredictOptions) -> None:
         model, tokenizer, rank=opts.rank, targets=_targets(opts.targets, opts.target_regex), probes=probes,
         rule=opts.rule, unit=opts.unit, groups=opts.groups, min_rank=opts.min_rank, max_rank=opts.max_rank,
         score_config=config, max_length=opts.max_length, model_name=opts.model or "sentence-transformers/all-MiniLM-L6-v2",
-        progress=not opts.quiet,
+        progress=not opts.quiet, checkpoint_dir=out, resume=opts.resume,
     )
     if plan.settings.get("probe_truncated"):
         print(f"note: {plan.settings['probe_truncated']} probe texts were truncated to the model's length limit",
               file=sys.stderr)
+    if plan.settings.get("resumed_modules"):
+        print(f"resumed: {plan.settings['resumed_modules']} modules came from the checkpoint in {out}", file=sys.stderr)
     _write_outputs(plan, out, opts, _apply_model(model, opts))
+    (out / CHECKPOINT_NAME).unlink(missing_ok=True)
     _report(plan, out, opts.quiet)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from torch import nn
 
+from .checkpoint import Checkpoint, fingerprint
 from .plan import Budget, RankPlan, entries_from_scores
 from .probes import ProbeBatch, ProbeSet, builtin_probes, probes_from_texts, tokenize_probes
 from .scoring import ModuleScore, ScoreConfig, score_modules
@@ -31,12 +33,19 @@ def predict_ranks(
     progress: bool = True,
     on_module: Callable[[ModuleScore], None] | None = None,
     extra_settings: dict[str, Any] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
 ) -> RankPlan:
     """Score ``targets`` of ``model`` on ``probes`` and allocate ranks of average ``rank``.
 
     ``probes`` is a list of texts, a :class:`ProbeSet`, an already tokenised :class:`ProbeBatch`
     (then no tokenizer is needed), or None for the built-in sentences. Budget and clamp problems
     are checked before the (long) scoring starts.
+
+    With ``checkpoint_dir``, each finished module is saved there as it completes; a later call with
+    the same settings (``resume=True``) scores only the modules still missing and returns the same
+    plan an uninterrupted run would. The checkpoint file stays until the caller has saved the plan
+    (the CLI deletes it right after writing ``plan.json``), so no crash can lose finished work.
     """
     config = score_config or ScoreConfig()
     budget = Budget(rank=rank, unit=unit, rule=rule, groups=groups, min_rank=min_rank, max_rank=max_rank)  # type: ignore[arg-type]
@@ -57,10 +66,26 @@ def predict_ranks(
             raise TypeError("predict_ranks needs a tokenizer to encode text probes (or pass a ProbeBatch)")
         batch, description = tokenize_probes(tokenizer, probe_set, max_length), probe_set.description
 
-    start = time.perf_counter()
-    scores, output = score_modules(model, batch, found, config, progress=progress, on_module=on_module)
-    elapsed = time.perf_counter() - start
     param = next(model.parameters())
+    name = model_name or getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+    done: dict[str, list[float]] = {}
+    ckpt = None
+    if checkpoint_dir is not None:
+        ckpt = Checkpoint(checkpoint_dir)
+        done = ckpt.start(fingerprint(name, found, config, batch, str(param.dtype), param.device.type), resume)
+
+    def record(result: ModuleScore) -> None:
+        if ckpt is not None:
+            ckpt.add(result)
+        if on_module is not None:
+            on_module(result)
+
+    start = time.perf_counter()
+    todo = [t for t in found if t.name not in done]
+    fresh, output = score_modules(model, batch, todo, config, progress=progress, on_module=record)
+    elapsed = time.perf_counter() - start
+    by_name = {r.target.name: r for r in fresh}
+    scores = [by_name.get(t.name) or ModuleScore(t, done[t.name]) for t in found]
     settings: dict[str, Any] = {
         "signal": "disagreement",
         "targets": targets if isinstance(targets, str) else list(targets),
@@ -76,9 +101,9 @@ def predict_ranks(
         "dtype": str(param.dtype).replace("torch.", ""),
         "device": str(param.device),
         "scoring_seconds": round(elapsed, 3),
+        "resumed_modules": len(found) - len(todo),
     }
     settings.update(extra_settings or {})
-    name = model_name or getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
     return RankPlan.allocate(name, settings, entries_from_scores(scores), budget)
 
 

@@ -1,0 +1,646 @@
+"""The benchmark report: tables, paired differences with confidence intervals, and plots.
+
+``python -m adarank.bench.report --results DIR --out BENCHMARKS-section.md --plots DIR/plots`` reads
+every ``DIR/runs/*.json`` written by :mod:`adarank.bench.grid` and writes a Markdown section:
+
+* one table per setting (dataset, target set, r̄): per method the test accuracy and macro-F1 (mean ±
+  sample std over seeds, in percent), the seeds n, the LoRA parameter count, and the accuracy
+  difference to ``uniform`` paired by seed, with a Student-t 95 % confidence interval and
+  win/tie/loss counts over seeds;
+* a pooled table per method over all settings;
+* the learning-rate sweep of ``DIR/lr-sweep`` when present.
+
+Conventions (also printed in the report):
+
+* Every difference is ``method − uniform`` in accuracy percentage points, over the seeds present for
+  both; the CI is ``mean ± t(0.975, n−1) · sd / √n`` with the sample sd (``ddof=1``); n < 2 has no CI.
+* A seed is a tie when ``|Δ| < 0.1`` points (:data:`TIE_PP`), a win when ``Δ ≥ 0.1``, a loss when
+  ``Δ ≤ −0.1``. With a test set of N examples one example is ``100/N`` points, so below N = 1000 any
+  differing prediction count is a win or a loss.
+* The pooled table treats every (setting, seed) difference as one observation: it pools unlike
+  settings (datasets, target sets and budgets with different spreads) and pairs that share seeds,
+  so its CI is a summary, not a test. The per-method count of settings whose own CI lies above 0,
+  contains 0 or lies below 0 is the more careful read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import shutil
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import AdaRankError
+from ..io import atomic_write, atomic_write_text
+
+BASELINE = "uniform"
+TIE_PP = 0.1
+CONFIDENCE = 0.95
+#: Display order of the methods of adarank.bench.methods.METHODS; unknown methods follow, sorted.
+METHOD_ORDER = ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth", "eva", "adalora")
+TARGET_SET_ORDER = ("value", "query", "key", "attn-out", "attention", "all-linear")
+PROVENANCE_FIELDS = ("card", "command", "commit", "date", "seeds")
+PLACEHOLDER = "(fill in)"
+_EPS = 1e-9
+
+
+# ------------------------------------------------------------------------------------ statistics
+@dataclass
+class PairedStats:
+    """Mean of paired differences with its Student-t confidence interval (nan where undefined)."""
+
+    n: int
+    mean: float
+    sd: float
+    lo: float
+    hi: float
+
+    @property
+    def side(self) -> int | None:
+        """+1 when the CI lies above 0, −1 below 0, 0 when it contains 0, None without a CI."""
+        if self.n < 2 or not math.isfinite(self.lo):
+            return None
+        if self.lo > 0:
+            return 1
+        if self.hi < 0:
+            return -1
+        return 0
+
+
+def paired_stats(diffs: Iterable[float], confidence: float = CONFIDENCE) -> PairedStats:
+    from scipy import stats
+
+    d = np.asarray(list(diffs), dtype=float)
+    n = int(d.size)
+    if n == 0:
+        return PairedStats(0, math.nan, math.nan, math.nan, math.nan)
+    mean = float(d.mean())
+    if n < 2:
+        return PairedStats(1, mean, math.nan, math.nan, math.nan)
+    sd = float(d.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    return PairedStats(n, mean, sd, mean - half, mean + half)
+
+
+def win_tie_loss(diffs: Iterable[float], tie: float = TIE_PP) -> tuple[int, int, int]:
+    """Counts of Δ ≥ tie, |Δ| < tie, Δ ≤ −tie (a float hair under the threshold is not a tie)."""
+    w = t = loss = 0
+    for d in diffs:
+        if abs(d) < tie - _EPS:
+            t += 1
+        elif d > 0:
+            w += 1
+        else:
+            loss += 1
+    return w, t, loss
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else math.nan
+
+
+def _std(values: Sequence[float]) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+
+# ---------------------------------------------------------------------------------------- loading
+@dataclass
+class Records:
+    runs: list[dict[str, Any]]
+    problems: list[str] = field(default_factory=list)
+
+
+REQUIRED = ("dataset", "method", "rank", "seed", "test_accuracy")
+
+
+def load_records(folder: str | os.PathLike) -> Records:
+    """Every ``*.json`` run record in ``folder``; unreadable or incomplete files become problems."""
+    out = Records([])
+    path = Path(folder)
+    if not path.is_dir():
+        return out
+    for file in sorted(path.glob("*.json")):
+        try:
+            rec = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            out.problems.append(f"{file.name}: unreadable ({exc})")
+            continue
+        if not isinstance(rec, dict):
+            out.problems.append(f"{file.name}: not a JSON object")
+            continue
+        missing = [k for k in REQUIRED if k not in rec]
+        if missing:
+            out.problems.append(f"{file.name}: missing {', '.join(missing)}")
+            continue
+        rec = dict(rec)
+        if not rec.get("target_set"):
+            targets = rec.get("targets")
+            rec["target_set"] = "+".join(targets) if isinstance(targets, list) else str(targets or "?")
+        rec["_file"] = file.name
+        out.runs.append(rec)
+    return out
+
+
+def _pp(value: Any) -> float:
+    """A fraction in [0, 1] as percent; values already above 1 are taken as percent."""
+    if value is None:
+        return math.nan
+    v = float(value)
+    return v * 100.0 if v <= 1.0 + _EPS else v
+
+
+def _float(value: Any) -> float:
+    try:
+        return math.nan if value is None else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+# ---------------------------------------------------------------------------------------- summary
+@dataclass
+class MethodSummary:
+    method: str
+    seeds: list[int]
+    acc: list[float]  # percent, in the order of ``seeds``
+    f1: list[float]
+    params: list[float]
+    params_train: list[float]
+    diffs: list[float] = field(default_factory=list)  # vs uniform, percentage points
+    paired_seeds: list[int] = field(default_factory=list)
+    paired: PairedStats | None = None
+    wtl: tuple[int, int, int] | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+
+@dataclass
+class SettingSummary:
+    dataset: str
+    target_set: str
+    rank: int
+    methods: dict[str, MethodSummary]
+
+    @property
+    def slug(self) -> str:
+        return f"{self.dataset}__{self.target_set}__r{self.rank}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset} · {self.target_set} · r̄={self.rank}"
+
+
+def method_sort_key(method: str) -> tuple[int, str]:
+    return (METHOD_ORDER.index(method), "") if method in METHOD_ORDER else (len(METHOD_ORDER), method)
+
+
+def _setting_sort_key(key: tuple[str, str, int]) -> tuple:
+    dataset, ts, rank = key
+    ts_key = (TARGET_SET_ORDER.index(ts), "") if ts in TARGET_SET_ORDER else (len(TARGET_SET_ORDER), ts)
+    return (dataset, ts_key, rank)
+
+
+def summarize(runs: Sequence[dict[str, Any]], problems: list[str] | None = None) -> list[SettingSummary]:
+    """Group run records by setting and method and pair every method with uniform by seed."""
+    problems = problems if problems is not None else []
+    by_cell: dict[tuple[str, str, int], dict[str, dict[int, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
+    for rec in runs:
+        key = (str(rec["dataset"]), str(rec["target_set"]), int(rec["rank"]))
+        seed = int(rec["seed"])
+        cell = by_cell[key][str(rec["method"])]
+        if seed in cell:
+            problems.append(f"{rec.get('_file', '?')}: a second record of {key} {rec['method']} seed {seed}; "
+                            "the first one is used")
+            continue
+        cell[seed] = rec
+    settings = []
+    for key in sorted(by_cell, key=_setting_sort_key):
+        methods: dict[str, MethodSummary] = {}
+        for method in sorted(by_cell[key], key=method_sort_key):
+            recs = by_cell[key][method]
+            seeds = sorted(recs)
+            methods[method] = MethodSummary(
+                method=method, seeds=seeds,
+                acc=[_pp(recs[s]["test_accuracy"]) for s in seeds],
+                f1=[_pp(recs[s].get("test_macro_f1")) for s in seeds],
+                params=[_float(recs[s].get("lora_params")) for s in seeds],
+                params_train=[_float(recs[s].get("lora_params_train", recs[s].get("lora_params"))) for s in seeds],
+            )
+        base = methods.get(BASELINE)
+        if base is not None:
+            base_acc = dict(zip(base.seeds, base.acc))
+            for m in methods.values():
+                if m.method == BASELINE:
+                    continue
+                m.paired_seeds = [s for s in m.seeds if s in base_acc]
+                mine = dict(zip(m.seeds, m.acc))
+                m.diffs = [mine[s] - base_acc[s] for s in m.paired_seeds]
+                m.paired = paired_stats(m.diffs)
+                m.wtl = win_tie_loss(m.diffs)
+        settings.append(SettingSummary(key[0], key[1], key[2], methods))
+    return settings
+
+
+@dataclass
+class PooledSummary:
+    method: str
+    settings: int  # settings with at least one pair
+    stats: PairedStats
+    wtl: tuple[int, int, int]  # over (setting, seed) pairs
+    above: int  # settings whose CI lies above 0
+    contains: int  # ... contains 0
+    below: int  # ... lies below 0
+    no_ci: int  # settings with fewer than 2 pairs
+
+
+def pool(settings: Sequence[SettingSummary]) -> list[PooledSummary]:
+    """Per method: all (setting, seed) paired differences pooled, and settings counted by CI side."""
+    diffs: dict[str, list[float]] = defaultdict(list)
+    sides: dict[str, list[int | None]] = defaultdict(list)
+    for s in settings:
+        for m in s.methods.values():
+            if m.method == BASELINE or m.paired is None or m.paired.n == 0:
+                continue
+            diffs[m.method].extend(m.diffs)
+            sides[m.method].append(m.paired.side)
+    out = []
+    for method in sorted(diffs, key=method_sort_key):
+        sd = sides[method]
+        out.append(PooledSummary(method=method, settings=len(sd), stats=paired_stats(diffs[method]),
+                                 wtl=win_tie_loss(diffs[method]), above=sd.count(1), contains=sd.count(0),
+                                 below=sd.count(-1), no_ci=sd.count(None)))
+    return out
+
+
+# -------------------------------------------------------------------------------------- formatting
+def _num(v: float, digits: int = 2, sign: bool = False) -> str:
+    if not math.isfinite(v):
+        return "n/a"
+    text = f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
+    return "+0.00" if sign and text == "-0.00" else text
+
+
+def fmt_mean_std(values: Sequence[float]) -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "n/a"
+    if len(finite) < 2:
+        return _num(finite[0])
+    return f"{_num(_mean(finite))} ± {_num(_std(finite))}"
+
+
+def fmt_ci(stats: PairedStats | None) -> str:
+    if stats is None or stats.n < 2:
+        return "n/a"
+    return f"[{_num(stats.lo, sign=True)}, {_num(stats.hi, sign=True)}]"
+
+
+def fmt_params(m: MethodSummary) -> str:
+    final = [p for p in m.params if math.isfinite(p)]
+    train = [p for p in m.params_train if math.isfinite(p)]
+    if not final:
+        return "n/a"
+    f, t = _mean(final), _mean(train) if train else math.nan
+    if m.method == "adalora" or (math.isfinite(t) and abs(t - f) > 0.5):
+        return f"{t:,.0f}→{f:,.0f}" if math.isfinite(t) else f"{f:,.0f}"
+    return f"{f:,.0f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines
+
+
+SETTING_HEADER = ("method", "n", "accuracy %", "macro-F1 %", "LoRA params", "Δacc vs uniform (pp)",
+                  "95% CI", "W/T/L")
+
+
+def setting_rows(setting: SettingSummary) -> list[list[str]]:
+    rows = []
+    has_base = BASELINE in setting.methods
+    for m in setting.methods.values():
+        row = [m.method, str(m.n), fmt_mean_std(m.acc), fmt_mean_std(m.f1), fmt_params(m)]
+        if m.method == BASELINE:
+            row += ["(reference)", "", ""]
+        elif not has_base or m.paired is None or m.paired.n == 0:
+            row += ["n/a (no uniform run of these seeds)", "n/a", "n/a"]
+        else:
+            pairs = f" (n={m.paired.n})" if m.paired.n != m.n else ""
+            row += [_num(m.paired.mean, sign=True) + pairs, fmt_ci(m.paired), "/".join(map(str, m.wtl or ()))]
+        rows.append(row)
+    return rows
+
+
+POOLED_HEADER = ("method", "settings", "pairs", "mean Δacc (pp)", "95% CI", "W/T/L (pairs)",
+                 "settings: CI>0 / CI∋0 / CI<0")
+
+
+def pooled_rows(pooled: Sequence[PooledSummary]) -> list[list[str]]:
+    rows = []
+    for p in pooled:
+        extra = f" ({p.no_ci} without CI)" if p.no_ci else ""
+        rows.append([p.method, str(p.settings), str(p.stats.n), _num(p.stats.mean, sign=True), fmt_ci(p.stats),
+                     "/".join(map(str, p.wtl)), f"{p.above} / {p.contains} / {p.below}{extra}"])
+    return rows
+
+
+# ---------------------------------------------------------------------------------------- plots
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    return path
+
+
+def plot_setting(setting: SettingSummary, path: str | os.PathLike) -> Path:
+    """Accuracy by method: one point per seed, mean ± std as an error bar, uniform's mean dashed."""
+    plt = _pyplot()
+    methods = list(setting.methods.values())
+    fig, ax = plt.subplots(figsize=(1.3 + 1.0 * len(methods), 3.8), constrained_layout=True)
+    for i, m in enumerate(methods):
+        k = len(m.acc)
+        offsets = np.linspace(-0.18, 0.18, k) if k > 1 else np.zeros(k)
+        ax.scatter(i + offsets, m.acc, s=14, alpha=0.55, color="tab:gray", zorder=2)
+        std = _std(m.acc)
+        ax.errorbar(i, _mean(m.acc), yerr=std if math.isfinite(std) else None, fmt="o", capsize=5,
+                    color="tab:red" if m.method == BASELINE else "tab:blue", zorder=3)
+    base = setting.methods.get(BASELINE)
+    if base is not None and base.acc:
+        ax.axhline(_mean(base.acc), ls="--", lw=1, color="tab:red", alpha=0.6, label="uniform mean")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xticks(range(len(methods)), [m.method for m in methods], rotation=30, ha="right")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{setting.label} (mean ± std, dots = seeds)", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    dest = _save(fig, Path(path))
+    plt.close(fig)
+    return dest
+
+
+def plot_paired(settings: Sequence[SettingSummary], path: str | os.PathLike) -> Path | None:
+    """One panel per method: Δacc vs uniform with its 95% CI for every setting."""
+    methods = sorted({m.method for s in settings for m in s.methods.values()
+                      if m.method != BASELINE and m.paired is not None and m.paired.n > 0}, key=method_sort_key)
+    if not methods:
+        return None
+    plt = _pyplot()
+    cols = min(3, len(methods))
+    rows = math.ceil(len(methods) / cols)
+    height = max(2.5, 0.32 * len(settings) + 1.3)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 1.5, height * rows), sharey=True,
+                             squeeze=False, constrained_layout=True)
+    ys = np.arange(len(settings))[::-1]
+    for ax, method in zip(axes.flat, methods):
+        for y, s in zip(ys, settings):
+            m = s.methods.get(method)
+            if m is None or m.paired is None or m.paired.n == 0:
+                continue
+            st = m.paired
+            color = {1: "tab:green", -1: "tab:red", 0: "tab:blue", None: "tab:gray"}[st.side]
+            if st.n >= 2:
+                ax.errorbar(st.mean, y, xerr=[[st.mean - st.lo], [st.hi - st.mean]], fmt="o", capsize=3,
+                            color=color)
+            else:
+                ax.plot(st.mean, y, "o", mfc="none", color=color)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(method, fontsize=10)
+        ax.set_xlabel("Δ accuracy vs uniform (pp), 95% CI")
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_yticks(ys, [s.label for s in settings], fontsize=8)
+    for ax in list(axes.flat)[len(methods):]:
+        ax.set_visible(False)
+    fig.suptitle("paired differences to uniform ranks (green: CI > 0, red: CI < 0, hollow: one seed)", fontsize=10)
+    dest = _save(fig, Path(path))
+    plt.close(fig)
+    return dest
+
+
+# -------------------------------------------------------------------------------------- LR sweep
+@dataclass
+class SweepRow:
+    dataset: str
+    target_set: str
+    rank: int
+    lr: float
+    acc: list[float]
+    chosen: bool = False
+
+
+def _lr_of(rec: dict[str, Any]) -> float | None:
+    lr = rec.get("lr")
+    if lr is None and isinstance(rec.get("hparams"), dict):
+        lr = rec["hparams"].get("lr")
+    return None if lr is None else float(lr)
+
+
+def summarize_sweep(runs: Sequence[dict[str, Any]], problems: list[str] | None = None) -> list[SweepRow]:
+    """Uniform accuracy per (dataset, target set, r̄, lr); the best mean of each setting is ``chosen``."""
+    problems = problems if problems is not None else []
+    cells: dict[tuple[str, str, int, float], list[float]] = defaultdict(list)
+    for rec in runs:
+        lr = _lr_of(rec)
+        if lr is None:
+            problems.append(f"lr-sweep/{rec.get('_file', '?')}: no learning rate recorded")
+            continue
+        cells[(str(rec["dataset"]), str(rec["target_set"]), int(rec["rank"]), lr)].append(_pp(rec["test_accuracy"]))
+    rows = [SweepRow(k[0], k[1], k[2], k[3], v) for k, v in cells.items()]
+    rows.sort(key=lambda r: (*_setting_sort_key((r.dataset, r.target_set, r.rank)), r.lr))
+    best: dict[tuple[str, str, int], SweepRow] = {}
+    for r in rows:  # ascending lr: on a tie the smaller lr stays chosen
+        k = (r.dataset, r.target_set, r.rank)
+        if k not in best or _mean(r.acc) > _mean(best[k].acc):
+            best[k] = r
+    for r in best.values():
+        r.chosen = True
+    return rows
+
+
+# -------------------------------------------------------------------------------------- the report
+def _provenance_lines(provenance: dict[str, Any]) -> list[str]:
+    names = {"card": "Hardware", "command": "Command", "commit": "Commit", "date": "Date", "seeds": "Seeds"}
+    lines = []
+    for key in PROVENANCE_FIELDS:
+        value = provenance.get(key)
+        if value is None or value == "" or value == []:
+            value = PLACEHOLDER
+        elif isinstance(value, (list, tuple)):
+            value = ", ".join(map(str, value))
+        if key == "command" and value != PLACEHOLDER:
+            value = f"`{value}`"
+        lines.append(f"- **{names[key]}**: {value}")
+    for key, value in provenance.items():
+        if key not in PROVENANCE_FIELDS and value not in (None, ""):
+            lines.append(f"- **{key}**: {value}")
+    return lines
+
+
+def infer_provenance(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What the records themselves say: devices, commits, seeds, today's date; no command."""
+    def distinct(key: str) -> str | None:
+        values = sorted({str(r[key]) for r in runs if r.get(key) not in (None, "")})
+        return ", ".join(values) if values else None
+
+    return {"card": distinct("device"), "command": None, "commit": distinct("grid_commit"),
+            "date": _dt.date.today().isoformat(), "seeds": sorted({int(r["seed"]) for r in runs}) or None}
+
+
+def _hparams_lines(runs: Sequence[dict[str, Any]]) -> list[str]:
+    sets = {json.dumps(r.get("hparams"), sort_keys=True) for r in runs if r.get("hparams") is not None}
+    if not sets:
+        return []
+    if len(sets) == 1:
+        return [f"- **Training hyper-parameters** (all runs): `{next(iter(sets))}`"]
+    dicts = [json.loads(s) for s in sets]
+    keys = sorted({k for d in dicts for k in (d or {})})
+    varying = [k for k in keys if len({json.dumps((d or {}).get(k)) for d in dicts}) > 1]
+    return [f"- **Training hyper-parameters**: {len(sets)} different sets among the runs; varying: "
+            + ", ".join(varying)]
+
+
+def _versions_line(runs: Sequence[dict[str, Any]]) -> list[str]:
+    parts = []
+    for key in ("model", "torch", "transformers", "peft"):
+        values = sorted({str(r[key]) for r in runs if r.get(key)})
+        if values:
+            shown = ", ".join(Path(v).name if key == "model" else v for v in values)
+            parts.append(f"{key} {shown}")
+    return [f"- **Software / model**: {'; '.join(parts)}"] if parts else []
+
+
+def _rel(path: Path, base: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
+
+
+def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = None,
+                 plots: str | os.PathLike | None = None, provenance: dict[str, Any] | None = None,
+                 title: str = "AdaRank vs uniform LoRA ranks: fine-tuning benchmark") -> str:
+    """The Markdown section for the grid in ``results``; plots go to ``plots`` (default results/plots).
+
+    ``provenance`` holds card, command, commit, date and seeds (any left out are inferred from the
+    records where possible, else printed as a placeholder to fill). When ``out`` is given the
+    Markdown is written there (atomically) and image links are relative to it.
+    """
+    results = Path(results)
+    plots_dir = Path(plots) if plots is not None else results / "plots"
+    out_path = Path(out) if out is not None else None
+    link_base = out_path.parent if out_path is not None else Path.cwd()
+    loaded = load_records(results / "runs")
+    sweep = load_records(results / "lr-sweep" / "runs")
+    if not loaded.runs and not sweep.runs:
+        raise AdaRankError(f"no run records in '{results / 'runs'}' (or lr-sweep/runs); run the grid first")
+    problems = list(loaded.problems) + [f"lr-sweep/{p}" for p in sweep.problems]
+    settings = summarize(loaded.runs, problems)
+    pooled = pool(settings)
+
+    prov = infer_provenance(loaded.runs or sweep.runs)
+    prov.update({k: v for k, v in (provenance or {}).items() if v not in (None, "")})
+    md: list[str] = [f"## {title}", ""]
+    md += _provenance_lines(prov)
+    all_runs = loaded.runs + sweep.runs
+    md += [f"- **Runs**: {len(loaded.runs)} grid records in {len(settings)} settings"
+           + (f", {len(sweep.runs)} learning-rate-sweep records" if sweep.runs else "")]
+    md += _versions_line(all_runs) + _hparams_lines(loaded.runs)
+    md += ["", "How to read: accuracy and macro-F1 are on the test split, in percent, mean ± sample std over "
+           "seeds. Δacc = method − uniform accuracy in percentage points (pp), paired by seed over the seeds both "
+           "have (n shown when fewer than the method's runs). 95% CI = mean ± t(0.975, n−1)·sd/√n (Student t, "
+           f"needs n ≥ 2). W/T/L counts seeds where the method is ahead by ≥ {TIE_PP:g} pp (W), within "
+           f"|Δ| < {TIE_PP:g} pp (T) or behind by ≥ {TIE_PP:g} pp (L). LoRA params: LoRA factor parameters, mean "
+           "over seeds; a→b = trained → left after rank pruning (AdaLoRA).", ""]
+
+    if settings:
+        plots_dir.mkdir(parents=True, exist_ok=True)
+    for s in settings:
+        md += [f"### {s.label}", ""] + _table(SETTING_HEADER, setting_rows(s)) + [""]
+        png = plot_setting(s, plots_dir / f"acc__{s.slug}.png")
+        md += [f"![accuracy by method, {s.label}]({_rel(png, link_base)})", ""]
+
+    if pooled:
+        md += ["### Pooled over all settings", "",
+               "Every (setting, seed) difference to uniform counts as one observation. This pools unlike settings "
+               "(datasets, target sets and budgets with different spreads) and pairs that share seeds and data, so "
+               "the pooled CI is a summary, not a test; the last column counts settings by where their own 95% CI "
+               "lies.", ""]
+        md += _table(POOLED_HEADER, pooled_rows(pooled)) + [""]
+        png = plot_paired(settings, plots_dir / "paired_diff.png")
+        if png is not None:
+            md += [f"![paired differences to uniform]({_rel(png, link_base)})", ""]
+
+    heatmaps = sorted((results / "plans").glob("*.png")) if (results / "plans").is_dir() else []
+    if heatmaps:
+        md += ["### AdaRank plans (scored once per target set on the base model, r̄=8, joint budget)", ""]
+        for src in heatmaps:
+            dest = plots_dir / f"plan__{src.stem}.png"
+            plots_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+            md += [f"- {src.stem}: ![plan {src.stem}]({_rel(dest, link_base)}) (plan: `{_rel(src.with_suffix('.json'), link_base)}`)"]
+        md += [""]
+
+    if sweep.runs:
+        rows = summarize_sweep(sweep.runs, problems)
+        md += ["### Learning-rate sweep (uniform ranks)", "",
+               "Uniform-rank test accuracy per learning rate, mean ± std over seeds; ✓ marks the best mean of each "
+               "setting (the smaller lr on a tie).", ""]
+        md += _table(("dataset", "target set", "r̄", "lr", "n", "accuracy %", "chosen"),
+                     [[r.dataset, r.target_set, str(r.rank), format(r.lr, "g"), str(len(r.acc)), fmt_mean_std(r.acc),
+                       "✓" if r.chosen else ""] for r in rows])
+        md += [""]
+
+    if problems:
+        md += ["### Problems found while reading the records", ""] + [f"- {p}" for p in problems] + [""]
+    text = "\n".join(md).rstrip() + "\n"
+    if out_path is not None:
+        atomic_write_text(out_path, text)
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m adarank.bench.report",
+                                description="Markdown tables, paired differences with 95% CIs, and plots from "
+                                            "the records of adarank.bench.grid.")
+    p.add_argument("--results", required=True, help="the grid's results folder (holds runs/, plans/, lr-sweep/)")
+    p.add_argument("--out", default=None, help="Markdown file to write (default: print to stdout)")
+    p.add_argument("--plots", default=None, help="folder for the PNG plots (default: RESULTS/plots)")
+    p.add_argument("--card", default=None, help="provenance: the accelerator the runs used "
+                   "(default: the records' device field)")
+    p.add_argument("--command", default=None, help="provenance: the grid command that produced the runs")
+    p.add_argument("--commit", default=None, help="provenance: the code commit (default: the records' grid_commit)")
+    p.add_argument("--date", default=None, help="provenance: the date of the runs (default: today)")
+    p.add_argument("--seeds", default=None, help="provenance: the seeds (default: those in the records)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    provenance = {k: getattr(args, k) for k in PROVENANCE_FIELDS}
+    try:
+        text = build_report(args.results, out=args.out, plots=args.plots, provenance=provenance)
+    except AdaRankError as exc:
+        print(f"adarank.bench.report: error: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        print(f"report written to {args.out}")
+    else:
+        print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,587 @@
+"""One fine-tuning run of the benchmark: a rank allocation method, a dataset, a seed -> one result.
+
+:func:`run_one` loads a sequence-classification model, adapts it with LoRA (ranks from a plan, or
+chosen by PEFT's EVA or AdaLoRA), trains the adapters and the new head, and evaluates on the test
+split. Everything that differs between methods is the rank allocation: the head initialisation,
+the data order, the optimiser, the schedule and the effective LoRA scale are shared.
+
+Decisions
+---------
+* **Seeds.** Python, numpy and torch (CPU and CUDA) are seeded from ``seed`` before the model is
+  created, so a seed gives every method the same new head. The training order comes from its own
+  ``torch.Generator`` seeded with ``seed`` (one permutation per epoch), untouched by the model, so
+  every method sees the same batches in the same order.
+* **Scale.** Every method trains with the same per-rank scale ``alpha / r = lora_alpha_ratio``:
+  plan methods through ``alpha_pattern`` (α_i = ratio·r_i), EVA through
+  ``adjust_scaling_factors=True`` on ``lora_alpha = ratio·r̄``, AdaLoRA (whose output is scaled by
+  ``lora_alpha / init_r``) with ``lora_alpha = ratio·init_r``.
+* **Layout guard.** Before the first optimiser step, every plan module is checked in the PEFT model:
+  rank > 0 -> a LoRA layer whose A has exactly that many rows and whose scale is ``ratio``;
+  rank 0 -> no LoRA layer; and no other module has a LoRA layer. A pattern that silently matched
+  nothing would otherwise turn the comparison into uniform LoRA.
+* **EVA.** The SVD runs on training batches (first epoch's order, from a separate generator, so the
+  training order is unchanged) without labels: PEFT's default input filter only uses the attention
+  mask, and a label vector of shape (B,) would not broadcast against the (B, T) mask. Batches with
+  fewer real tokens than ``round(rho·r̄)`` are left out (EVA would skip them forever), and EVA is
+  stopped with an error after ``EVA_MAX_FORWARDS`` forward passes instead of cycling forever.
+  EVA's SVD time counts as training time.
+* **AdaLoRA.** ``init_r = max(r̄ + 1, round(adalora_init_ratio·r̄))`` (pruning needs init_r > target_r),
+  ``tinit ≈ 10 %``, ``tfinal ≈ 20 %``, ``deltaT ≈ 1 %`` of the steps, clipped so that
+  ``tinit < total_step - tfinal`` always holds. ``update_and_allocate(step)`` is called after the
+  optimiser step and before ``zero_grad`` (masking after the update keeps pruned triplets at zero),
+  with ``step`` = number of optimiser steps done (1-based), so the final mask falls on step
+  ``total_step - tfinal``. The final ranks are the unmasked triplets of the last rank pattern.
+* **Macro-F1** averages per-class F1 = 2TP / (2TP + FP + FN) over the classes present in the test
+  labels or the predictions (the classes scikit-learn's ``f1_score(average="macro")`` uses).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import AdaRankError
+from ..peft_export import resolve_module_names
+from ..targets import linear_shape
+from .methods import METHODS, PLAN_METHODS, check_method
+
+if TYPE_CHECKING:
+    from ..plan import RankPlan
+    from .data import TextClassificationData
+
+ADAPTER = "default"
+#: EVA gives up (with an AdaRankError) after this many forward passes without convergence.
+EVA_MAX_FORWARDS = 1000
+
+RESULT_KEYS = ("dataset", "split", "model", "targets", "method", "rank", "seed", "ranks", "lora_params",
+               "lora_params_train", "head_params", "hparams", "test_accuracy", "test_macro_f1",
+               "train_seconds", "wall_seconds", "steps", "device", "torch", "transformers", "peft")
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters shared by every method of a comparison. Stored in each result."""
+
+    lr: float = field(default=5e-4, metadata={"help": "learning rate of the LoRA parameters (AdamW)"})
+    head_lr: float | None = field(default=None, metadata={"help": "learning rate of the new classification head; None = lr"})
+    epochs: float = field(default=2.0, metadata={"help": "passes over the training split (fractions allowed)"})
+    max_steps: int | None = field(default=None, metadata={"help": "cap on optimiser steps (for smoke tests); None = no cap"})
+    batch_size: int = field(default=32, metadata={"help": "training batch size"})
+    eval_batch_size: int = field(default=256, metadata={"help": "evaluation batch size"})
+    max_length: int = field(default=64, metadata={"help": "tokens per example after truncation; batches are padded to their longest example"})
+    warmup_ratio: float = field(default=0.06, metadata={"help": "share of the steps with linear learning-rate warm-up (then linear decay to 0)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (LoRA and head)"})
+    lora_alpha_ratio: float = field(default=2.0, metadata={"help": "LoRA scale alpha/r, the same for every module and method (lora_alpha = ratio x r̄ for uniform)"})
+    lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA input"})
+    bf16: bool = field(default=True, metadata={"help": "bf16 autocast (on CUDA only; CPU runs stay fp32)"})
+    eva_rho: float = field(default=2.0, metadata={"help": "EVA: a module may get at most round(rho x r̄) ranks (>= 1)"})
+    adalora_init_ratio: float = field(default=1.5, metadata={"help": "AdaLoRA: init_r = round(ratio x r̄), pruned to an average of r̄ (> 1)"})
+
+    def __post_init__(self) -> None:
+        def positive(name: str, value: Any, *, allow_zero: bool = False, upper: float | None = None) -> None:
+            ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+                  and (value >= 0 if allow_zero else value > 0) and (upper is None or value < upper))
+            if not ok:
+                bound = ">= 0" if allow_zero else "> 0"
+                bound += f" and < {upper:g}" if upper is not None else ""
+                raise AdaRankError(f"{name} must be a finite number {bound}, got {value!r}")
+
+        def count(name: str, value: Any) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise AdaRankError(f"{name} must be an integer >= 1, got {value!r}")
+
+        positive("lr", self.lr)
+        if self.head_lr is not None:
+            positive("head_lr", self.head_lr)
+        positive("epochs", self.epochs)
+        if self.max_steps is not None:
+            count("max_steps", self.max_steps)
+        count("batch_size", self.batch_size)
+        count("eval_batch_size", self.eval_batch_size)
+        count("max_length", self.max_length)
+        if self.max_length < 2:
+            raise AdaRankError(f"max_length must be >= 2 (special tokens need room), got {self.max_length}")
+        positive("warmup_ratio", self.warmup_ratio, allow_zero=True, upper=1.0)
+        positive("weight_decay", self.weight_decay, allow_zero=True)
+        positive("lora_alpha_ratio", self.lora_alpha_ratio)
+        positive("lora_dropout", self.lora_dropout, allow_zero=True, upper=1.0)
+        if not isinstance(self.bf16, bool):
+            raise AdaRankError(f"bf16 must be True or False, got {self.bf16!r}")
+        positive("eva_rho", self.eva_rho)
+        if self.eva_rho < 1:
+            raise AdaRankError(f"eva_rho must be >= 1 (EVA's maximum rank is rho x r), got {self.eva_rho!r}")
+        positive("adalora_init_ratio", self.adalora_init_ratio)
+        if self.adalora_init_ratio <= 1:
+            raise AdaRankError(f"adalora_init_ratio must be > 1 (AdaLoRA prunes from init_r down to r̄), got {self.adalora_init_ratio!r}")
+
+    @property
+    def head_learning_rate(self) -> float:
+        return self.lr if self.head_lr is None else self.head_lr
+
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def set_seeds(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def macro_f1(labels: Sequence[int] | np.ndarray, preds: Sequence[int] | np.ndarray) -> float:
+    """Mean over classes present in ``labels`` or ``preds`` of F1 = 2TP / (2TP + FP + FN)."""
+    y = np.asarray(labels, dtype=np.int64)
+    p = np.asarray(preds, dtype=np.int64)
+    if y.shape != p.shape or y.ndim != 1:
+        raise ValueError(f"labels and predictions must be 1-D of equal length, got {y.shape} and {p.shape}")
+    if y.size == 0:
+        raise ValueError("macro-F1 of zero examples is undefined")
+    scores = []
+    for c in np.union1d(y, p):
+        tp = int(np.sum((y == c) & (p == c)))
+        fp = int(np.sum((y != c) & (p == c)))
+        fn = int(np.sum((y == c) & (p != c)))
+        scores.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores))
+
+
+def head_module_names(model: nn.Module) -> list[str]:
+    """Top-level children of a task model, other than its backbone, that hold parameters (the head)."""
+    prefix = getattr(model, "base_model_prefix", "")
+    names = [n for n, child in model.named_children()
+             if n != prefix and any(True for _ in child.parameters())]
+    if not names:
+        raise AdaRankError(f"cannot find the classification head of {type(model).__name__}; "
+                           "use a model class with a task head next to its backbone")
+    return names
+
+
+class _Encoded:
+    """Texts tokenised once (no padding); batches are padded to their longest member."""
+
+    def __init__(self, tokenizer: Any, texts: Sequence[str], labels: Sequence[int] | None, max_length: int) -> None:
+        enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
+        self.keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+        self.columns = {k: [list(v) for v in enc[k]] for k in self.keys}
+        if "attention_mask" not in self.columns:
+            self.columns["attention_mask"] = [[1] * len(ids) for ids in self.columns["input_ids"]]
+            self.keys.append("attention_mask")
+        self.lengths = np.array([len(ids) for ids in self.columns["input_ids"]], dtype=np.int64)
+        self.labels = None if labels is None else torch.as_tensor(list(labels), dtype=torch.long)
+        self.pad_id = int(tokenizer.pad_token_id)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batch(self, index: Sequence[int], device: torch.device, *, with_labels: bool = True) -> dict[str, torch.Tensor]:
+        idx = [int(i) for i in index]
+        width = int(self.lengths[idx].max())
+        out: dict[str, torch.Tensor] = {}
+        for key in self.keys:
+            fill = self.pad_id if key == "input_ids" else 0
+            rows = [self.columns[key][i] + [fill] * (width - len(self.columns[key][i])) for i in idx]
+            out[key] = torch.tensor(rows, dtype=torch.long, device=device)
+        if with_labels and self.labels is not None:
+            out["labels"] = self.labels[idx].to(device)
+        return out
+
+
+class _EvaBatches:
+    """A finite, re-iterable list of label-free batches with ``len()``, as EVA's loop expects."""
+
+    def __init__(self, batches: list[dict[str, torch.Tensor]]) -> None:
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        return iter(self.batches)
+
+
+def _lora_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """``{name inside the transformers model: layer}`` for every module carrying our LoRA adapter."""
+    from peft.tuners.lora import LoraLayer
+
+    inner = model.base_model.model if hasattr(model, "base_model") else model
+    return {name: module for name, module in inner.named_modules()
+            if isinstance(module, LoraLayer) and ADAPTER in getattr(module, "lora_A", {})}
+
+
+def _rank_of(layer: nn.Module) -> int:
+    a = layer.lora_A[ADAPTER]
+    weight = a.weight if hasattr(a, "weight") else a
+    return int(weight.shape[0])
+
+
+def check_lora_layout(peft_model: nn.Module, expected: dict[str, int], scale: float | None = None) -> None:
+    """Abort unless the PEFT model has exactly the planned LoRA layers.
+
+    ``expected`` maps full module names (inside the transformers model) to ranks: rank > 0 needs a
+    LoRA layer whose A has that many rows (and scale ``scale`` if given), rank 0 needs no LoRA
+    layer, and no module outside ``expected`` may have one.
+    """
+    layers = _lora_layers(peft_model)
+    problems: list[str] = []
+    for name, rank in expected.items():
+        layer = layers.get(name)
+        if rank == 0:
+            if layer is not None:
+                problems.append(f"{name}: planned rank 0 but has a LoRA layer of rank {_rank_of(layer)}")
+            continue
+        if layer is None:
+            problems.append(f"{name}: planned rank {rank} but has no LoRA layer")
+            continue
+        got = _rank_of(layer)
+        if got != rank:
+            problems.append(f"{name}: planned rank {rank} but lora_A has {got} rows")
+        elif scale is not None:
+            actual = float(layer.scaling[ADAPTER])
+            if not math.isclose(actual, scale, rel_tol=1e-6):
+                problems.append(f"{name}: LoRA scale {actual:g}, expected alpha/r = {scale:g}")
+    extra = sorted(set(layers) - set(expected))
+    problems += [f"{name}: has a LoRA layer but is not in the plan" for name in extra]
+    if problems:
+        shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
+        raise AdaRankError(f"the PEFT model does not match the plan ({shown}); "
+                           "the LoRA patterns did not select the planned modules, fix the plan or its export")
+
+
+def _adalora_schedule(total: int) -> tuple[int, int, int]:
+    """(tinit, tfinal, deltaT): ~10 %, ~20 %, ~1 % of the steps, with tinit < total - tfinal."""
+    tfinal = min(max(1, round(0.2 * total)), total - 1) if total > 1 else 0
+    tinit = max(0, min(round(0.1 * total), total - tfinal - 1))
+    delta = max(1, round(0.01 * total))
+    return tinit, tfinal, delta
+
+
+def _shape(module: nn.Module) -> tuple[int, int]:
+    base = module.get_base_layer() if hasattr(module, "get_base_layer") else module
+    return linear_shape(base)
+
+
+def _dtype_kwarg(version: str) -> str:
+    """``dtype`` since transformers 4.56, ``torch_dtype`` before."""
+    parts = []
+    for piece in version.split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return "dtype" if tuple(parts) >= (4, 56) else "torch_dtype"
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return device.type
+
+
+def _model_label(model_path: str) -> str:
+    return os.path.basename(str(model_path).rstrip("/\\")) or str(model_path)
+
+
+# ------------------------------------------------------------------------------------------ run
+def run_one(
+    model_path: str,
+    data: "TextClassificationData",
+    *,
+    method: str,
+    plan: "RankPlan | None",
+    targets: list[str],
+    rank: int,
+    config: TrainConfig,
+    seed: int,
+    device: str = "auto",
+    progress: bool = False,
+    extra: dict | None = None,
+) -> dict:
+    """Fine-tune ``model_path`` on ``data`` with ``method``'s ranks and return one JSON-able result.
+
+    ``plan`` gives the ranks of the rank-list methods (see :mod:`adarank.bench.methods`) and must be
+    ``None`` for ``eva`` and ``adalora``. ``targets`` are the target modules' names in the base model
+    (the names of the scored plan); they are resolved against the sequence-classification model.
+    """
+    import peft
+    import transformers
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    from ..loading import parse_device
+
+    wall_start = time.perf_counter()
+    check_method(method)
+    if not isinstance(config, TrainConfig):
+        raise AdaRankError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
+        raise AdaRankError(f"rank must be an integer >= 1, got {rank!r}")
+    rank = int(rank)
+    targets = [str(t) for t in targets]
+    if not targets or len(set(targets)) != len(targets):
+        raise AdaRankError("targets must be a non-empty list of distinct module names")
+    if method in PLAN_METHODS:
+        if plan is None:
+            raise AdaRankError(f"method {method!r} needs a plan (from plan_for_method)")
+        plan_names = [m.name for m in plan.modules]
+        if sorted(plan_names) != sorted(targets):
+            raise AdaRankError(f"the plan's modules differ from targets ({len(plan_names)} vs {len(targets)} names); "
+                               "make the plan for the same targets")
+    elif plan is not None:
+        raise AdaRankError(f"method {method!r} chooses its own ranks; pass plan=None")
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(RESULT_KEYS))
+    if clash:
+        raise AdaRankError(f"extra must not overwrite result keys {clash}")
+    n_train, n_test = len(data.train_texts), len(data.test_texts)
+    if n_train == 0 or n_test == 0:
+        raise AdaRankError(f"dataset {data.name!r} needs training and test examples (has {n_train} and {n_test})")
+    num_labels = int(data.num_labels)
+    for what, labels in (("train", data.train_labels), ("test", data.test_labels)):
+        bad = [y for y in labels if not (0 <= int(y) < num_labels)]
+        if bad:
+            raise AdaRankError(f"{what} label {bad[0]!r} of dataset {data.name!r} is outside 0..{num_labels - 1}")
+
+    dev = parse_device(device)
+    autocast = dict(device_type=dev.type, dtype=torch.bfloat16, enabled=bool(config.bf16 and dev.type == "cuda"))
+
+    # ---- model, tokenizer, data (seeds first: the new head is initialised identically per seed)
+    set_seeds(seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    label_names = list(getattr(data, "label_names", None) or [])
+    kwargs: dict[str, Any] = {"num_labels": num_labels, _dtype_kwarg(transformers.__version__): torch.float32}
+    if len(label_names) == num_labels:
+        kwargs["id2label"] = {i: str(n) for i, n in enumerate(label_names)}
+        kwargs["label2id"] = {str(n): i for i, n in enumerate(label_names)}
+    model = AutoModelForSequenceClassification.from_pretrained(model_path, **kwargs)
+    if tokenizer.pad_token_id is None:
+        if tokenizer.eos_token is None:
+            raise AdaRankError(f"the tokenizer of {model_path} has neither a pad nor an eos token")
+        tokenizer.pad_token = tokenizer.eos_token
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    model.to(dev)  # before PEFT wraps it: new LoRA layers follow their base layer's device
+    train = _Encoded(tokenizer, data.train_texts, data.train_labels, config.max_length)
+    test = _Encoded(tokenizer, data.test_texts, data.test_labels, config.max_length)
+
+    heads = head_module_names(model)
+    head_params = sum(p.numel() for n in heads for p in model.get_submodule(n).parameters())
+    mapping = resolve_module_names(targets, model)  # base name -> full name in the task model
+    base_of = {full: base for base, full in mapping.items()}
+    full_targets = [mapping[t] for t in targets]
+    alpha = config.lora_alpha_ratio * rank
+
+    steps_per_epoch = math.ceil(n_train / config.batch_size)
+    total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+
+    common = dict(task_type="SEQ_CLS", lora_dropout=config.lora_dropout, modules_to_save=list(heads))
+    train_start = time.perf_counter()
+    adalora_init_r = None
+    if method in PLAN_METHODS:
+        lora_config = plan.to_lora_config(model, lora_alpha=alpha, **common)  # type: ignore[union-attr]
+        model = peft.get_peft_model(model, lora_config)
+        check_lora_layout(model, {mapping[m.name]: m.rank for m in plan.modules},  # type: ignore[union-attr]
+                          scale=config.lora_alpha_ratio)
+    elif method == "eva":
+        from peft import EvaConfig, LoraConfig, initialize_lora_eva_weights
+
+        lora_config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=full_targets, init_lora_weights="eva",
+                                 eva_config=EvaConfig(rho=config.eva_rho, tau=0.99, whiten=False,
+                                                      adjust_scaling_factors=True), **common)
+        model = peft.get_peft_model(model, lora_config, low_cpu_mem_usage=True)
+        eva_batches = _eva_batches(train, config.batch_size, seed, dev, min_tokens=round(config.eva_rho * rank))
+        initialize_lora_eva_weights(model, eva_batches, forward_fn=_capped_forward(EVA_MAX_FORWARDS),
+                                    show_progress_bar=progress)
+        del eva_batches
+    else:  # adalora
+        from peft import AdaLoraConfig
+
+        adalora_init_r = max(rank + 1, int(round(config.adalora_init_ratio * rank)))
+        tinit, tfinal, delta = _adalora_schedule(total_steps)
+        lora_config = AdaLoraConfig(init_r=adalora_init_r, target_r=rank, tinit=tinit, tfinal=tfinal, deltaT=delta,
+                                    total_step=total_steps, lora_alpha=config.lora_alpha_ratio * adalora_init_r,
+                                    target_modules=full_targets, **common)
+        model = peft.get_peft_model(model, lora_config)
+    model.to(dev)
+
+    layers = _lora_layers(model)
+    if method in ("eva", "adalora"):
+        unknown = sorted(set(layers) - set(full_targets))
+        if unknown:
+            raise AdaRankError(f"{method} put LoRA layers on modules outside the targets: {unknown[:3]}")
+    shapes = {full: _shape(model.base_model.model.get_submodule(full)) for full in full_targets}
+
+    # ---- optimiser: LoRA parameters at lr, head (modules_to_save copies) at head_lr
+    lora_params, head_params_list = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (lora_params if "lora_" in name else head_params_list).append(p)
+    if not lora_params:
+        raise AdaRankError("no trainable LoRA parameters after adaptation; check the targets")
+    lora_params_train = sum(p.numel() for p in lora_params)
+    groups = [{"params": lora_params, "lr": config.lr}]
+    if head_params_list:
+        groups.append({"params": head_params_list, "lr": config.head_learning_rate})
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    warmup = int(round(config.warmup_ratio * total_steps))
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+
+    # ---- training
+    order_gen = torch.Generator().manual_seed(seed)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total_steps, desc=f"{data.name} {method} r={rank} seed={seed}", leave=False)
+    model.train()
+    step = 0
+    while step < total_steps:
+        order = torch.randperm(n_train, generator=order_gen).tolist()
+        for start in range(0, n_train, config.batch_size):
+            if step >= total_steps:
+                break
+            batch = train.batch(order[start:start + config.batch_size], dev)
+            with torch.autocast(**autocast):
+                loss = model(**batch).loss
+            if not torch.isfinite(loss):
+                raise AdaRankError(f"training loss became {loss.item()} at step {step + 1}; lower the learning rate")
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            if method == "adalora":
+                model.base_model.update_and_allocate(step)
+            optimizer.zero_grad(set_to_none=True)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+    if bar is not None:
+        bar.close()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    train_seconds = time.perf_counter() - train_start
+
+    # ---- ranks each module ended up with, and what they cost
+    if method == "adalora":
+        final = _adalora_final_ranks(model, full_targets, adalora_init_r)  # type: ignore[arg-type]
+    else:
+        final = {full: (_rank_of(layers[full]) if full in layers else 0) for full in full_targets}
+    ranks = {base_of[full]: int(r) for full, r in final.items()}
+    lora_count = sum(r * (shapes[full][0] + shapes[full][1]) for full, r in final.items())
+    if method != "adalora":
+        lora_params_train = lora_count
+
+    # ---- evaluation
+    accuracy, f1 = _evaluate(model, test, config.eval_batch_size, dev, autocast)
+
+    result: dict[str, Any] = {
+        "dataset": data.name,
+        "split": _jsonable(data.split),
+        "model": _model_label(model_path),
+        "targets": list(targets),
+        "method": method,
+        "rank": rank,
+        "seed": int(seed),
+        "ranks": ranks,
+        "lora_params": int(lora_count),
+        "lora_params_train": int(lora_params_train),
+        "head_params": int(head_params),
+        "hparams": asdict(config),
+        "test_accuracy": accuracy,
+        "test_macro_f1": f1,
+        "train_seconds": round(train_seconds, 3),
+        "wall_seconds": round(time.perf_counter() - wall_start, 3),
+        "steps": step,
+        "device": _device_name(dev),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+    }
+    result.update(extra)
+    return result
+
+
+def _eva_batches(train: _Encoded, batch_size: int, seed: int, device: torch.device, min_tokens: int) -> _EvaBatches:
+    """The first epoch's batches (same permutation as training, own generator), labels dropped."""
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
+    batches = []
+    for start in range(0, len(order), batch_size):
+        batch = train.batch(order[start:start + batch_size], device, with_labels=False)
+        if int(batch["attention_mask"].sum()) >= min_tokens:
+            batches.append(batch)
+    if not batches:
+        raise AdaRankError(f"EVA needs batches of at least {min_tokens} real tokens (round(rho x r̄)); "
+                           "raise batch_size or lower eva_rho / the rank")
+    return _EvaBatches(batches)
+
+
+def _capped_forward(limit: int):
+    calls = {"n": 0}
+
+    def forward(model: nn.Module, inputs: dict[str, torch.Tensor]) -> Any:
+        calls["n"] += 1
+        if calls["n"] > limit:
+            raise AdaRankError(f"EVA's SVD did not converge within {limit} forward passes; "
+                               "use more training data or a larger batch_size")
+        return model(**inputs)
+
+    return forward
+
+
+def _adalora_final_ranks(model: nn.Module, full_targets: list[str], init_r: int) -> dict[str, int]:
+    """Unmasked triplets per module from AdaLoRA's last rank pattern (init_r if it never pruned)."""
+    pattern = model.peft_config[ADAPTER].rank_pattern or {}
+    ranks = {full: init_r for full in full_targets}
+    for key, keep in pattern.items():
+        name = key
+        for suffix in (f".lora_E.{ADAPTER}", ".lora_E"):
+            if name.endswith(suffix):
+                name = name[: -len(suffix)]
+                break
+        if name.startswith("base_model.model."):
+            name = name[len("base_model.model."):]
+        if name not in ranks:
+            raise AdaRankError(f"AdaLoRA's rank pattern names an unknown module {key!r}")
+        values = keep.view(-1).tolist() if isinstance(keep, torch.Tensor) else list(keep)
+        ranks[name] = int(sum(bool(v) for v in values))
+    return ranks
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, test: _Encoded, batch_size: int, device: torch.device,
+              autocast: dict[str, Any]) -> tuple[float, float]:
+    model.eval()
+    by_length = np.argsort(test.lengths, kind="stable")
+    preds = np.empty(len(test), dtype=np.int64)
+    for start in range(0, len(test), batch_size):
+        idx = by_length[start:start + batch_size]
+        batch = test.batch(idx, device, with_labels=False)
+        with torch.autocast(**autocast):
+            logits = model(**batch).logits
+        preds[idx] = logits.float().argmax(dim=-1).cpu().numpy()
+    labels = test.labels.numpy()  # type: ignore[union-attr]
+    return float(np.mean(preds == labels)), macro_f1(labels, preds)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+__all__ = ["METHODS", "TrainConfig", "check_lora_layout", "macro_f1", "run_one", "set_seeds"]
