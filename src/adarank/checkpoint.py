@@ -48,8 +48,9 @@ def fingerprint(model_name: str, targets: Sequence[Target], config: ScoreConfig,
 class Checkpoint:
     """Per-module scores of an unfinished run, in ``folder/.adarank-checkpoint.json``."""
 
-    def __init__(self, folder: str | Path) -> None:
-        self.path = Path(folder) / CHECKPOINT_NAME
+    def __init__(self, folder: str | Path, rank: int = 0, world: int = 1) -> None:
+        name = CHECKPOINT_NAME if world == 1 else CHECKPOINT_NAME.replace(".json", f".rank{rank}-of-{world}.json")
+        self.path = Path(folder) / name
         self.fingerprint: dict[str, Any] = {}
         self.scores: dict[str, list[float]] = {}
 

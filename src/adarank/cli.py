@@ -55,6 +55,7 @@ class PredictOptions(BudgetOptions):
     max_length: int | None = field(default=None, metadata={"help": "truncate probe texts to this many tokens (default: the model's limit); truncation is reported"})
     dtype: Literal["fp32", "bf16", "fp16"] = field(default="fp32", metadata={"help": "dtype the model is loaded in; distances are always accumulated in fp32/fp64"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto (cuda when available)"})
+    devices: int = field(default=1, metadata={"help": "score on this many GPUs of this host: starts torchrun with one process per GPU (modules are split across them)"})
     resume: bool = field(default=True, metadata={"help": "continue an interrupted run from the checkpoint in --out (same settings required); --no-resume starts fresh"})
     quiet: bool = field(default=False, metadata={"help": "no progress bar and no table"})
 
@@ -138,19 +139,49 @@ def _report(plan, out: Path, quiet: bool) -> None:
 
 
 # ----------------------------------------------------------------------------------- commands
-def cmd_predict(opts: PredictOptions) -> None:
-    from .loading import load_model, load_tokenizer, resolve_model_name
+def _launch_torchrun(devices: int, argv: Sequence[str]) -> int:
+    """Re-run this very command under torchrun, one process per device."""
+    import subprocess
+
+    args = list(argv)
+    i = args.index("--devices")
+    del args[i:i + 2]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}",
+           "-m", "adarank", *args]
+    return subprocess.call(cmd)
+
+
+def cmd_predict(opts: PredictOptions, argv: Sequence[str] = ()) -> None:
+    from .distributed import init_if_launched, launched_world_size, local_device
+    from .loading import load_model, load_tokenizer, parse_device, resolve_model_name
     from .predict import predict_ranks
     from .probes import builtin_probes, load_probe_file
     from .scoring import ScoreConfig
 
     _check_budget(opts)
+    if opts.devices < 1:
+        raise AdaRankError(f"--devices must be >= 1, got {opts.devices}")
+    if opts.devices > 1 and launched_world_size() == 1:
+        import torch
+
+        if torch.cuda.device_count() < opts.devices:
+            raise AdaRankError(f"--devices {opts.devices} asked for but {torch.cuda.device_count()} GPU(s) are visible")
+        if not opts.out:
+            raise AdaRankError("give --out when scoring on several devices (every process writes to it)")
+        code = _launch_torchrun(opts.devices, argv)
+        if code:
+            raise AdaRankError(f"torchrun with {opts.devices} processes failed (exit code {code}); see the messages above")
+        return
+    if launched_world_size() > 1 and not opts.out:
+        raise AdaRankError("give --out when scoring on several devices (every process writes to it)")
+    device = local_device(opts.device)
+    rank, world = init_if_launched(parse_device(device).type)
     config = ScoreConfig(trials=opts.trials, noise_scale=opts.noise_scale, compare=opts.compare, output=opts.output,
                          seed=opts.seed, engine=opts.engine, max_batch=opts.max_batch)
     probes = load_probe_file(opts.probe, opts.probe_column) if opts.probe else builtin_probes()
     name = resolve_model_name(opts.model)
     out = _prepare_out(opts, opts.model or "all-MiniLM-L6-v2")
-    model = load_model(name, dtype=opts.dtype, device=opts.device)
+    model = load_model(name, dtype=opts.dtype, device=device)
     tokenizer = load_tokenizer(opts.tokenizer or name)
     plan = predict_ranks(
         model, tokenizer, rank=opts.rank, targets=_targets(opts.targets, opts.target_regex), probes=probes,
@@ -158,13 +189,16 @@ def cmd_predict(opts: PredictOptions) -> None:
         score_config=config, max_length=opts.max_length, model_name=opts.model or "sentence-transformers/all-MiniLM-L6-v2",
         progress=not opts.quiet, checkpoint_dir=out, resume=opts.resume,
     )
+    if rank != 0:
+        return
     if plan.settings.get("probe_truncated"):
         print(f"note: {plan.settings['probe_truncated']} probe texts were truncated to the model's length limit",
               file=sys.stderr)
     if plan.settings.get("resumed_modules"):
         print(f"resumed: {plan.settings['resumed_modules']} modules came from the checkpoint in {out}", file=sys.stderr)
     _write_outputs(plan, out, opts, _apply_model(model, opts))
-    (out / CHECKPOINT_NAME).unlink(missing_ok=True)
+    for stale in out.glob(CHECKPOINT_NAME.replace(".json", "*.json")):
+        stale.unlink(missing_ok=True)
     _report(plan, out, opts.quiet)
 
 
@@ -217,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Score every target module by output disagreement under weight noise, allocate ranks, "
                                    "and write plan.json, lora_config.json, lora_patterns.yaml and ranks.png.")
     add_dataclass_arguments(p, PredictOptions, positional=("model",))
-    p.set_defaults(run=lambda ns: cmd_predict(dataclass_from_namespace(PredictOptions, ns)))
+    p.set_defaults(run=lambda ns: cmd_predict(dataclass_from_namespace(PredictOptions, ns), ns.argv))
     p = sub.add_parser("inspect", help="list the candidate modules of a model by type and block")
     add_dataclass_arguments(p, InspectOptions, positional=("model",))
     p.set_defaults(run=lambda ns: cmd_inspect(dataclass_from_namespace(InspectOptions, ns)))
@@ -233,7 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="adarank: %(message)s")
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
@@ -245,6 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("adarank: interrupted; model weights are unchanged and no partial file was written", file=sys.stderr)
         return 130
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
     return 0
 
 

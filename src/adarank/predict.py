@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 from torch import nn
 
 from .checkpoint import Checkpoint, fingerprint
+from .distributed import gather, rank_and_world, shard
 from .plan import Budget, RankPlan, entries_from_scores
 from .probes import ProbeBatch, ProbeSet, builtin_probes, probes_from_texts, tokenize_probes
 from .scoring import ModuleScore, ScoreConfig, score_modules
@@ -44,7 +45,8 @@ def predict_ranks(
 
     With ``checkpoint_dir``, each finished module is saved there as it completes; a later call with
     the same settings (``resume=True``) scores only the modules still missing and returns the same
-    plan an uninterrupted run would. The checkpoint file stays until the caller has saved the plan
+    plan an uninterrupted run would. Under ``torch.distributed`` (torchrun), each rank scores every
+    world-size-th module and every rank returns the full plan. The checkpoint file stays until the caller has saved the plan
     (the CLI deletes it right after writing ``plan.json``), so no crash can lose finished work.
     """
     config = score_config or ScoreConfig()
@@ -68,11 +70,13 @@ def predict_ranks(
 
     param = next(model.parameters())
     name = model_name or getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+    rank, world = rank_and_world()
     done: dict[str, list[float]] = {}
     ckpt = None
     if checkpoint_dir is not None:
-        ckpt = Checkpoint(checkpoint_dir)
-        done = ckpt.start(fingerprint(name, found, config, batch, str(param.dtype), param.device.type), resume)
+        ckpt = Checkpoint(checkpoint_dir, rank=rank, world=world)
+        fp = fingerprint(name, found, config, batch, str(param.dtype), param.device.type)
+        done = ckpt.start({**fp, "world_size": world}, resume)
 
     def record(result: ModuleScore) -> None:
         if ckpt is not None:
@@ -81,11 +85,15 @@ def predict_ranks(
             on_module(result)
 
     start = time.perf_counter()
-    todo = [t for t in found if t.name not in done]
-    fresh, output = score_modules(model, batch, todo, config, progress=progress, on_module=record)
+    mine = shard(found, rank, world)
+    todo = [t for t in mine if t.name not in done]
+    fresh, output = score_modules(model, batch, todo, config, progress=progress and rank == 0, on_module=record)
     elapsed = time.perf_counter() - start
     by_name = {r.target.name: r for r in fresh}
-    scores = [by_name.get(t.name) or ModuleScore(t, done[t.name]) for t in found]
+    finished = [by_name.get(t.name) or ModuleScore(t, done[t.name]) for t in mine]
+    by_name = {r.target.name: r for r in gather(finished, world)}
+    scores = [by_name[t.name] for t in found]
+    resumed = sum(gather([len(mine) - len(todo)], world))
     settings: dict[str, Any] = {
         "signal": "disagreement",
         "targets": targets if isinstance(targets, str) else list(targets),
@@ -101,7 +109,8 @@ def predict_ranks(
         "dtype": str(param.dtype).replace("torch.", ""),
         "device": str(param.device),
         "scoring_seconds": round(elapsed, 3),
-        "resumed_modules": len(found) - len(todo),
+        "resumed_modules": resumed,
+        "world_size": world,
     }
     settings.update(extra_settings or {})
     return RankPlan.allocate(name, settings, entries_from_scores(scores), budget)
