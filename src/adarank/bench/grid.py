@@ -103,8 +103,7 @@ class Job:
     model: str
     data_dir: str | None  # None: the loader reads $NLTK_DATA
     max_train: int | None
-    targets: list[str]
-    plan_path: str | None
+    plan_path: str
     out_path: str
     config: dict[str, Any]
     device: str
@@ -132,10 +131,18 @@ def _cached(key: Any, make: Callable[[], Any]) -> Any:
 
 
 def _init_worker(threads: int | None) -> None:
+    """Worker start: a share of the CPU threads, and no per-run load reports over the progress bar."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if threads:
-        import torch
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import warnings
 
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notes, once per worker
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    if threads:
         torch.set_num_threads(threads)
 
 
@@ -151,10 +158,12 @@ def execute_run(job: Job) -> Outcome:
         spec = job.spec
         data = _cached(("data", spec.dataset, job.data_dir, job.max_train),
                        lambda: load_dataset_spec(spec.dataset, data_dir=job.data_dir, max_train=job.max_train))
-        scored = _cached(("plan", job.plan_path), lambda: RankPlan.load(job.plan_path)) if job.plan_path else None
+        scored = _cached(("plan", job.plan_path), lambda: RankPlan.load(job.plan_path))
         plan = plan_for_method(spec.method, scored, spec.rank, spec.seed, groups=job.groups)
         config = TrainConfig(**job.config)
-        record = run_one(job.model, data, method=spec.method, plan=plan, targets=list(job.targets),
+        # run_one wants the full base-model names of the scored plan (for eva/adalora too)
+        targets = [m.name for m in scored.modules]
+        record = run_one(job.model, data, method=spec.method, plan=plan, targets=targets,
                          rank=spec.rank, config=config, seed=spec.seed, device=job.device, progress=False,
                          extra=dict(job.extra))
         record = dict(record)
@@ -184,7 +193,10 @@ def _now() -> str:
 
 
 def git_commit(where: Path | None = None) -> str:
-    """``git rev-parse HEAD`` of the checkout holding this package (or ``where``), else "unknown"."""
+    """``$ADARANK_COMMIT`` (for copies of the tree without .git, such as a GPU machine's), else
+    ``git rev-parse HEAD`` of the checkout holding this package (or ``where``), else "unknown"."""
+    if os.environ.get("ADARANK_COMMIT"):
+        return os.environ["ADARANK_COMMIT"]
     folder = where or Path(__file__).resolve().parent
     try:
         done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
@@ -254,10 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: TrainConfig's)")
     p.add_argument("--max-train", type=int, default=None, help="use at most this many training examples "
                    "per dataset (default: all)")
+    p.add_argument("--lr-from-sweep", action="store_true",
+                   help="give each (dataset, target set, r̄) the learning rate with the best mean uniform accuracy in "
+                        "RESULTS/lr-sweep (run that first with --lr-sweep); the same lr serves every method of a setting")
     p.add_argument("--lr-sweep", default=None, help="comma-separated learning rates, e.g. 1e-4,3e-4,1e-3: "
                    "run ONLY method uniform over them into RESULTS/lr-sweep")
-    p.add_argument("--timeout-minutes", type=float, default=None, help="launch no new run after this many "
-                   "minutes; runs already started finish and are kept (default: no limit)")
+    p.add_argument("--timeout-minutes", type=float, default=None, help="launch no new run once this many "
+                   "minutes have passed since the command started; runs already started finish and are kept "
+                   "(default: no limit)")
     p.add_argument("--dry-run", action="store_true", help="list the runs (done or to do) and exit; "
                    "nothing is scored or trained")
     return p
@@ -280,6 +296,8 @@ class GridOptions:
     lrs: list[float] | None
     timeout_minutes: float | None
     dry_run: bool
+    lr_from_sweep: bool = False
+    argv: list[str] = field(default_factory=list)  # the command line, kept in invocations.jsonl
 
     @property
     def out_dir(self) -> Path:
@@ -343,7 +361,7 @@ def options_from_args(args: argparse.Namespace) -> GridOptions:
         methods=methods, seeds=_ints(args.seeds, "seeds", 0), workers=args.workers,
         results=Path(args.results), device=args.device, config=config, max_train=args.max_train,
         lrs=_floats(args.lr_sweep, "lr-sweep") if args.lr_sweep else None,
-        timeout_minutes=args.timeout_minutes, dry_run=args.dry_run,
+        timeout_minutes=args.timeout_minutes, dry_run=args.dry_run, lr_from_sweep=args.lr_from_sweep,
     )
 
 
@@ -434,17 +452,32 @@ def _log_error(path: Path, outcome: Outcome) -> None:
         fh.flush()
 
 
+def swept_learning_rates(results: Path) -> dict[tuple[str, str, int], float]:
+    """The chosen (best mean uniform accuracy) lr of every setting in ``results/lr-sweep``."""
+    from .report import load_records, summarize_sweep
+
+    runs = load_records(results / "lr-sweep" / "runs").runs
+    return {(r.dataset, r.target_set, r.rank): r.lr for r in summarize_sweep(runs) if r.chosen}
+
+
 def make_jobs(opts: GridOptions, runs: Sequence[RunSpec], plans: dict[str, Path], commit: str) -> list[Job]:
     jobs = []
+    swept = swept_learning_rates(opts.results) if opts.lr_from_sweep and opts.lrs is None else {}
     for spec in runs:
         config = dict(opts.config)
         extra: dict[str, Any] = {"target_set": spec.target_set, "grid_commit": commit}
+        if swept:
+            chosen = swept.get((spec.dataset, spec.target_set, spec.rank))
+            if chosen is None:
+                raise AdaRankError(f"--lr-from-sweep: no sweep result for {spec.dataset}/{spec.target_set}/r{spec.rank}; "
+                                   "run the --lr-sweep for that setting first")
+            config["lr"] = chosen
+            extra["lr_source"] = "sweep"
         if spec.lr is not None:
             config["lr"] = spec.lr
             extra.update({"lr": spec.lr, "lr_sweep": True})
-        plan = plans.get(spec.target_set)
         jobs.append(Job(spec=spec, model=opts.model, data_dir=opts.data_dir, max_train=opts.max_train,
-                        targets=list(TARGET_SETS[spec.target_set]), plan_path=str(plan) if plan else None,
+                        plan_path=str(plans[spec.target_set]),
                         out_path=str(opts.out_dir / "runs" / f"{spec.key}.json"), config=config,
                         device=opts.device, groups=PLAN_GROUPS, extra=extra))
     return jobs
@@ -497,7 +530,7 @@ def run_grid(opts: GridOptions, log: Callable[[str], None] = print) -> GridSumma
     plans = ensure_plans(opts, log)  # the sweep needs them too: uniform ranks are built on the plan's modules
     commit = git_commit()
     with open(out / "invocations.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"timestamp": _now(), "argv": sys.argv, "commit": commit, "model": opts.model,
+        fh.write(json.dumps({"timestamp": _now(), "argv": opts.argv, "commit": commit, "model": opts.model,
                              "runs": len(runs), "todo": len(todo)}) + "\n")
     log(f"grid: {len(runs)} runs, {len(todo)} to run, {summary.skipped} already done, "
         f"{max(opts.workers, 1)} worker(s), results in {out}")
@@ -595,6 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         opts = options_from_args(args)
+        opts.argv = list(sys.argv[1:] if argv is None else argv)
         summary = run_grid(opts)
     except AdaRankError as exc:
         print(f"adarank.bench.grid: error: {exc}", file=sys.stderr)

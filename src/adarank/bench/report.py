@@ -150,19 +150,16 @@ def load_records(folder: str | os.PathLike) -> Records:
     return out
 
 
-def _pp(value: Any) -> float:
-    """A fraction in [0, 1] as percent; values already above 1 are taken as percent."""
-    if value is None:
-        return math.nan
-    v = float(value)
-    return v * 100.0 if v <= 1.0 + _EPS else v
-
-
 def _float(value: Any) -> float:
     try:
         return math.nan if value is None else float(value)
     except (TypeError, ValueError):
         return math.nan
+
+
+def _pp(value: Any) -> float:
+    """A record's accuracy or F1 (a fraction in [0, 1], as run_one writes it) in percent."""
+    return _float(value) * 100.0
 
 
 # ---------------------------------------------------------------------------------------- summary
@@ -385,7 +382,7 @@ def plot_setting(setting: SettingSummary, path: str | os.PathLike) -> Path:
     base = setting.methods.get(BASELINE)
     if base is not None and base.acc:
         ax.axhline(_mean(base.acc), ls="--", lw=1, color="tab:red", alpha=0.6, label="uniform mean")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
     ax.set_xticks(range(len(methods)), [m.method for m in methods], rotation=30, ha="right")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{setting.label} (mean ± std, dots = seeds)", fontsize=10)
@@ -405,7 +402,7 @@ def plot_paired(settings: Sequence[SettingSummary], path: str | os.PathLike) -> 
     cols = min(3, len(methods))
     rows = math.ceil(len(methods) / cols)
     height = max(2.5, 0.32 * len(settings) + 1.3)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 1.5, height * rows), sharey=True,
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 1.5, height * rows), sharex=True, sharey=True,
                              squeeze=False, constrained_layout=True)
     ys = np.arange(len(settings))[::-1]
     for ax, method in zip(axes.flat, methods):
@@ -423,6 +420,7 @@ def plot_paired(settings: Sequence[SettingSummary], path: str | os.PathLike) -> 
         ax.axvline(0, color="black", lw=0.8)
         ax.set_title(method, fontsize=10)
         ax.set_xlabel("Δ accuracy vs uniform (pp), 95% CI")
+        ax.tick_params(axis="x", labelbottom=True)
         ax.grid(axis="x", alpha=0.3)
         ax.set_yticks(ys, [s.label for s in settings], fontsize=8)
     for ax in list(axes.flat)[len(methods):]:
@@ -555,7 +553,7 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
     md: list[str] = [f"## {title}", ""]
     md += _provenance_lines(prov)
     all_runs = loaded.runs + sweep.runs
-    md += [f"- **Runs**: {len(loaded.runs)} grid records in {len(settings)} settings"
+    md += [f"- **Runs**: {len(loaded.runs)} grid records in {len(settings)} setting(s)"
            + (f", {len(sweep.runs)} learning-rate-sweep records" if sweep.runs else "")]
     md += _versions_line(all_runs) + _hparams_lines(loaded.runs)
     md += ["", "How to read: accuracy and macro-F1 are on the test split, in percent, mean ± sample std over "

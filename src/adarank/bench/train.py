@@ -20,11 +20,12 @@ Decisions
   rank 0 -> no LoRA layer; and no other module has a LoRA layer. A pattern that silently matched
   nothing would otherwise turn the comparison into uniform LoRA.
 * **EVA.** The SVD runs on training batches (first epoch's order, from a separate generator, so the
-  training order is unchanged) without labels: PEFT's default input filter only uses the attention
-  mask, and a label vector of shape (B,) would not broadcast against the (B, T) mask. Batches with
-  fewer real tokens than ``round(rho·r̄)`` are left out (EVA would skip them forever), and EVA is
-  stopped with an error after ``EVA_MAX_FORWARDS`` forward passes instead of cycling forever.
-  EVA's SVD time counts as training time.
+  training order is unchanged) without labels: PEFT's default input filter only needs the attention
+  mask, and with ``use_label_mask`` a label vector of shape (B,) would be compared against the
+  (B, T) token mask. Batches are padded lazily (EVA stops at convergence). Batches with fewer real
+  tokens than ``round(rho·r̄)`` are left out (EVA would skip them forever), and EVA is stopped with
+  an error after ``EVA_MAX_FORWARDS`` forward passes instead of cycling forever. EVA's SVD time
+  (and PEFT's wrapping, for every method) counts as training time.
 * **AdaLoRA.** ``init_r = max(r̄ + 1, round(adalora_init_ratio·r̄))`` (pruning needs init_r > target_r),
   ``tinit ≈ 10 %``, ``tfinal ≈ 20 %``, ``deltaT ≈ 1 %`` of the steps, clipped so that
   ``tinit < total_step - tfinal`` always holds. ``update_and_allocate(step)`` is called after the
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
 ADAPTER = "default"
 #: EVA gives up (with an AdaRankError) after this many forward passes without convergence.
 EVA_MAX_FORWARDS = 1000
+#: Steps between checks that the training loss is finite.
+CHECK_EVERY = 25
 
 RESULT_KEYS = ("dataset", "split", "model", "targets", "method", "rank", "seed", "ranks", "lora_params",
                "lora_params_train", "head_params", "hparams", "test_accuracy", "test_macro_f1",
@@ -199,16 +202,21 @@ class _Encoded:
 
 
 class _EvaBatches:
-    """A finite, re-iterable list of label-free batches with ``len()``, as EVA's loop expects."""
+    """Label-free batches in a fixed order with ``len()``, as EVA's loop expects.
 
-    def __init__(self, batches: list[dict[str, torch.Tensor]]) -> None:
-        self.batches = batches
+    Built lazily: EVA stops at convergence (usually after a few dozen batches), and ``itertools.cycle``
+    keeps only what it has consumed, so a large training split is never padded in full.
+    """
+
+    def __init__(self, data: _Encoded, chunks: list[list[int]], device: torch.device) -> None:
+        self.data, self.chunks, self.device = data, chunks, device
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return len(self.chunks)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        return iter(self.batches)
+        for chunk in self.chunks:
+            yield self.data.batch(chunk, self.device, with_labels=False)
 
 
 def _lora_layers(model: nn.Module) -> dict[str, nn.Module]:
@@ -288,6 +296,14 @@ def _device_name(device: torch.device) -> str:
 
 
 def _model_label(model_path: str) -> str:
+    """A readable model name: the packaged default is named after its hub id, not its folder."""
+    try:
+        from ..loading import default_model_path
+
+        if os.path.realpath(model_path) == os.path.realpath(default_model_path()):
+            return "sentence-transformers/all-MiniLM-L6-v2"
+    except AdaRankError:
+        pass
     return os.path.basename(str(model_path).rstrip("/\\")) or str(model_path)
 
 
@@ -419,6 +435,8 @@ def run_one(
         unknown = sorted(set(layers) - set(full_targets))
         if unknown:
             raise AdaRankError(f"{method} put LoRA layers on modules outside the targets: {unknown[:3]}")
+        if method == "adalora":
+            check_lora_layout(model, {full: adalora_init_r for full in full_targets})  # type: ignore[misc]
     shapes = {full: _shape(model.base_model.model.get_submodule(full)) for full in full_targets}
 
     # ---- optimiser: LoRA parameters at lr, head (modules_to_save copies) at head_lr
@@ -446,6 +464,7 @@ def run_one(
         bar = tqdm(total=total_steps, desc=f"{data.name} {method} r={rank} seed={seed}", leave=False)
     model.train()
     step = 0
+    finite = torch.ones((), dtype=torch.bool, device=dev)
     while step < total_steps:
         order = torch.randperm(n_train, generator=order_gen).tolist()
         for start in range(0, n_train, config.batch_size):
@@ -454,8 +473,7 @@ def run_one(
             batch = train.batch(order[start:start + config.batch_size], dev)
             with torch.autocast(**autocast):
                 loss = model(**batch).loss
-            if not torch.isfinite(loss):
-                raise AdaRankError(f"training loss became {loss.item()} at step {step + 1}; lower the learning rate")
+            finite = finite & torch.isfinite(loss.detach())
             loss.backward()
             optimizer.step()
             scheduler.step()
@@ -463,9 +481,14 @@ def run_one(
             if method == "adalora":
                 model.base_model.update_and_allocate(step)
             optimizer.zero_grad(set_to_none=True)
+            # checked every few steps, not every step: .item() waits for the GPU
+            if step % CHECK_EVERY == 0 or step == total_steps:
+                if not bool(finite):
+                    raise AdaRankError(f"training loss became non-finite by step {step}; lower the learning rate")
+                if bar is not None:
+                    bar.set_postfix(loss=f"{loss.item():.4f}")
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
     if bar is not None:
         bar.close()
     if dev.type == "cuda":
@@ -479,8 +502,9 @@ def run_one(
         final = {full: (_rank_of(layers[full]) if full in layers else 0) for full in full_targets}
     ranks = {base_of[full]: int(r) for full, r in final.items()}
     lora_count = sum(r * (shapes[full][0] + shapes[full][1]) for full, r in final.items())
-    if method != "adalora":
-        lora_params_train = lora_count
+    if method != "adalora" and lora_params_train != lora_count:  # a bug, not a user error
+        raise RuntimeError(f"trainable LoRA parameters ({lora_params_train}) differ from sum r_i (d_in + d_out) "
+                           f"= {lora_count}")
 
     # ---- evaluation
     accuracy, f1 = _evaluate(model, test, config.eval_batch_size, dev, autocast)
@@ -513,17 +537,15 @@ def run_one(
 
 
 def _eva_batches(train: _Encoded, batch_size: int, seed: int, device: torch.device, min_tokens: int) -> _EvaBatches:
-    """The first epoch's batches (same permutation as training, own generator), labels dropped."""
+    """The first epoch's batches (same permutation as training, own generator), labels dropped;
+    batches with fewer than ``min_tokens`` real tokens are left out (EVA would skip them forever)."""
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
-    batches = []
-    for start in range(0, len(order), batch_size):
-        batch = train.batch(order[start:start + batch_size], device, with_labels=False)
-        if int(batch["attention_mask"].sum()) >= min_tokens:
-            batches.append(batch)
-    if not batches:
+    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    chunks = [c for c in chunks if int(train.lengths[c].sum()) >= min_tokens]
+    if not chunks:
         raise AdaRankError(f"EVA needs batches of at least {min_tokens} real tokens (round(rho x r̄)); "
                            "raise batch_size or lower eva_rho / the rank")
-    return _EvaBatches(batches)
+    return _EvaBatches(train, chunks, device)
 
 
 def _capped_forward(limit: int):

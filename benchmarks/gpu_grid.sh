@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The fine-tuning comparison on one GPU (issue 3): LR sweep for uniform, then the minimum grid at the swept
+# learning rates, resumable across calls. Run from the repository root on the device machine:
+#   benchmarks/gpu_grid.sh MINUTES [WORKERS]
+# Needs (carried, git-ignored): .carry/minilm-fp16 (all-MiniLM-L6-v2 weights stored in fp16, upcast to fp32
+# here) and .carry/nltk_data (TREC, MR, SUBJ). Results go to benchmarks/results/grid (resumed from what is
+# already there) and, packed, to $OUT/grid.tar.gz.
+set -euo pipefail
+minutes=${1:-8}
+workers=${2:-8}
+export PYTHONPATH="$PWD/src" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+model=/tmp/all-MiniLM-L6-v2
+python3 - "$model" <<'PY'
+import shutil, sys
+from pathlib import Path
+import torch
+from transformers import AutoModel
+src, dst = Path(".carry/minilm-fp16"), Path(sys.argv[1])
+if not (dst / "model.safetensors").exists():
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    AutoModel.from_pretrained(src, dtype=torch.float32).save_pretrained(dst)  # fp16 values, fp32 storage
+print("model ready:", dst)
+PY
+start=$(date +%s)
+common=(--model "$model" --data-dir .carry/nltk_data --results benchmarks/results/grid --datasets trec-coarse,mr,subj
+        --target-sets value,attention --ranks 2,8 --workers "$workers" --device cuda)
+python3 -m adarank.bench.grid "${common[@]}" --methods uniform --seeds 0 --lr-sweep 3e-4,1e-3,3e-3 \
+    --timeout-minutes "$minutes" || true
+left=$(python3 -c "print(max(0.5, $minutes - ($(date +%s) - $start) / 60))")
+python3 -m adarank.bench.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --timeout-minutes "$left" || true
+tar czf "$OUT/grid.tar.gz" benchmarks/results/grid
+nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/card.txt"

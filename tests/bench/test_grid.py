@@ -1,0 +1,186 @@
+"""The benchmark grid: run listing, resume, failure handling, and one real end-to-end CPU run."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from adarank.bench import grid
+from adarank.bench.grid import TARGET_SETS, RunSpec, plan_grid
+
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared/datasets/nltk_data"
+
+
+def _dry(capsys, tmp_path, *extra: str) -> list[str]:
+    argv = ["--dry-run", "--model", str(tmp_path), "--results", str(tmp_path / "res"), *extra]
+    assert grid.main(argv) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_dry_run_lists_the_full_product_and_skips_finished_runs(tmp_path, capsys):
+    args = ("--datasets", "trec-coarse,mr", "--target-sets", "value,attention", "--ranks", "2,8",
+            "--methods", "uniform,adarank-exact,random", "--seeds", "0,1")
+    lines = _dry(capsys, tmp_path, *args)
+    runs = [line for line in lines if line.startswith(("todo ", "done "))]
+    assert len(runs) == 2 * 2 * 2 * 3 * 2
+    assert lines[-1] == "dry run: 48 runs, 48 to run, 0 already done"
+    assert "plans to score first: value, attention" in lines
+
+    finished = tmp_path / "res" / "runs" / "mr__attention__r8__random__s1.json"
+    finished.parent.mkdir(parents=True)
+    finished.write_text("{}")
+    lines = _dry(capsys, tmp_path, *args)
+    assert "done  mr__attention__r8__random__s1" in lines
+    assert lines[-1] == "dry run: 48 runs, 47 to run, 1 already done"
+
+
+def test_default_methods_and_lr_sweep_dry_run(tmp_path, capsys):
+    from adarank.bench.methods import METHODS
+
+    lines = _dry(capsys, tmp_path, "--datasets", "subj", "--target-sets", "all-linear", "--ranks", "8",
+                 "--seeds", "0")
+    assert [line.split()[-1].split("__")[3] for line in lines if line.startswith("todo")] == list(METHODS)
+    lines = _dry(capsys, tmp_path, "--datasets", "subj,mr", "--target-sets", "value", "--ranks", "2,8",
+                 "--seeds", "0,1,2", "--lr-sweep", "1e-4,3e-4,1e-3")
+    keys = [line.split()[-1] for line in lines if line.startswith("todo")]
+    assert len(keys) == 2 * 1 * 2 * 3 * 3
+    assert "subj__value__r2__uniform__lr0.0003__s1" in keys
+    assert all("__uniform__lr" in k for k in keys)
+
+
+def test_launch_order_keeps_the_methods_of_one_seed_together():
+    runs = plan_grid(["trec-coarse", "mr"], ["value"], [2, 8], ["uniform", "adarank-exact"], [0, 1])
+    assert [r.key for r in runs[:4]] == [
+        "trec-coarse__value__r2__uniform__s0", "trec-coarse__value__r2__adarank-exact__s0",
+        "trec-coarse__value__r8__uniform__s0", "trec-coarse__value__r8__adarank-exact__s0"]
+    assert [r.seed for r in runs] == [0] * 8 + [1] * 8
+    assert RunSpec("mr", "attention", 8, "uniform", 3, lr=1e-3).key == "mr__attention__r8__uniform__lr0.001__s3"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--target-sets", "values"], "unknown target set"),
+    (["--methods", "uniform,adarank"], "unknown method"),
+    (["--ranks", "0"], "--ranks values must be >= 1"),
+    (["--seeds", "a"], "--seeds must be comma-separated integers"),
+    (["--lr-sweep", "1e-3,-1"], "--lr-sweep needs numbers > 0"),
+])
+def test_bad_options_are_one_line_errors(tmp_path, capsys, argv, message):
+    assert grid.main(["--dry-run", "--model", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_data_dir_is_an_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("NLTK_DATA", raising=False)
+    assert grid.main(["--model", str(tmp_path), "--results", str(tmp_path / "r")]) == 2
+    assert "no data directory" in capsys.readouterr().err
+
+
+def test_failures_are_logged_and_the_grid_goes_on(tmp_path, capsys, monkeypatch):
+    """In-process workers (--workers 0) with a fake run: one key fails, the others are written."""
+    def fake_run(job):
+        if job.spec.method == "random":
+            return grid.Outcome(job.spec.key, False, 0.0, error="boom", error_type="RuntimeError", traceback="tb")
+        Path(job.out_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(job.out_path).write_text(json.dumps({"key": job.spec.key}))
+        return grid.Outcome(job.spec.key, True, 0.0)
+
+    monkeypatch.setattr(grid, "execute_run", fake_run)
+    monkeypatch.setattr(grid, "_preflight", lambda opts: None)
+    monkeypatch.setattr(grid, "ensure_plans", lambda opts, log: {ts: tmp_path / f"{ts}.json" for ts in opts.target_sets})
+    res = tmp_path / "res"
+    argv = ["--model", str(tmp_path), "--data-dir", str(tmp_path), "--results", str(res), "--workers", "0",
+            "--datasets", "trec-coarse", "--target-sets", "value", "--ranks", "2",
+            "--methods", "uniform,random,adarank-exact", "--seeds", "0,1"]
+    assert grid.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "6 runs: 4 done, 0 skipped (already done), 2 failed, 0 not started" in out
+    errors = [json.loads(line) for line in (res / "errors.jsonl").read_text().splitlines()]
+    assert [e["key"] for e in errors] == ["trec-coarse__value__r2__random__s0", "trec-coarse__value__r2__random__s1"]
+    assert errors[0]["error"] == "boom" and errors[0]["error_type"] == "RuntimeError"
+    assert len(list((res / "runs").glob("*.json"))) == 4
+
+    # resume: the finished runs are skipped, only the failed ones are tried again
+    monkeypatch.setattr(grid, "execute_run", lambda job: (Path(job.out_path).write_text("{}"),
+                                                         grid.Outcome(job.spec.key, True, 0.0))[1])
+    assert grid.main(argv) == 0
+    assert "6 runs: 2 done, 4 skipped (already done), 0 failed, 0 not started" in capsys.readouterr().out
+
+
+def test_timeout_stops_launching_new_runs(tmp_path, monkeypatch):
+    def slow_run(job):
+        time.sleep(0.05)
+        return grid.Outcome(job.spec.key, True, 0.05)
+
+    monkeypatch.setattr(grid, "execute_run", slow_run)
+    monkeypatch.setattr(grid, "_preflight", lambda opts: None)
+    monkeypatch.setattr(grid, "ensure_plans", lambda opts, log: {ts: tmp_path / f"{ts}.json" for ts in opts.target_sets})
+    args = grid.build_parser().parse_args(
+        ["--model", str(tmp_path), "--data-dir", str(tmp_path), "--results", str(tmp_path / "r"), "--workers", "0",
+         "--datasets", "mr", "--target-sets", "value", "--ranks", "2", "--methods", "uniform",
+         "--seeds", ",".join(map(str, range(40))), "--timeout-minutes", "0.002"])
+    summary = grid.run_grid(grid.options_from_args(args), log=lambda _: None)
+    assert summary.not_started > 0 and summary.done + summary.not_started == 40 and summary.failed == 0
+
+
+def test_a_run_that_raises_is_reported_not_raised(tmp_path):
+    job = grid.Job(spec=RunSpec("trec-coarse", "value", 2, "uniform", 0), model=str(tmp_path),
+                   data_dir=str(tmp_path), max_train=8, plan_path=str(tmp_path / "missing.json"),
+                   out_path=str(tmp_path / "runs" / "x.json"), config={}, device="cpu", groups="joint")
+    outcome = grid.execute_run(job)  # tmp_path holds no corpus: the data loader raises
+    assert not outcome.ok and outcome.error_type == "AdaRankError" and "not found" in outcome.error
+    assert "Traceback" in outcome.traceback
+    assert not (tmp_path / "runs" / "x.json").exists()
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared NLTK data folder not present")
+def test_end_to_end_grid_and_report_on_cpu(tmp_path, capsys):
+    """Tiny random BERT (MiniLM tokenizer), 64 TREC examples, 3 steps, 2 methods x 2 seeds, one worker."""
+    import torch
+    import transformers
+    from transformers import AutoTokenizer
+
+    from adarank.bench import report
+    from adarank.loading import default_model_path
+    from adarank.plan import RankPlan
+
+    model_dir = tmp_path / "tiny-bert"
+    config = transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=64, vocab_size=30522)
+    torch.manual_seed(0)
+    transformers.BertModel(config).save_pretrained(model_dir)
+    AutoTokenizer.from_pretrained(default_model_path()).save_pretrained(model_dir)
+
+    res = tmp_path / "grid"
+    argv = ["--model", str(model_dir), "--data-dir", str(SHARED_DATA), "--datasets", "trec-coarse",
+            "--target-sets", "attention", "--ranks", "4", "--methods", "uniform,adarank-exact", "--seeds", "0,1",
+            "--workers", "1", "--max-train", "64", "--max-steps", "3", "--device", "cpu", "--results", str(res)]
+    assert grid.main(argv) == 0
+    assert "4 runs: 4 done, 0 skipped (already done), 0 failed" in capsys.readouterr().out
+    plan = RankPlan.load(res / "plans" / "attention.json")
+    assert len(plan.modules) == 8 and plan.settings["targets"] == TARGET_SETS["attention"]
+    assert (res / "plans" / "attention.png").stat().st_size > 0
+
+    files = sorted((res / "runs").glob("*.json"))
+    assert [f.stem for f in files] == [f"trec-coarse__attention__r4__{m}__s{s}"
+                                       for m in ("adarank-exact", "uniform") for s in (0, 1)]
+    rec = json.loads(files[0].read_text())
+    assert rec["target_set"] == "attention" and rec["timestamp"] and rec["grid_commit"]
+    assert rec["steps"] == 3 and 0.0 <= rec["test_accuracy"] <= 1.0
+    assert sum(rec["ranks"].values()) == 4 * 8  # adarank-exact spends the budget exactly
+    assert set(rec["ranks"]) == {m.name for m in plan.modules}
+    assert not (res / "errors.jsonl").exists()
+
+    assert grid.main(argv) == 0  # resume: nothing left to do, the plan is re-used
+    out = capsys.readouterr().out
+    assert "4 runs: 0 done, 4 skipped (already done), 0 failed" in out and "re-using" in out
+
+    md = tmp_path / "section.md"
+    assert report.main(["--results", str(res), "--out", str(md), "--plots", str(res / "plots")]) == 0
+    text = md.read_text(encoding="utf-8")
+    assert "### trec-coarse · attention · r̄=4" in text
+    assert any(line.startswith("| adarank-exact | 2 |") for line in text.splitlines())
+    assert (res / "plots" / "acc__trec-coarse__attention__r4.png").stat().st_size > 0
+    assert (res / "plots" / "paired_diff.png").stat().st_size > 0

@@ -1,0 +1,201 @@
+"""The benchmark report on hand-made run records with known accuracies."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from adarank.bench import report
+from adarank.bench.report import build_report, paired_stats, pool, summarize, win_tie_loss
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# (dataset, target set, rank) -> method -> accuracies of seeds 0.. (fractions, as run_one writes them)
+SETTINGS = {
+    ("trec-coarse", "value", 8): {
+        "uniform": [0.800, 0.820, 0.810, 0.790, 0.800],
+        "adarank-exact": [0.820, 0.830, 0.810, 0.810, 0.815],  # seed 2: tie (0.0 pp)
+        "random": [0.780, 0.800, 0.8105, 0.780, 0.790],  # seed 2: tie (+0.05 pp)
+        "adalora": [0.800, 0.825, 0.805, 0.790],  # only 4 seeds
+    },
+    ("mr", "attention", 2): {
+        "uniform": [0.700, 0.710, 0.705],
+        "adarank-exact": [0.690, 0.700, 0.690],
+        "random": [0.720, 0.700, 0.701],
+    },
+}
+
+
+def _record(dataset: str, target_set: str, rank: int, method: str, seed: int, acc: float) -> dict:
+    rec = {"dataset": dataset, "target_set": target_set, "rank": rank, "method": method, "seed": seed,
+           "test_accuracy": acc, "test_macro_f1": acc - 0.05, "lora_params": 1000 + rank,
+           "lora_params_train": 1000 + rank, "device": "NVIDIA H100 80GB HBM3", "grid_commit": "abc123",
+           "model": "/x/all-MiniLM-L6-v2", "torch": "2.x", "transformers": "5.x", "peft": "0.21.2",
+           "hparams": {"lr": 5e-4, "epochs": 2.0}}
+    if method == "adalora":
+        rec["lora_params_train"], rec["lora_params"] = 1200, 800
+    return rec
+
+
+def write_runs(results: Path, settings=SETTINGS) -> None:
+    runs = results / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    for (dataset, ts, rank), methods in settings.items():
+        for method, accs in methods.items():
+            for seed, acc in enumerate(accs):
+                key = f"{dataset}__{ts}__r{rank}__{method}__s{seed}"
+                (runs / f"{key}.json").write_text(json.dumps(_record(dataset, ts, rank, method, seed, acc)))
+
+
+def expected_diffs(setting, method) -> np.ndarray:
+    base = np.asarray(SETTINGS[setting]["uniform"]) * 100
+    mine = np.asarray(SETTINGS[setting][method]) * 100
+    n = min(len(base), len(mine))
+    return mine[:n] - base[:n]
+
+
+def scipy_ci(diffs: np.ndarray) -> tuple[float, float]:
+    return stats.t.interval(0.95, len(diffs) - 1, loc=diffs.mean(), scale=stats.sem(diffs))
+
+
+def test_paired_stats_match_scipy_and_edge_cases():
+    d = np.array([0.4, -0.2, 1.1, 0.3, 0.0])
+    st = paired_stats(d)
+    lo, hi = scipy_ci(d)
+    assert st.n == 5 and st.mean == pytest.approx(d.mean()) and st.sd == pytest.approx(d.std(ddof=1))
+    assert (st.lo, st.hi) == (pytest.approx(lo), pytest.approx(hi))
+    one = paired_stats([0.7])
+    assert one.n == 1 and one.mean == 0.7 and math.isnan(one.lo) and one.side is None
+    assert paired_stats([]).n == 0
+    assert paired_stats([0.5, 0.5, 0.5]).side == 1  # no spread: the CI is the point
+
+
+def test_win_tie_loss_threshold_is_a_tenth_of_a_point():
+    assert win_tie_loss([0.0, 0.05, -0.099, 0.1, 0.2, -0.1, -3.0]) == (2, 3, 2)
+    # 81.1 - 81.0 is 0.0999999... in floating point: still a difference of 0.1 points, not a tie
+    assert win_tie_loss([0.811 * 100 - 0.810 * 100]) == (1, 0, 0)
+
+
+def test_summary_pairs_by_seed_with_hand_computed_ci():
+    write_dir_free = [_record(d, ts, r, m, s, a) for (d, ts, r), ms in SETTINGS.items()
+                      for m, accs in ms.items() for s, a in enumerate(accs)]
+    settings = summarize(write_dir_free)
+    assert [(s.dataset, s.target_set, s.rank) for s in settings] == [("mr", "attention", 2), ("trec-coarse", "value", 8)]
+    trec = settings[1]
+    assert list(trec.methods) == ["uniform", "adarank-exact", "random", "adalora"]  # METHODS order
+    for method in ("adarank-exact", "random", "adalora"):
+        m = trec.methods[method]
+        d = expected_diffs(("trec-coarse", "value", 8), method)
+        lo, hi = scipy_ci(d)
+        assert m.diffs == pytest.approx(d.tolist())
+        assert m.paired.mean == pytest.approx(d.mean())
+        assert (m.paired.lo, m.paired.hi) == (pytest.approx(lo), pytest.approx(hi))
+    assert trec.methods["adalora"].paired.n == 4
+    # adarank-exact: +2, +1, 0, +2, +1.5 pp; random: -2, -2, +0.05, -1, -1 pp; adalora: 0, +0.5, -0.5, 0
+    assert trec.methods["adarank-exact"].wtl == (4, 1, 0)
+    assert trec.methods["random"].wtl == (0, 1, 4)
+    assert trec.methods["adalora"].wtl == (1, 2, 1)
+    assert trec.methods["adarank-exact"].paired.side == 1
+    assert trec.methods["adalora"].paired.side == 0
+
+
+def test_pooled_table_pools_every_setting_seed_pair():
+    recs = [_record(d, ts, r, m, s, a) for (d, ts, r), ms in SETTINGS.items()
+            for m, accs in ms.items() for s, a in enumerate(accs)]
+    pooled = {p.method: p for p in pool(summarize(recs))}
+    assert list(pooled) == ["adarank-exact", "random", "adalora"]
+    for method in ("adarank-exact", "random"):
+        d = np.concatenate([expected_diffs(("trec-coarse", "value", 8), method),
+                            expected_diffs(("mr", "attention", 2), method)])
+        lo, hi = scipy_ci(d)
+        p = pooled[method]
+        assert p.stats.n == 8 and p.settings == 2
+        assert p.stats.mean == pytest.approx(d.mean())
+        assert (p.stats.lo, p.stats.hi) == (pytest.approx(lo), pytest.approx(hi))
+        assert p.wtl == win_tie_loss(d)
+    # per-setting CI sides: adarank-exact is above 0 on trec (+1.3 ± ...) and below 0 on mr (-1.0 ± 0.7)
+    mr = expected_diffs(("mr", "attention", 2), "adarank-exact")
+    assert scipy_ci(mr)[1] < 0
+    ex = pooled["adarank-exact"]
+    assert (ex.above, ex.contains, ex.below, ex.no_ci) == (1, 0, 1, 0)
+    assert (pooled["adalora"].above, pooled["adalora"].contains, pooled["adalora"].below) == (0, 1, 0)
+
+
+def test_markdown_rows_plots_and_provenance(tmp_path):
+    results = tmp_path / "grid"
+    write_runs(results)
+    (results / "runs" / "broken.json").write_text("{not json")
+    plans = results / "plans"
+    plans.mkdir()
+    (plans / "value.png").write_bytes(PNG_MAGIC + b"fake")
+    out = tmp_path / "BENCHMARKS-section.md"
+    prov = {"card": "1x H100", "command": "python -m adarank.bench.grid --seeds 0,1,2,3,4", "commit": "deadbeef",
+            "date": "2025-01-02", "seeds": [0, 1, 2, 3, 4]}
+    text = build_report(results, out=out, plots=results / "plots", provenance=prov)
+    assert out.read_text(encoding="utf-8") == text
+    lines = text.splitlines()
+    head = "\n".join(lines[:8])
+    for value in ("1x H100", "`python -m adarank.bench.grid --seeds 0,1,2,3,4`", "deadbeef", "2025-01-02",
+                  "0, 1, 2, 3, 4"):
+        assert value in head
+
+    d = expected_diffs(("trec-coarse", "value", 8), "adarank-exact")
+    lo, hi = scipy_ci(d)
+    acc = np.asarray(SETTINGS[("trec-coarse", "value", 8)]["adarank-exact"]) * 100
+    row = (f"| adarank-exact | 5 | {acc.mean():.2f} ± {acc.std(ddof=1):.2f} | "
+           f"{(acc - 5).mean():.2f} ± {(acc - 5).std(ddof=1):.2f} | 1,008 | {d.mean():+.2f} | "
+           f"[{lo:+.2f}, {hi:+.2f}] | 4/1/0 |")
+    assert row in lines
+    assert any(line.startswith("| uniform | 5 | 80.40 ± 1.14 |") and "(reference)" in line for line in lines)
+    adalora = next(line for line in lines if line.startswith("| adalora | 4 |"))
+    assert "1,200→800" in adalora and "(n=4)" not in adalora
+    assert "### trec-coarse · value · r̄=8" in lines and "### mr · attention · r̄=2" in lines
+    assert "### Pooled over all settings" in lines
+    pooled_row = next(line for line in lines if line.startswith("| adarank-exact | 2 | 8 |"))
+    assert pooled_row.endswith("| 1 / 0 / 1 |")
+    assert "broken.json: unreadable" in text
+
+    plots = results / "plots"
+    for name in ("acc__trec-coarse__value__r8.png", "acc__mr__attention__r2.png", "paired_diff.png",
+                 "plan__value.png"):
+        data = (plots / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 8, name
+        assert f"plots/{name}" in text
+    assert "Learning-rate sweep" not in text
+
+
+def test_lr_sweep_table_and_choice(tmp_path):
+    results = tmp_path / "grid"
+    write_runs(results, {("trec-coarse", "value", 8): {"uniform": [0.8, 0.8]}})
+    sweep = results / "lr-sweep" / "runs"
+    sweep.mkdir(parents=True)
+    accs = {1e-4: [0.70, 0.72], 3e-4: [0.80, 0.78], 1e-3: [0.79, 0.80]}
+    for lr, values in accs.items():
+        for seed, acc in enumerate(values):
+            rec = _record("trec-coarse", "value", 8, "uniform", seed, acc)
+            rec["lr"] = lr
+            (sweep / f"trec-coarse__value__r8__uniform__lr{lr:g}__s{seed}.json").write_text(json.dumps(rec))
+    rows = report.summarize_sweep(report.load_records(sweep).runs)
+    assert [(r.lr, r.chosen) for r in rows] == [(1e-4, False), (3e-4, False), (1e-3, True)]
+    text = build_report(results, out=tmp_path / "s.md")
+    assert "### Learning-rate sweep (uniform ranks)" in text
+    assert "| trec-coarse | value | 8 | 0.001 | 2 | 79.50 ± 0.71 | ✓ |" in text
+    assert "| trec-coarse | value | 8 | 0.0003 | 2 | 79.00 ± 1.41 |  |" in text
+
+
+def test_cli_writes_the_section(tmp_path, capsys):
+    results = tmp_path / "grid"
+    write_runs(results)
+    out = tmp_path / "section.md"
+    assert report.main(["--results", str(results), "--out", str(out), "--plots", str(tmp_path / "p"),
+                        "--card", "CPU", "--command", "grid cmd"]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "- **Hardware**: CPU" in text and "- **Commit**: abc123" in text and "- **Seeds**: 0, 1, 2, 3, 4" in text
+    assert (tmp_path / "p" / "paired_diff.png").stat().st_size > 0
+    assert report.main(["--results", str(tmp_path / "empty")]) == 2
+    assert "no run records" in capsys.readouterr().err
