@@ -153,6 +153,9 @@ def main() -> None:
         blocks = sorted({t.block for t in targets})
         pick = blocks if kind == "bert" else [blocks[round(i * (len(blocks) - 1) / max(1, args.naive_blocks - 1))] for i in range(args.naive_blocks)]
         subset = [t for t in targets if t.block in set(pick)]
+        # Warm-up (CUDA context, kernels, allocator) outside every timed region: without it the first
+        # engine timed pays for it (the 2026-11-28 run did not have this; see BENCHMARKS.md).
+        score_modules(model, batch, subset[:1], ScoreConfig(trials=1, max_batch=args.max_batch), progress=False)
         row = {"model": name, "params": params, "modules": len(targets), "subset_modules": len(subset),
                "subset_blocks": pick, "trials": args.trials, "probe": [args.n, args.length]}
         for engine in ("batched", "naive"):

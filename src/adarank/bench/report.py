@@ -392,6 +392,9 @@ def plot_setting(setting: SettingSummary, path: str | os.PathLike) -> Path:
     return dest
 
 
+PAIRED_AXIS_CLIP = 5.0
+
+
 def plot_paired(settings: Sequence[SettingSummary], path: str | os.PathLike) -> Path | None:
     """One panel per method: Δacc vs uniform with its 95% CI for every setting."""
     methods = sorted({m.method for s in settings for m in s.methods.values()
@@ -405,6 +408,9 @@ def plot_paired(settings: Sequence[SettingSummary], path: str | os.PathLike) -> 
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 1.5, height * rows), sharex=True, sharey=True,
                              squeeze=False, constrained_layout=True)
     ys = np.arange(len(settings))[::-1]
+    # One diverged run can stretch a CI over ±100 pp and flatten every other setting to a dot: the axis
+    # shows at most ±CLIP pp and a clipped interval is drawn to the edge with an arrow.
+    clip = PAIRED_AXIS_CLIP
     for ax, method in zip(axes.flat, methods):
         for y, s in zip(ys, settings):
             m = s.methods.get(method)
@@ -412,12 +418,18 @@ def plot_paired(settings: Sequence[SettingSummary], path: str | os.PathLike) -> 
                 continue
             st = m.paired
             color = {1: "tab:green", -1: "tab:red", 0: "tab:blue", None: "tab:gray"}[st.side]
+            mean = float(np.clip(st.mean, -clip, clip))
             if st.n >= 2:
-                ax.errorbar(st.mean, y, xerr=[[st.mean - st.lo], [st.hi - st.mean]], fmt="o", capsize=3,
-                            color=color)
+                lo, hi = max(st.lo, -clip), min(st.hi, clip)
+                ax.errorbar(mean, y, xerr=[[mean - lo], [hi - mean]], fmt="o", capsize=3, color=color)
+                for edge, bound in ((-clip, st.lo), (clip, st.hi)):
+                    if (bound < -clip and edge < 0) or (bound > clip and edge > 0):
+                        ax.annotate("", xy=(edge, y), xytext=(edge * 0.8, y),
+                                    arrowprops={"arrowstyle": "->", "color": color})
             else:
-                ax.plot(st.mean, y, "o", mfc="none", color=color)
+                ax.plot(mean, y, "o", mfc="none", color=color)
         ax.axvline(0, color="black", lw=0.8)
+        ax.set_xlim(-clip * 1.05, clip * 1.05)
         ax.set_title(method, fontsize=10)
         ax.set_xlabel("Δ accuracy vs uniform (pp), 95% CI")
         ax.tick_params(axis="x", labelbottom=True)
@@ -425,7 +437,8 @@ def plot_paired(settings: Sequence[SettingSummary], path: str | os.PathLike) -> 
         ax.set_yticks(ys, [s.label for s in settings], fontsize=8)
     for ax in list(axes.flat)[len(methods):]:
         ax.set_visible(False)
-    fig.suptitle("paired differences to uniform ranks (green: CI > 0, red: CI < 0, hollow: one seed)", fontsize=10)
+    fig.suptitle(f"paired differences to uniform ranks (green: CI > 0, red: CI < 0, hollow: one seed; "
+                 f"axis clipped at ±{clip:g} pp, arrows mark clipped intervals)", fontsize=10)
     dest = _save(fig, Path(path))
     plt.close(fig)
     return dest
