@@ -91,6 +91,10 @@ def test_show_prints_plan(capsys, tiny_bert_dir, tmp_path):
     (["predict", "{tiny}", "--out", "{unwritable}"], ["cannot write"]),
     (["predict", "{notamodel}"], ["not a model folder"]),
     (["show", "{truncated}"], ["not valid JSON"]),
+    (["show", "{future}"], ["schema_version"]),
+    (["predict", "{tiny}", "--tokenizer", "{notamodel}"], ["cannot load a tokenizer", "--tokenizer"]),
+    (["allocate", "{foreign_plan}", "--model", "{tiny}", "--out", "{out}"], ["missing from", "encoder.layer.7"]),
+    (["predict", "{tiny}", "--targets", "value", "--out", "{stale}"], ["other settings", "--no-resume"]),
 ])
 def test_bad_input_gives_one_line_and_exit_2(capsys, tiny_bert_dir, tmp_path, args, words):
     (tmp_path / "empty.txt").write_text("\n  \n")
@@ -98,7 +102,16 @@ def test_bad_input_gives_one_line_and_exit_2(capsys, tiny_bert_dir, tmp_path, ar
     (tmp_path / "blocker").write_text("a file where a folder should be")
     (tmp_path / "notamodel").mkdir()
     (tmp_path / "cut.json").write_text('{"schema_version": 1, "modules": [')
-    subs = {"{tiny}": str(tiny_bert_dir), "{empty}": str(tmp_path / "empty.txt"),
+    plan = _tiny_plan(tiny_bert_dir, tmp_path / "made")
+    (tmp_path / "future.json").write_text(json.dumps({**plan, "schema_version": 99}))
+    foreign = json.loads(json.dumps(plan))
+    foreign["modules"][0]["name"] = "encoder.layer.7.attention.self.value"
+    (tmp_path / "foreign.json").write_text(json.dumps(foreign))
+    (tmp_path / "stale").mkdir()
+    (tmp_path / "stale" / ".adarank-checkpoint.json").write_text(json.dumps(
+        {"version": 1, "fingerprint": {"model": "another"}, "scores": {}}))
+    subs = {"{future}": str(tmp_path / "future.json"), "{foreign_plan}": str(tmp_path / "foreign.json"),
+            "{out}": str(tmp_path / "out"), "{stale}": str(tmp_path / "stale"),"{tiny}": str(tiny_bert_dir), "{empty}": str(tmp_path / "empty.txt"),
             "{binary}": str(tmp_path / "binary.txt"), "{unwritable}": str(tmp_path / "blocker" / "out"),
             "{notamodel}": str(tmp_path / "notamodel"), "{truncated}": str(tmp_path / "cut.json")}
     argv = [subs.get(a, a) for a in args]
@@ -111,11 +124,33 @@ def test_bad_input_gives_one_line_and_exit_2(capsys, tiny_bert_dir, tmp_path, ar
     assert not (tmp_path / "out" / "plan.json").exists()
 
 
-def test_non_integer_rank_is_a_usage_error(capsys):
+_PLANS: dict = {}
+
+
+def _tiny_plan(model_dir, out) -> dict:
+    """One real plan of the tiny model (value modules), made once per test session."""
+    if "plan" not in _PLANS:
+        assert main(["predict", str(model_dir), "--targets", "value", "--out", str(out), *FAST]) == 0
+        _PLANS["plan"] = json.loads((out / "plan.json").read_text())
+    return _PLANS["plan"]
+
+
+@pytest.mark.parametrize("option,value", [("--rank", "2.5"), ("--trials", "1.5")])
+def test_non_integer_counts_are_usage_errors(capsys, option, value):
     with pytest.raises(SystemExit) as exc:
-        main(["predict", "--rank", "2.5"])
+        main(["predict", option, value])
     assert exc.value.code == 2
-    assert "--rank" in capsys.readouterr().err
+    assert option in capsys.readouterr().err
+
+
+def test_long_probes_are_truncated_with_a_notice(capsys, tiny_bert_dir, tmp_path):
+    probe = tmp_path / "long.txt"
+    probe.write_text("a fairly long sentence that certainly has more than four tokens\nshort one\n")
+    code, _, err = run_cli(capsys, "predict", tiny_bert_dir, "--targets", "value", "--probe", probe,
+                           "--max-length", "4", "--out", tmp_path / "out", *FAST)
+    assert code == 0
+    assert "1 probe texts were truncated" in err  # "short one" is 4 tokens with [CLS] and [SEP]
+    assert json.loads((tmp_path / "out" / "plan.json").read_text())["settings"]["probe_truncated"] == 1
 
 
 def test_help_explains_every_option():

@@ -69,10 +69,19 @@ def test_keys_are_anchored_and_exact(bert_plan):
         assert config.alpha_pattern[key] == pytest.approx(8 * r / 4)
 
 
-def test_rank_zero_modules_are_left_out(bert_plan):
+def test_unresolved_config_is_refused_by_another_wrapper(bert_plan):
+    """Without model=..., the config must not half-apply to a prefixed wrapper (uniform ranks in disguise)."""
+    config = bert_plan.to_lora_config()
+    same = get_peft_model(tiny_bert_model(), config)
+    assert lora_ranks(same) == {m.name: m.rank for m in bert_plan.modules if m.rank > 0}
+    with pytest.raises(ValueError):
+        get_peft_model(tiny_bert_model("BertForSequenceClassification", num_labels=3), bert_plan.to_lora_config())
+
+
+def test_rank_zero_modules_are_left_out(bert_plan, tiny_bert):
     plan = bert_plan
     plan.modules[1].rank = 0
-    config = plan.to_lora_config()
+    config = plan.to_lora_config(tiny_bert)
     assert plan.modules[1].name not in config.target_modules
     assert all(plan.modules[1].name not in k.replace("\\", "") for k in config.rank_pattern)
     for m in plan.modules:

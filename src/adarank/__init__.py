@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from .allocation import Allocation, allocate_ranks
+from .audit import save_adapter
 from .errors import AdaRankError
 from .plan import Budget, ModuleEntry, RankPlan
 from .predict import predict_ranks
@@ -12,6 +13,6 @@ from .targets import Target, select_targets
 
 __all__ = [
     "AdaRankError", "Allocation", "Budget", "BUILTIN_SENTENCES", "ModuleEntry", "ModuleScore", "ProbeSet",
-    "RankPlan", "ScoreConfig", "Target", "allocate_ranks", "load_probe_file", "predict_ranks", "score_modules",
+    "RankPlan", "ScoreConfig", "Target", "allocate_ranks", "load_probe_file", "predict_ranks", "save_adapter", "score_modules",
     "select_targets", "tokenize_probes",
 ]

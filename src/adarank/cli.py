@@ -70,7 +70,8 @@ class InspectOptions:
 
 @dataclass
 class AllocateOptions(BudgetOptions):
-    plan: str | None = field(default=None, metadata={"help": "plan.json (or its folder) to re-allocate from its stored scores; no model is loaded"})
+    plan: str | None = field(default=None, metadata={"help": "plan.json (or its folder) to re-allocate from its stored scores (no re-scoring)"})
+    model: str | None = field(default=None, metadata={"help": "check and resolve the plan's module names against this model (with --apply-to); without it no model is loaded"})
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -192,7 +193,7 @@ def cmd_predict(opts: PredictOptions, argv: Sequence[str] = ()) -> None:
     if rank != 0:
         return
     if plan.settings.get("probe_truncated"):
-        print(f"note: {plan.settings['probe_truncated']} probe texts were truncated to the model's length limit",
+        print(f"note: {plan.settings['probe_truncated']} probe texts were truncated to the length limit (--max-length, else the model's)",
               file=sys.stderr)
     if plan.settings.get("resumed_modules"):
         print(f"resumed: {plan.settings['resumed_modules']} modules came from the checkpoint in {out}", file=sys.stderr)
@@ -228,8 +229,12 @@ def cmd_allocate(opts: AllocateOptions) -> None:
                                                min_rank=opts.min_rank, max_rank=opts.max_rank)
     out = _prepare_out(opts, plan.model)
     apply_model = None
-    if opts.apply_to != "base":
-        raise AdaRankError("--apply-to needs the model; re-allocation works on names alone, so use it with `adarank predict`")
+    if opts.model:
+        from .loading import load_model
+
+        apply_model = _apply_model(load_model(opts.model, device="cpu"), opts)
+    elif opts.apply_to != "base":
+        raise AdaRankError("--apply-to needs --model: the names are resolved against that model's wrapper")
     _write_outputs(plan, out, opts, apply_model)
     _report(plan, out, quiet=False)
 

@@ -87,7 +87,10 @@ def lora_config_from_plan(plan: "RankPlan", model: "nn.Module | None" = None, *,
 
     ``r`` is the plan's average rank r̄ and ``lora_alpha`` defaults to 2·r̄; ``alpha_pattern`` sets
     α_i = lora_alpha·r_i/r̄ so that every module keeps the uniform baseline's scale α/r̄.
-    With ``model`` given, names are resolved against that model (see :func:`resolve_module_names`).
+    With ``model`` given, names are resolved against that model (see :func:`resolve_module_names`) and
+    ``target_modules`` is a list of full names. Without it the names are the scored model's own and
+    ``target_modules`` is one anchored regex of them, so PEFT refuses (rather than half-applies) the
+    config on a wrapper whose names differ.
     """
     from peft import LoraConfig
 
@@ -109,7 +112,13 @@ def lora_config_from_plan(plan: "RankPlan", model: "nn.Module | None" = None, *,
     for key in ("target_modules", "rank_pattern", "alpha_pattern", "r"):
         if key in lora_kwargs:
             raise AdaRankError(f"'{key}' comes from the plan; do not pass it to to_lora_config")
-    return LoraConfig(r=base_r, lora_alpha=_clean_number(alpha), target_modules=[full for full, _ in active],
+    targets: list[str] | str = [full for full, _ in active]
+    if model is None:
+        # Unresolved names: a list would also suffix-match a wrapper's prefixed names (bert.encoder...)
+        # while the anchored rank keys would not, silently giving every module rank r̄. One anchored
+        # regex makes PEFT refuse such a model loudly instead.
+        targets = "^(?:" + "|".join(re.escape(full) for full, _ in active) + ")$"
+    return LoraConfig(r=base_r, lora_alpha=_clean_number(alpha), target_modules=targets,
                       rank_pattern=rank_pattern, alpha_pattern=alpha_pattern, **lora_kwargs)
 
 
@@ -144,7 +153,8 @@ def yaml_snippet(config: "LoraConfig", plan: "RankPlan") -> str:
     data = {
         "lora_r": config.r,
         "lora_alpha": config.lora_alpha,
-        "lora_target_modules": sorted(config.target_modules),
+        "lora_target_modules": (config.target_modules if isinstance(config.target_modules, str)
+                                else sorted(config.target_modules)),
         "lora_rank_pattern": dict(config.rank_pattern),
         "lora_alpha_pattern": dict(config.alpha_pattern),
     }

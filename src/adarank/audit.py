@@ -1,0 +1,68 @@
+"""The audit trail: the plan that built an adapter is stored beside it and checked against its shapes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from .errors import AdaRankError
+from .plan import RankPlan
+
+PLAN_BESIDE_ADAPTER = "adarank_plan.json"
+_LORA_A = re.compile(r"^(?:base_model\.model\.)?(?P<name>.+)\.lora_A(?:\.[^.]+)?\.weight$")
+
+
+def adapter_ranks(folder: Path) -> dict[str, int]:
+    """Module name -> LoRA rank, read from the saved adapter's lora_A shapes (the truth on disk)."""
+    weights = folder / "adapter_model.safetensors"
+    if not weights.is_file():
+        return {}
+    from safetensors import safe_open
+
+    ranks: dict[str, int] = {}
+    with safe_open(str(weights), framework="pt") as fh:
+        for key in fh.keys():
+            m = _LORA_A.match(key)
+            if m:
+                ranks[m.group("name")] = int(fh.get_slice(key).get_shape()[0])
+    return ranks
+
+
+def compare_shapes(plan: RankPlan, actual: dict[str, int]) -> list[str]:
+    """Mismatches between planned and actual ranks; module names may differ by a wrapper prefix."""
+    problems = []
+    used: set[str] = set()
+    for m in plan.modules:
+        hits = [n for n in actual if n == m.name or n.endswith("." + m.name) or m.name.endswith("." + n)]
+        if m.rank == 0:
+            if hits:
+                problems.append(f"{m.name}: planned rank 0 (no adapter) but the adapter has rank {actual[hits[0]]}")
+            continue
+        if len(hits) != 1:
+            problems.append(f"{m.name}: planned rank {m.rank} but the adapter has {'no' if not hits else 'several'} LoRA weights for it")
+            continue
+        used.add(hits[0])
+        if actual[hits[0]] != m.rank:
+            problems.append(f"{m.name}: planned rank {m.rank}, adapter rank {actual[hits[0]]}")
+    for extra in sorted(set(actual) - used):
+        if not any(extra.endswith("." + m.name) or extra == m.name for m in plan.modules):
+            problems.append(f"{extra}: adapted (rank {actual[extra]}) but not in the plan")
+    return problems
+
+
+
+def save_adapter(peft_model: Any, plan: RankPlan, path: str | Path) -> Path:
+    """``peft_model.save_pretrained(path)`` plus the plan as ``adarank_plan.json`` beside
+    ``adapter_config.json``, then a check that the saved LoRA shapes are the planned ranks.
+
+    The plan is written last and atomically, so a folder that holds it holds a complete adapter.
+    """
+    folder = Path(path)
+    peft_model.save_pretrained(folder)
+    problems = compare_shapes(plan, adapter_ranks(folder))
+    if problems:
+        raise AdaRankError(f"the adapter saved in '{folder}' does not follow the plan: {problems[0]}"
+                           + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    plan.save(folder / PLAN_BESIDE_ADAPTER)
+    return folder
