@@ -476,3 +476,220 @@ def test_prop_params_equal_costs_equals_ranks_unit(problem, cost, rule):
     in_params = allocate_ranks(scores, rank, unit="params", costs=[cost] * len(scores), **kw)
     assert in_params.ranks == in_ranks.ranks
     assert in_params.used == in_ranks.used * cost
+
+
+# --------------------------------------------------------------------------------------------------
+# score transforms: power (tempered proportional) and rank-order
+# --------------------------------------------------------------------------------------------------
+
+TRANSFORMS = [("proportional", 1.0), ("power", 0.5), ("power", 2.0), ("power", 3.7), ("rank-order", 1.0)]
+
+
+def test_power_one_is_proportional_on_the_oracle():
+    for rule in ("floor", "exact"):
+        plain = allocate_ranks(ALL_SCORES, 8, rule=rule, groups=ALL_TYPES)
+        assert allocate_ranks(ALL_SCORES, 8, rule=rule, groups=ALL_TYPES, transform="power", power=1.0) == plain
+        assert allocate_ranks(ALL_SCORES, 8, rule=rule, groups=ALL_TYPES, transform="power", power=1) == plain
+    # the paper's lists are untouched by the new keyword's default
+    alloc = allocate_ranks(ALL_SCORES, 8, groups=ALL_TYPES, transform="proportional")
+    assert _by_group(alloc.ranks, ALL_TYPES) == PER_TYPE_R8
+
+
+@pytest.mark.parametrize("t", TYPES)
+@pytest.mark.parametrize("rule", ["floor", "exact"])
+def test_power_two_concentrates_and_half_flattens_on_the_oracle(t, rule):
+    scores = DISAGREEMENT[t]
+    top, bottom = scores.index(max(scores)), scores.index(min(scores))
+    ranks = {p: allocate_ranks(scores, 8, rule=rule, transform="power", power=p).ranks for p in (0.5, 1.0, 2.0)}
+    assert ranks[2.0][top] >= ranks[1.0][top] >= ranks[0.5][top]
+    assert ranks[2.0][bottom] <= ranks[1.0][bottom] <= ranks[0.5][bottom]
+    spread = {p: max(r) - min(r) for p, r in ranks.items()}
+    assert spread[2.0] >= spread[1.0] >= spread[0.5]
+    assert spread[2.0] > spread[0.5]
+
+
+def test_power_two_is_proportional_to_squared_scores():
+    # an integer power of the normalised scores is an exact power-of-two rescaling of s ** 2
+    squared = [s * s for s in ALL_SCORES]
+    for rule in ("floor", "exact"):
+        kw = dict(rule=rule, groups=ALL_TYPES)
+        assert allocate_ranks(ALL_SCORES, 8, transform="power", power=2.0, **kw) == allocate_ranks(squared, 8, **kw)
+
+
+def test_huge_power_gives_the_budget_to_the_top_module():
+    alloc = allocate_ranks([0.5, 0.49, 0.1], 4, rule="exact", transform="power", power=5000.0)
+    assert alloc.ranks == [12, 0, 0]
+    # the largest power's underflow guard: 0.5 ** 5000 is 0, yet the top module is still on top
+    alloc = allocate_ranks([1.0, 2.0], 2, rule="exact", transform="power", power=1e6)
+    assert alloc.ranks == [0, 4]
+
+
+def test_rank_order_uses_positions_with_averaged_ties():
+    kw = dict(rule="exact")
+    assert allocate_ranks([0.1, 50.0, 3.0], 4, transform="rank-order", **kw) == allocate_ranks([1, 3, 2], 4, **kw)
+    assert allocate_ranks([7.0, 7.0, 9.0], 4, transform="rank-order", **kw) == allocate_ranks([1.5, 1.5, 3], 4, **kw)
+    # a zero score has position 1, so it still gets a share; ties get equal ranks
+    alloc = allocate_ranks([0.0, 0.0, 1.0, 2.0, 2.0], 4, transform="rank-order", **kw)
+    assert alloc.ranks == [2, 2, 4, 6, 6] and alloc.used == 20
+
+
+def test_rank_order_positions_are_per_group():
+    scores = [1.0, 100.0, 1000.0, 0.001, 0.002, 0.003]
+    labels = ["a", "a", "a", "b", "b", "b"]
+    alloc = allocate_ranks(scores, 4, rule="exact", groups=labels, transform="rank-order")
+    assert alloc.ranks[:3] == alloc.ranks[3:] == [2, 4, 6]
+
+
+@pytest.mark.parametrize("transform, power", TRANSFORMS)
+def test_all_zero_group_stays_uniform_under_every_transform(transform, power):
+    alloc = allocate_ranks([0.0] * 4, 3, rule="exact", transform=transform, power=power)
+    assert alloc.ranks == [3, 3, 3, 3]
+
+
+@pytest.mark.parametrize("transform, power", TRANSFORMS)
+def test_transforms_respect_clamps_on_the_oracle(transform, power):
+    kw = dict(rule="exact", groups=ALL_TYPES, min_rank=2, max_rank=11, transform=transform, power=power)
+    alloc = allocate_ranks(ALL_SCORES, 6, **kw)
+    assert all(2 <= r <= 11 for r in alloc.ranks)
+    for ranks in _by_group(alloc.ranks, ALL_TYPES).values():
+        assert sum(ranks) == 6 * 12
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"transform": "log"}, "transform"),
+        ({"transform": "power", "power": 0}, "power"),
+        ({"transform": "power", "power": -2.0}, "power"),
+        ({"transform": "power", "power": math.nan}, "power"),
+        ({"transform": "power", "power": math.inf}, "power"),
+        ({"transform": "power", "power": "two"}, "power"),
+        ({"transform": "power", "power": True}, "power"),
+        ({"power": 2.0}, "transform power"),
+        ({"transform": "rank-order", "power": 0.5}, "transform power"),
+    ],
+)
+def test_invalid_transform_raises_one_line_error(kwargs, needle):
+    with pytest.raises(AdaRankError) as info:
+        allocate_ranks([1.0, 2.0], 8, **kwargs)
+    assert needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+transform_choice = st.sampled_from(TRANSFORMS + [("power", 0.1), ("power", 30.0)])
+
+
+@PROPS
+@given(problems(), transform_choice, st.sampled_from(["floor", "exact"]))
+def test_prop_power_one_equals_proportional(problem, _, rule):
+    scores, labels, rank, lo, hi = problem
+    assume(_feasible(rank, lo, hi))
+    kw = dict(rule=rule, groups=labels, min_rank=lo, max_rank=hi)
+    assert allocate_ranks(scores, rank, transform="power", power=1.0, **kw) == allocate_ranks(scores, rank, **kw)
+
+
+@PROPS
+@given(problems(), transform_choice)
+def test_prop_transforms_meet_the_exact_budget_or_raise(problem, choice):
+    scores, labels, rank, lo, hi = problem
+    transform, power = choice
+    kw = dict(rule="exact", groups=labels, min_rank=lo, max_rank=hi, transform=transform, power=power)
+    if not _feasible(rank, lo, hi):
+        with pytest.raises(AdaRankError):
+            allocate_ranks(scores, rank, **kw)
+        return
+    alloc = allocate_ranks(scores, rank, **kw)
+    for g, ranks in _by_group(alloc.ranks, labels).items():
+        assert sum(ranks) == math.floor(rank * len(ranks)), g
+    _check_clamps(alloc.ranks, lo, hi)
+    _check_order(scores, alloc.ranks, labels)  # order of the raw scores, even where a transform ties them
+    assert alloc.used == sum(alloc.ranks)
+
+
+@PROPS
+@given(problems(), transform_choice)
+def test_prop_transforms_floor_within_budget(problem, choice):
+    scores, labels, rank, lo, hi = problem
+    assume(_feasible(rank, lo, hi))
+    transform, power = choice
+    alloc = allocate_ranks(scores, rank, groups=labels, min_rank=lo, max_rank=hi, transform=transform, power=power)
+    for g, ranks in _by_group(alloc.ranks, labels).items():
+        assert rank * len(ranks) - len(ranks) < sum(ranks) <= rank * len(ranks), g
+    _check_clamps(alloc.ranks, lo, hi)
+    _check_order(scores, alloc.ranks, labels)
+
+
+@PROPS
+@given(problems(), st.lists(st.integers(1, 5000), min_size=24, max_size=24), transform_choice,
+       st.sampled_from(["floor", "exact"]))
+def test_prop_transforms_in_params_unit(problem, cost_pool, choice, rule):
+    scores, labels, rank, lo, hi = problem
+    assume(_feasible(rank, lo, hi))
+    transform, power = choice
+    costs = cost_pool[: len(scores)]
+    alloc = allocate_ranks(scores, rank, rule=rule, unit="params", costs=costs, groups=labels, min_rank=lo,
+                           max_rank=hi, transform=transform, power=power)
+    _check_clamps(alloc.ranks, lo, hi)
+    _check_order(scores, alloc.ranks, labels)
+    for g in set(labels):
+        idx = [i for i, label in enumerate(labels) if label == g]
+        budget = rank * sum(costs[i] for i in idx)
+        spent = sum(alloc.ranks[i] * costs[i] for i in idx)
+        assert spent <= budget, g
+        if rule == "exact":
+            assert budget - spent < max(costs[i] for i in idx), g
+
+
+@PROPS
+@given(st.data(), problems(distinct=True), transform_choice, st.sampled_from(["floor", "exact"]))
+def test_prop_transforms_permutation_equivariant_and_scale_free(data, problem, choice, rule):
+    scores, labels, rank, lo, hi = problem
+    assume(_feasible(rank, lo, hi))
+    transform, power = choice
+    kw = dict(rule=rule, min_rank=lo, max_rank=hi, transform=transform, power=power)
+    base = allocate_ranks(scores, rank, groups=labels, **kw)
+    perm = data.draw(st.permutations(range(len(scores))))
+    moved = allocate_ranks([scores[p] for p in perm], rank, groups=[labels[p] for p in perm], **kw)
+    assert moved.ranks == [base.ranks[p] for p in perm]
+    k = data.draw(st.integers(-30, 30))
+    assert allocate_ranks([s * 2.0**k for s in scores], rank, groups=labels, **kw) == base
+
+
+# strictly increasing maps of [0, 10] that keep distinct inputs distinct in float64
+INCREASING = {
+    "exp": math.exp,
+    "cube": lambda x: x**3,
+    "affine": lambda x: 3.0 * x + 7.0,
+    "sqrt": math.sqrt,
+    "log1p": math.log1p,
+}
+
+
+@PROPS
+@given(
+    st.lists(st.integers(0, 1000).map(lambda k: k / 100), min_size=1, max_size=24),
+    st.data(),
+    st.sampled_from(sorted(INCREASING)),
+    st.sampled_from(["floor", "exact"]),
+    st.sampled_from(["ranks", "params"]),
+)
+def test_prop_rank_order_is_invariant_to_increasing_maps(scores, data, name, rule, unit):
+    n = len(scores)
+    labels = data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+    rank = data.draw(avg_rank)
+    lo = data.draw(st.integers(0, 4))
+    hi = data.draw(st.one_of(st.none(), st.integers(max(1, lo), lo + 24)))
+    assume(_feasible(rank, lo, hi))
+    costs = data.draw(st.lists(st.integers(1, 5000), min_size=n, max_size=n))
+    f = INCREASING[name]
+    kw = dict(rule=rule, unit=unit, costs=costs, groups=labels, min_rank=lo, max_rank=hi, transform="rank-order")
+    assert allocate_ranks([f(s) for s in scores], rank, **kw) == allocate_ranks(scores, rank, **kw)
+
+
+def test_transform_ties_are_broken_by_the_raw_score():
+    # sqrt maps these two neighbouring floats to the same value; the higher raw score still wins the +1
+    a, b = 1.0, math.nextafter(1.0, 2.0)
+    assert math.sqrt(a) == math.sqrt(b)
+    kw = dict(rule="exact", transform="power", power=0.5)
+    assert allocate_ranks([a, b], 1.5, **kw).ranks == [1, 2]
+    assert allocate_ranks([b, a], 1.5, **kw).ranks == [2, 1]

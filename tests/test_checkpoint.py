@@ -35,6 +35,7 @@ def test_interrupted_run_resumes_to_the_same_plan(tiny_bert, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _predict(tiny_bert, tmp_path, on_module=stop_after_five)
     data = json.loads((tmp_path / CHECKPOINT_NAME).read_text())  # valid JSON, the five finished modules
+    assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT_NAME]  # no plan, no temporary file
     assert sorted(data["scores"]) == sorted(seen)
     resumed = _predict(tiny_bert, tmp_path)
     assert resumed.settings["resumed_modules"] == 5

@@ -39,6 +39,19 @@ def test_predict_on_tiny_model_writes_all_outputs(capsys, tiny_bert_dir, tmp_pat
     assert sum(m["rank"] for m in plan["modules"]) == 4 * 6
     assert "used 24 of 24 rank units" in stdout
     assert (out / "ranks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.glob(".adarank-*"))  # no staging folder or checkpoint left behind
+    # a failure while writing (here: the plot) with --force leaves the previous files as they were
+    import adarank.plotting
+
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    original = adarank.plotting.plot_plan
+    adarank.plotting.plot_plan = lambda *a, **k: (_ for _ in ()).throw(OSError("disk full"))
+    try:
+        with pytest.raises(OSError):
+            main(["predict", str(tiny_bert_dir), "--targets", "value", "--out", str(out), "--force", *FAST])
+    finally:
+        adarank.plotting.plot_plan = original
+    assert {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")} == before
     # a second run into the same folder needs --force
     code, _, err = run_cli(capsys, "predict", tiny_bert_dir, "--out", out, *FAST)
     assert_clean_error(code, err, "already holds a plan", "--force")

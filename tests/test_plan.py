@@ -67,3 +67,32 @@ def test_truncated_and_foreign_plans_are_refused(tmp_path):
     (tmp_path / "broken.json").write_text(json.dumps(data))
     with pytest.raises(AdaRankError, match="not a valid rank plan"):
         RankPlan.load(tmp_path / "broken.json")
+
+
+def test_old_plan_json_without_transform_fields_loads(tmp_path):
+    plan = make_plan(rule="exact")
+    data = plan.to_dict()
+    assert data["budget"]["transform"] == "proportional" and data["budget"]["power"] == 1.0
+    del data["budget"]["transform"], data["budget"]["power"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    old = RankPlan.load(tmp_path / "old.json")
+    assert old.budget.transform == "proportional" and old.budget.power == 1.0
+    assert old == plan
+    assert old.reallocate().ranks == plan.ranks
+    assert Budget(**{"rank": 4, "unit": "ranks", "rule": "floor", "groups": "type", "min_rank": 0,
+                     "max_rank": None, "total": 0.0, "used": 0.0}).transform == "proportional"
+
+
+def test_transform_is_stored_and_passed_through(tmp_path):
+    plan = make_plan(scores=(1.0, 2.0, 3.0, 6.0), rule="exact", transform="power", power=2.0)
+    assert [m.rank for m in plan.modules] == [0, 1, 3, 12]  # 16 * s**2 / 50 = 0.32, 1.28, 2.88, 11.52
+    assert "scores ** 2" in plan.budget_summary()
+    again = RankPlan.load(plan.save(tmp_path / "plan.json"))
+    assert again == plan and again.budget.power == 2.0
+    ranked = plan.reallocate(transform="rank-order")
+    assert ranked.budget.power == 1.0  # reset: only transform 'power' takes an exponent
+    assert [m.rank for m in ranked.modules] == [2, 3, 5, 6]
+    assert "rank-order" in ranked.budget_summary()
+    assert plan.reallocate(power=0.5).budget.transform == "power"
+    with pytest.raises(AdaRankError, match="transform"):
+        plan.reallocate(transform="log")

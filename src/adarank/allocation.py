@@ -13,6 +13,12 @@ Vocabulary
   (the paper). ``"params"``: the budget is ``rank * sum(costs)`` parameters, where ``costs[i]`` is
   what one unit of rank costs in module ``i`` (``d_in + d_out``), so "same number of parameters as
   uniform LoRA of rank ``rank``" holds even when modules differ in shape.
+* **transform** – what the shares are proportional to. ``"proportional"``: the scores themselves
+  (the paper). ``"power"``: ``s ** power`` (tempered: ``power > 1`` concentrates the budget on the
+  top modules, ``power < 1`` flattens it). ``"rank-order"``: the 1-based position of each score in
+  its group sorted ascending (ties share the average position), so only the order of the scores
+  matters, not their spread. The transform is applied per group; everything after it (clamps,
+  units, rules) is the same for all transforms.
 * **rule** – how the continuous proportional share becomes an integer. ``"floor"`` is the paper's
   rule (it under-spends the budget by a few percent); ``"exact"`` adds largest-remainder rounding so
   that the budget is spent exactly (ranks unit) or as nearly as whole ranks allow (params unit).
@@ -43,9 +49,11 @@ from .errors import AdaRankError
 
 Rule = Literal["floor", "exact"]
 Unit = Literal["ranks", "params"]
+Transform = Literal["proportional", "power", "rank-order"]
 
 _RULES: tuple[str, ...] = ("floor", "exact")
 _UNITS: tuple[str, ...] = ("ranks", "params")
+_TRANSFORMS: tuple[str, ...] = ("proportional", "power", "rank-order")
 
 # A budget that is an integer up to this relative distance is taken to be that integer: rank * M
 # with a decimal rank such as 0.57 * 100 evaluates to 56.99999999999999 in binary floating point,
@@ -58,6 +66,7 @@ _SHARE_REL_TOL = 1e-12
 __all__ = [
     "Allocation",
     "Rule",
+    "Transform",
     "Unit",
     "allocate_ranks",
     "budget_line",
@@ -98,8 +107,10 @@ def allocate_ranks(
     costs: Sequence[int] | None = None,
     min_rank: int = 0,
     max_rank: int | None = None,
+    transform: Transform = "proportional",
+    power: float = 1.0,
 ) -> Allocation:
-    """Give each module a rank proportional to its score, with average ``rank`` per group.
+    """Give each module a rank proportional to its (transformed) score, with average ``rank`` per group.
 
     Args:
         scores: importance of each module (e.g. its disagreement D_m); finite and ``>= 0``. Only
@@ -126,6 +137,14 @@ def allocate_ranks(
             Required for unit ``"params"``; ignored by unit ``"ranks"``.
         min_rank: lower clamp (``>= 0``). ``min_rank >= 1`` guarantees every module an adapter.
         max_rank: upper clamp (``>= max(1, min_rank)``), or ``None`` for none.
+        transform: what the shares are proportional to, within each group. ``"proportional"`` –
+            the scores (the paper; the default). ``"power"`` – ``s ** power``; ``power=1`` is
+            exactly ``"proportional"``. ``"rank-order"`` – the 1-based position of each score in
+            ascending order within its group, ties getting the average of their positions (so a
+            zero score still gets a positive share, and the result depends only on the order of the
+            scores). A group whose scores are all zero stays uniform under every transform.
+        power: the exponent of transform ``"power"`` (finite, ``> 0``). Must be 1 for the other
+            transforms, so that a forgotten ``transform="power"`` is not silently ignored.
 
     With clamps, the continuous share becomes ``x_i = clamp(c * s_i, min_rank, max_rank)`` with the
     one constant ``c`` that makes ``x`` spend the budget exactly (water-filling), and the rule then
@@ -143,10 +162,11 @@ def allocate_ranks(
             mismatch, missing or non-positive costs) or when a group's clamps cannot meet its
             budget (``min_rank`` too high or ``max_rank`` too low for the average ``rank``).
 
-    Guarantees: clamps hold; floor never exceeds the budget; within a group a strictly higher
-    score never gets a lower rank; the output is a pure function of the input and, for distinct
-    scores, permuting the modules (with their labels and costs) permutes the ranks the same way.
-    Ties in the largest-remainder step are broken by (remainder desc, score desc, index asc).
+    Guarantees (for every transform): clamps hold; floor never exceeds the budget; within a group
+    a strictly higher score never gets a lower rank; the output is a pure function of the input
+    and, for distinct scores, permuting the modules (with their labels and costs) permutes the
+    ranks the same way. Ties in the largest-remainder step are broken by (remainder desc,
+    transformed score desc, score desc, index asc).
     """
     values = _check_scores(scores)
     n = len(values)
@@ -156,6 +176,7 @@ def allocate_ranks(
     if unit not in _UNITS:
         raise AdaRankError(f"unknown budget unit {unit!r}; use one of {', '.join(_UNITS)}")
     lo, hi = _check_clamps(min_rank, max_rank)
+    exponent = _check_transform(transform, power)
     labels = _check_groups(groups, n)
     weights = _check_costs(costs, n, required=(unit == "params"))
 
@@ -168,11 +189,11 @@ def allocate_ranks(
     used = 0
     for label, idx in members.items():
         where = np.asarray(idx, dtype=np.intp)
-        s = _normalise(values[where])
+        s, key = _transformed(values[where], transform, exponent)
         name = "the joint group" if groups is None else f"group {label!r}"
         if unit == "ranks":
             budget = _snap(r_bar * len(idx))
-            r = _solve_group(s, None, budget, lo, hi, rule, name, "rank units")
+            r = _solve_group(s, None, budget, lo, hi, rule, name, "rank units", key)
             group_used = int(r.sum())
         else:
             assert weights is not None
@@ -183,10 +204,10 @@ def allocate_ranks(
                 # solve in rank units (exactly the same problem, without the extra rounding that
                 # multiplying by the cost would add).
                 r = _solve_group(
-                    s, None, _snap(r_bar * len(idx)), lo, hi, rule, name, "rank units"
+                    s, None, _snap(r_bar * len(idx)), lo, hi, rule, name, "rank units", key
                 )
             else:
-                r = _solve_group(s, w, budget, lo, hi, rule, name, "parameters")
+                r = _solve_group(s, w, budget, lo, hi, rule, name, "parameters", key)
             group_used = int(np.dot(r, w))
         budgets.append(budget)
         used += group_used
@@ -286,6 +307,27 @@ def _check_clamps(min_rank: int, max_rank: int | None) -> tuple[int, int | None]
     return lo, hi
 
 
+def _check_transform(transform: str, power: float) -> float:
+    if transform not in _TRANSFORMS:
+        raise AdaRankError(
+            f"unknown score transform {transform!r}; use one of {', '.join(_TRANSFORMS)}"
+        )
+    if isinstance(power, bool):
+        raise AdaRankError(f"power must be a number, got {power!r}; pass e.g. --power 2")
+    try:
+        value = float(power)
+    except (TypeError, ValueError):
+        raise AdaRankError(f"power must be a number, got {power!r}; pass e.g. --power 2") from None
+    if not math.isfinite(value) or value <= 0:
+        raise AdaRankError(f"power must be finite and > 0, got {power!r}; pass e.g. --power 0.5 or 2")
+    if transform != "power" and value != 1.0:
+        raise AdaRankError(
+            f"power {value:g} only applies to transform 'power', not {transform!r}; "
+            "pass --transform power or leave power at 1"
+        )
+    return value
+
+
 def _check_groups(groups: Sequence[Hashable] | None, n: int) -> list[Hashable]:
     if groups is None:
         return [None] * n
@@ -367,6 +409,62 @@ def _normalise(s: np.ndarray) -> np.ndarray:
     return np.ldexp(s, -exponent)
 
 
+def _transformed(values: np.ndarray, transform: str, power: float) -> tuple[np.ndarray, np.ndarray]:
+    """One group's shares-to-be and the key that orders its modules for the rounding steps.
+
+    Returns ``(s, key)``: ``s`` is the transformed score, normalised like the raw one (largest in
+    ``[0.5, 1)``, all zeros -> all ones); ``key`` orders the modules by ``s`` and, among equal
+    ``s``, by the raw score. For ``"proportional"`` (and ``"power"`` with ``power == 1``) ``key`` is
+    ``s`` itself, so those paths are bit for bit the untransformed computation. For the others a
+    transform can map distinct raw scores to equal values (``sqrt`` rounds neighbouring floats
+    together; rank positions are equal only for equal scores), and breaking those ties by the raw
+    score keeps "a strictly higher score never gets a lower rank".
+    """
+    s = _normalise(values)
+    if transform == "proportional" or (transform == "power" and power == 1.0):
+        return s, s
+    if transform == "power":
+        # s is in [0, 1) with its largest in [0.5, 1): s ** power cannot overflow, and for an
+        # integer power it equals the scaled power of the raw scores exactly. Only an enormous
+        # power could flush the largest value into subnormals (0.5 ** 1023); then take the
+        # power of s / max(s) instead, whose largest value is exactly 1.
+        t = np.power(s, power)
+        if float(t.max()) < np.finfo(np.float64).tiny:
+            t = np.power(s / float(s.max()), power)
+        t = _normalise(t)
+    else:  # rank-order
+        t = _normalise(_average_positions(values))
+    return t, _lexicographic_key(t, s)
+
+
+def _average_positions(values: np.ndarray) -> np.ndarray:
+    """1-based positions in ascending order; a run of equal values shares its average position."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    positions = np.empty(len(values), dtype=np.float64)
+    start = 0
+    while start < len(ordered):
+        end = start
+        while end + 1 < len(ordered) and ordered[end + 1] == ordered[start]:
+            end += 1
+        # positions start+1 .. end+1; their mean is exact in binary (an integer or a half)
+        positions[order[start:end + 1]] = (start + end + 2) / 2.0
+        start = end + 1
+    return positions
+
+
+def _lexicographic_key(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
+    """Dense ranks (0, 1, 2, ...) of the pairs (primary, secondary), as floats."""
+    order = np.lexsort((secondary, primary))
+    key = np.empty(len(primary), dtype=np.float64)
+    level = 0
+    for pos, i in enumerate(order):
+        if pos and (primary[i] != primary[order[pos - 1]] or secondary[i] != secondary[order[pos - 1]]):
+            level += 1
+        key[i] = level
+    return key
+
+
 def _solve_group(
     s: np.ndarray,
     w: np.ndarray | None,
@@ -376,8 +474,13 @@ def _solve_group(
     rule: str,
     name: str,
     noun: str,
+    key: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Ranks for one group. ``w is None`` means rank units (every module costs 1)."""
+    """Ranks for one group. ``w is None`` means rank units (every module costs 1).
+
+    ``key`` orders modules whose shares tie (see :func:`_transformed`); ``None`` means ``s``.
+    """
+    key = s if key is None else key
     m = len(s)
     weights = np.ones(m, dtype=np.int64) if w is None else w
     total_weight = math.fsum(weights.tolist())
@@ -401,12 +504,12 @@ def _solve_group(
 
     if rule == "exact":
         if w is None:
-            _round_up_to_count(r, remainder, s, hi, int(math.floor(budget)))
+            _round_up_to_count(r, remainder, key, hi, int(math.floor(budget)))
         else:
-            _round_up_within_cost(r, remainder, s, weights, hi, budget)
+            _round_up_within_cost(r, remainder, key, weights, hi, budget)
     # Both rules: never over the budget, even if float rounding put a share a hair above an
     # integer. (With exact inputs this never triggers.)
-    _trim_to_budget(r, remainder, s, weights, lo, budget)
+    _trim_to_budget(r, remainder, key, weights, lo, budget)
     return r
 
 

@@ -34,8 +34,9 @@ def probe_digest(batch: ProbeBatch) -> str:
 
 
 def fingerprint(model_name: str, targets: Sequence[Target], config: ScoreConfig, batch: ProbeBatch,
-                dtype: str, device_type: str) -> dict[str, Any]:
+                dtype: str, device_type: str, signal: str = "disagreement") -> dict[str, Any]:
     return {
+        "signal": signal,
         "model": model_name,
         "targets": [t.name for t in targets],
         "score_config": asdict(config),

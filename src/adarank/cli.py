@@ -31,6 +31,8 @@ class BudgetOptions:
     groups: Literal["type", "joint"] = field(default="type", metadata={"help": "type: each module type shares its own budget over the blocks; joint: all targets compete for one budget"})
     min_rank: int = field(default=0, metadata={"help": "smallest rank a module may get; 0 means a module may get no adapter"})
     max_rank: int | None = field(default=None, metadata={"help": "largest rank a module may get (default: no limit)"})
+    transform: Literal["proportional", "power", "rank-order"] = field(default="proportional", metadata={"help": "what ranks are proportional to: proportional: the scores (the paper); power: scores ** --power; rank-order: each score's position in ascending order within its group (ties averaged)"})
+    power: float = field(default=1.0, metadata={"help": "exponent for --transform power (> 0): above 1 concentrates ranks on the top modules, below 1 flattens them"})
     lora_alpha: float | None = field(default=None, metadata={"help": "LoRA alpha of the uniform baseline; each module gets alpha·r_i/r̄ so alpha/r stays equal (default: 2·r̄)"})
     apply_to: Literal["base", "seq-cls", "causal-lm", "token-cls"] = field(default="base", metadata={"help": "the model class the LoRA config is for: module names are resolved against it (e.g. seq-cls adds the 'bert.' prefix of AutoModelForSequenceClassification)"})
     out: str | None = field(default=None, metadata={"help": "output folder for plan.json, lora_config.json, lora_patterns.yaml and ranks.png (default: a new folder under ./adarank-plans/)"})
@@ -43,6 +45,7 @@ class PredictOptions(BudgetOptions):
     tokenizer: str | None = field(default=None, metadata={"help": "tokenizer name or folder (default: the model's)"})
     targets: str = field(default="all-linear", metadata={"help": "modules to score: all-linear (every Linear/Conv1D in the block stack), or comma-separated names or suffixes such as query,key,value"})
     target_regex: str | None = field(default=None, metadata={"help": "a regular expression matching whole module names; replaces --targets"})
+    signal: Literal["disagreement", "fisher", "representation", "combined"] = field(default="disagreement", metadata={"help": "importance signal: disagreement (the paper: output l1 between two perturbed copies), fisher (sum of (θ·∂L/∂θ)² for a head-free loss), representation (cosine distance of the last block's hidden states under the same perturbations), combined (mean normalised rank of disagreement and fisher)"})
     trials: int = field(default=5, metadata={"help": "trials K per module; the score is their mean and their std is reported"})
     noise_scale: float = field(default=1.0, metadata={"help": "noise std as a multiple of the std of each module's own weights"})
     compare: Literal["pair", "clean"] = field(default="pair", metadata={"help": "pair: disagreement of two perturbed copies (the paper); clean: perturbed vs unperturbed (the authors' code)"})
@@ -123,10 +126,22 @@ def _write_outputs(plan, out: Path, opts: BudgetOptions, apply_model) -> None:
     from .peft_export import write_exports
     from .plotting import plot_plan
 
+    import os
+    import shutil
+    import tempfile
+
     config = plan.to_lora_config(apply_model, lora_alpha=opts.lora_alpha)
-    write_exports(plan, out, config)
-    plot_plan(plan, out / "ranks.png")
-    plan.save(out / "plan.json")  # last: a folder holding plan.json holds a complete set
+    # Everything is made in a staging folder first, so a failure (a plot error, a full disk) leaves the
+    # previous outputs untouched; then each file is renamed into place, plan.json last.
+    stage = Path(tempfile.mkdtemp(prefix=".adarank-staging-", dir=out))
+    try:
+        write_exports(plan, stage, config)
+        plot_plan(plan, stage / "ranks.png")
+        plan.save(stage / "plan.json")
+        for name in ("lora_config.json", "lora_patterns.yaml", "ranks.png", "plan.json"):
+            os.replace(stage / name, out / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _report(plan, out: Path, quiet: bool) -> None:
@@ -187,8 +202,8 @@ def cmd_predict(opts: PredictOptions, argv: Sequence[str] = ()) -> None:
     plan = predict_ranks(
         model, tokenizer, rank=opts.rank, targets=_targets(opts.targets, opts.target_regex), probes=probes,
         rule=opts.rule, unit=opts.unit, groups=opts.groups, min_rank=opts.min_rank, max_rank=opts.max_rank,
-        score_config=config, max_length=opts.max_length, model_name=opts.model or "sentence-transformers/all-MiniLM-L6-v2",
-        progress=not opts.quiet, checkpoint_dir=out, resume=opts.resume,
+        transform=opts.transform, power=opts.power, score_config=config, max_length=opts.max_length, model_name=opts.model or "sentence-transformers/all-MiniLM-L6-v2",
+        progress=not opts.quiet, checkpoint_dir=out, resume=opts.resume, signal=opts.signal,
     )
     if rank != 0:
         return
@@ -226,7 +241,8 @@ def cmd_allocate(opts: AllocateOptions) -> None:
     if not opts.plan:
         raise AdaRankError("give the plan to re-allocate: adarank allocate PLAN --rank R")
     plan = RankPlan.load(opts.plan).reallocate(rank=opts.rank, rule=opts.rule, unit=opts.unit, groups=opts.groups,
-                                               min_rank=opts.min_rank, max_rank=opts.max_rank)
+                                               min_rank=opts.min_rank, max_rank=opts.max_rank,
+                                               transform=opts.transform, power=opts.power)
     out = _prepare_out(opts, plan.model)
     apply_model = None
     if opts.model:

@@ -42,7 +42,11 @@ class ModuleEntry:
 
 @dataclass
 class Budget:
-    """The allocation settings and what they produced; ``total`` and ``used`` are in ``unit``."""
+    """The allocation settings and what they produced; ``total`` and ``used`` are in ``unit``.
+
+    ``transform`` and ``power`` (see :func:`adarank.allocation.allocate_ranks`) have defaults that
+    mean "plain proportional", so plans written before they existed load unchanged.
+    """
 
     rank: float
     unit: Literal["ranks", "params"] = "ranks"
@@ -52,6 +56,8 @@ class Budget:
     max_rank: int | None = None
     total: float = 0.0
     used: float = 0.0
+    transform: Literal["proportional", "power", "rank-order"] = "proportional"
+    power: float = 1.0
 
 
 def _versions() -> dict[str, str]:
@@ -86,10 +92,15 @@ class RankPlan:
 
     def reallocate(self, **changes: Any) -> "RankPlan":
         """A copy with ranks re-derived from the stored scores under changed budget settings
-        (``rank``, ``unit``, ``rule``, ``groups``, ``min_rank``, ``max_rank``); no model needed."""
+        (``rank``, ``unit``, ``rule``, ``groups``, ``min_rank``, ``max_rank``, ``transform``, ``power``);
+        no model needed. Changing ``transform`` to one other than ``"power"`` without giving ``power``
+        resets ``power`` to 1 (the only value those transforms accept)."""
         unknown = set(changes) - {f.name for f in fields(Budget)} | ({"total", "used"} & set(changes))
         if unknown:
-            raise AdaRankError(f"cannot change budget field(s) {sorted(unknown)}; use rank, unit, rule, groups, min_rank, max_rank")
+            raise AdaRankError(f"cannot change budget field(s) {sorted(unknown)}; "
+                               "use rank, unit, rule, groups, min_rank, max_rank, transform, power")
+        if changes.get("transform", "power") != "power" and "power" not in changes:
+            changes = {**changes, "power": 1.0}
         budget = replace(self.budget, **changes)
         if budget.groups not in ("type", "joint"):
             raise AdaRankError(f"groups must be 'type' or 'joint', got {budget.groups!r}")
@@ -102,6 +113,8 @@ class RankPlan:
             costs=[m.cost for m in self.modules],
             min_rank=budget.min_rank,
             max_rank=budget.max_rank,
+            transform=budget.transform,
+            power=budget.power,
         )
         modules = [replace(m, rank=int(r)) for m, r in zip(self.modules, alloc.ranks)]
         budget = replace(budget, total=float(alloc.total), used=float(alloc.used))
@@ -116,7 +129,8 @@ class RankPlan:
         b = self.budget
         alloc = Allocation(ranks=[m.rank for m in self.modules], total=b.total, used=int(b.used))
         groups = "one group per module type" if b.groups == "type" else "all modules jointly"
-        return (f"r̄={b.rank:g}, rule {b.rule}, {groups}, {len(self.modules)} modules: "
+        transform = {"proportional": "", "power": f", scores ** {b.power:g}", "rank-order": ", rank-order scores"}
+        return (f"r̄={b.rank:g}, rule {b.rule}{transform.get(b.transform, '')}, {groups}, {len(self.modules)} modules: "
                 + budget_line(alloc, b.unit))
 
     def table(self) -> str:

@@ -12,7 +12,8 @@ from .checkpoint import Checkpoint, fingerprint
 from .distributed import gather, rank_and_world, shard
 from .plan import Budget, RankPlan, entries_from_scores
 from .probes import ProbeBatch, ProbeSet, builtin_probes, probes_from_texts, tokenize_probes
-from .scoring import ModuleScore, ScoreConfig, score_modules
+from .scoring import ModuleScore, ScoreConfig
+from .signals import check_signal, score_by_signal
 from .targets import select_targets
 
 
@@ -28,6 +29,8 @@ def predict_ranks(
     groups: str = "type",
     min_rank: int = 0,
     max_rank: int | None = None,
+    transform: str = "proportional",
+    power: float = 1.0,
     score_config: ScoreConfig | None = None,
     max_length: int | None = None,
     model_name: str | None = None,
@@ -36,6 +39,7 @@ def predict_ranks(
     extra_settings: dict[str, Any] | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
+    signal: str = "disagreement",
 ) -> RankPlan:
     """Score ``targets`` of ``model`` on ``probes`` and allocate ranks of average ``rank``.
 
@@ -48,9 +52,16 @@ def predict_ranks(
     plan an uninterrupted run would. Under ``torch.distributed`` (torchrun), each rank scores every
     world-size-th module and every rank returns the full plan. The checkpoint file stays until the caller has saved the plan
     (the CLI deletes it right after writing ``plan.json``), so no crash can lose finished work.
+
+    ``signal`` picks the importance signal (:data:`adarank.signals.SIGNALS`): ``disagreement`` (the
+    paper), ``fisher``, ``representation`` or ``combined``. ``combined`` ranks modules against each
+    other, so it always scores every target in every process and ignores finished modules in a
+    checkpoint.
     """
+    check_signal(signal)
     config = score_config or ScoreConfig()
-    budget = Budget(rank=rank, unit=unit, rule=rule, groups=groups, min_rank=min_rank, max_rank=max_rank)  # type: ignore[arg-type]
+    budget = Budget(rank=rank, unit=unit, rule=rule, groups=groups, min_rank=min_rank, max_rank=max_rank,  # type: ignore[arg-type]
+                    transform=transform, power=power)  # type: ignore[arg-type]
     found = select_targets(model, targets)
     # Validate the budget on dummy scores first: an impossible budget must not cost a scoring run.
     RankPlan.allocate("check", {}, entries_from_scores([_Dummy(t) for t in found]), budget)
@@ -75,7 +86,7 @@ def predict_ranks(
     ckpt = None
     if checkpoint_dir is not None:
         ckpt = Checkpoint(checkpoint_dir, rank=rank, world=world)
-        fp = fingerprint(name, found, config, batch, str(param.dtype), param.device.type)
+        fp = fingerprint(name, found, config, batch, str(param.dtype), param.device.type, signal=signal)
         done = ckpt.start({**fp, "world_size": world}, resume)
 
     def record(result: ModuleScore) -> None:
@@ -85,9 +96,9 @@ def predict_ranks(
             on_module(result)
 
     start = time.perf_counter()
-    mine = shard(found, rank, world)
-    todo = [t for t in mine if t.name not in done]
-    fresh, output = score_modules(model, batch, todo, config, progress=progress and rank == 0, on_module=record)
+    mine = found if signal == "combined" else shard(found, rank, world)
+    todo = [t for t in mine if t.name not in done or signal == "combined"]
+    fresh, output = score_by_signal(signal, model, batch, todo, config, progress=progress and rank == 0, on_module=record)
     elapsed = time.perf_counter() - start
     by_name = {r.target.name: r for r in fresh}
     finished = [by_name.get(t.name) or ModuleScore(t, done[t.name]) for t in mine]
@@ -95,7 +106,7 @@ def predict_ranks(
     scores = [by_name[t.name] for t in found]
     resumed = sum(gather([len(mine) - len(todo)], world))
     settings: dict[str, Any] = {
-        "signal": "disagreement",
+        "signal": signal,
         "targets": targets if isinstance(targets, str) else list(targets),
         "trials": config.trials,
         "noise_scale": config.noise_scale,

@@ -4,6 +4,8 @@ For each target and each of K trials, two independent Gaussian draws E1, E2 (std
 population std of the module's own weight, and of its bias) give two perturbed models; the trial's
 score is the mean over probe examples of the l1 distance between their outputs. ``compare="clean"``
 compares one perturbed model with the unperturbed one instead (the authors' notebook).
+``distance="cosine"`` with ``output="hidden"`` compares the last hidden states token by token
+instead (the ``representation`` signal of :mod:`adarank.signals`).
 
 The default ``batched`` engine never writes to the model: a forward hook on the target adds each
 replica's noise term ``x @ E_r^T + e_r`` to the module's output, and the probe batch is stacked once
@@ -25,7 +27,7 @@ import torch
 from torch import nn
 
 from .errors import AdaRankError
-from .outputs import OUTPUT_CHOICES, l1_distance, representation, resolve_output
+from .outputs import DISTANCES, OUTPUT_CHOICES, distance_function, needs_hidden_states, representation, resolve_output
 from .probes import ProbeBatch
 from .targets import Target, find_block_stack, select_targets
 
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 Compare = Literal["pair", "clean"]
 Engine = Literal["batched", "naive"]
+Distance = Literal["l1", "cosine"]
 
 
 @dataclass
@@ -42,11 +45,12 @@ class ScoreConfig:
     trials: int = field(default=5, metadata={"help": "independent trials K per module; scores are their mean"})
     noise_scale: float = field(default=1.0, metadata={"help": "noise std as a multiple of the std of the module's own weights"})
     compare: Compare = field(default="pair", metadata={"help": "pair: two perturbed copies (the paper); clean: one perturbed copy vs the clean model (the authors' code)"})
-    output: str = field(default="auto", metadata={"help": "auto (logits if the model has a head, else mean of last hidden state), logits, pooled, first, mean"})
+    output: str = field(default="auto", metadata={"help": "auto (logits if the model has a head, else mean of last hidden state), logits, pooled, first, mean, hidden (last hidden state per token)"})
     seed: int = field(default=0, metadata={"help": "base seed of every noise draw; the same seed gives the same scores bit for bit on one machine"})
     engine: Engine = field(default="batched", metadata={"help": "batched: all perturbed copies of a module in one pass through hooks; naive: perturb weights in place, one forward per copy"})
     max_batch: int = field(default=256, metadata={"help": "most sequences in one forward (replicas x probe examples); halved automatically on CUDA out-of-memory"})
     prefix_replay: bool = field(default=True, metadata={"help": "batched engine: replay the clean outputs of the blocks before the perturbed one instead of recomputing them"})
+    distance: Distance = field(default="l1", metadata={"help": "l1 (the paper) or cosine (1 - cos, per token for per-token outputs) between the compared outputs"})
 
     def __post_init__(self) -> None:
         if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1:
@@ -61,6 +65,8 @@ class ScoreConfig:
             raise AdaRankError(f"engine must be 'batched' or 'naive', got {self.engine!r}")
         if not isinstance(self.max_batch, int) or self.max_batch < 1:
             raise AdaRankError(f"max batch must be an integer >= 1, got {self.max_batch!r}")
+        if self.distance not in DISTANCES:
+            raise AdaRankError(f"distance must be one of {', '.join(DISTANCES)}, got {self.distance!r}")
 
     @property
     def copies(self) -> int:
@@ -202,6 +208,8 @@ class _Scorer:
         self.probes = probes.to(device)
         self.max_batch = config.max_batch
         self.choice = config.output
+        self.distance = distance_function(config.distance)
+        self.hidden_states = False  # call with output_hidden_states=True (``hidden`` on a model with logits)
         self.clean: list[tuple[torch.Tensor, torch.Tensor | None]] = []
         self.block_outputs: list[list[Any]] = []  # per probe chunk, the clean output of every block
         stack = find_block_stack(model) if config.prefix_replay and config.engine == "batched" else None
@@ -215,7 +223,7 @@ class _Scorer:
         return [slice(i, min(n, i + size)) for i in range(0, n, size)]
 
     def run(self, batch: dict[str, torch.Tensor], mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        outputs = self.forward(self.model, batch)
+        outputs = self.forward(self.model, {**batch, "output_hidden_states": True} if self.hidden_states else batch)
         if self.choice == "auto":
             self.choice = resolve_output(outputs, "auto")
         return representation(outputs, mask, self.choice)
@@ -223,6 +231,9 @@ class _Scorer:
     def prepare(self) -> None:
         """Clean outputs once per probe chunk: needed by ``clean`` mode, and a finiteness check for all."""
         self.clean, self.block_outputs = [], []
+        if self.choice == "hidden" and not self.hidden_states:
+            first = self.probes.select(slice(0, 1))
+            self.hidden_states = needs_hidden_states(self.forward(self.model, first.inputs), "hidden")
         for part in self.chunks():
             sub = self.probes.select(part)
             captured: list[Any] = []
@@ -274,7 +285,7 @@ class _Scorer:
                                 "lower --noise-scale or score in --dtype fp32"
                             )
                     other = group[1][0] if copies == 2 else clean_rep
-                    dist = l1_distance(group[0][0], other, group[0][1])
+                    dist = self.distance(group[0][0], other, group[0][1])
                     totals[t] += dist.double().sum().cpu()
         return (totals / len(self.probes)).tolist()
 

@@ -38,11 +38,11 @@ def test_dry_run_lists_the_full_product_and_skips_finished_runs(tmp_path, capsys
 
 
 def test_default_methods_and_lr_sweep_dry_run(tmp_path, capsys):
-    from adarank.bench.methods import METHODS
+    from adarank.bench.methods import CORE_METHODS
 
     lines = _dry(capsys, tmp_path, "--datasets", "subj", "--target-sets", "all-linear", "--ranks", "8",
                  "--seeds", "0")
-    assert [line.split()[-1].split("__")[3] for line in lines if line.startswith("todo")] == list(METHODS)
+    assert [line.split()[-1].split("__")[3] for line in lines if line.startswith("todo")] == list(CORE_METHODS)
     lines = _dry(capsys, tmp_path, "--datasets", "subj,mr", "--target-sets", "value", "--ranks", "2,8",
                  "--seeds", "0,1,2", "--lr-sweep", "1e-4,3e-4,1e-3")
     keys = [line.split()[-1] for line in lines if line.startswith("todo")]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adarank.bench.methods import METHODS, plan_for_method, random_scores
+from adarank.bench.methods import CORE_METHODS, METHODS, PLAN_METHODS, TRANSFORM_METHODS, plan_for_method, random_scores
 from adarank.errors import AdaRankError
 from adarank.plan import Budget, ModuleEntry, RankPlan
 
@@ -112,7 +112,7 @@ def test_bad_rank_is_rejected(scored, bad):
 
 def test_methods_keep_modules_and_do_not_touch_the_scored_plan(scored):
     before = scored.to_dict()
-    for method in ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth"):
+    for method in ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth") + TRANSFORM_METHODS:
         plan = plan_for_method(method, scored, 5, seed=0)
         assert [m.name for m in plan.modules] == [m.name for m in scored.modules]
         assert [m.shape for m in plan.modules] == [m.shape for m in scored.modules]
@@ -155,4 +155,46 @@ def test_budgets_hold_for_any_scores(scores, rank, seed):
     assert sum(plan_for_method("adarank-exact", plan, rank, seed).ranks.values()) == rank * m
     assert sum(plan_for_method("adarank-floor", plan, rank, seed).ranks.values()) <= rank * m
     assert sum(plan_for_method("random", plan, rank, seed).ranks.values()) == rank * m
+    for method in TRANSFORM_METHODS:
+        assert sum(plan_for_method(method, plan, rank, seed).ranks.values()) == rank * m, method
     assert set(plan_for_method("uniform", plan, rank, seed).ranks.values()) == {rank}
+
+
+def test_new_methods_are_appended_and_core_methods_are_the_original_seven():
+    assert CORE_METHODS == ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth", "eva", "adalora")
+    assert METHODS[: len(CORE_METHODS)] == CORE_METHODS
+    assert METHODS[len(CORE_METHODS):] == TRANSFORM_METHODS == (
+        "adarank-power-0.5", "adarank-power-2", "adarank-rank-order")
+    assert set(TRANSFORM_METHODS) <= set(PLAN_METHODS)  # trained as ordinary LoRA with a rank pattern
+
+
+@pytest.mark.parametrize("method", TRANSFORM_METHODS)
+@pytest.mark.parametrize("rank", [1, 3, 8])
+def test_transform_methods_spend_the_budget_exactly(scored, method, rank):
+    plan = plan_for_method(method, scored, rank, seed=3)
+    assert sum(m.rank for m in plan.modules) == rank * len(scored.modules)
+    assert plan.budget.rule == "exact" and plan.budget.total == plan.budget.used == rank * len(scored.modules)
+    per_type = plan_for_method(method, scored, rank, seed=3, groups="type")
+    for ranks in by_type(per_type).values():
+        assert sum(ranks) == rank * len(ranks)
+
+
+def test_transform_methods_use_their_transform(scored):
+    expected = {"adarank-power-0.5": ("power", 0.5), "adarank-power-2": ("power", 2.0),
+                "adarank-rank-order": ("rank-order", 1.0)}
+    for method, (transform, power) in expected.items():
+        plan = plan_for_method(method, scored, 8, seed=0)
+        assert (plan.budget.transform, plan.budget.power) == (transform, power)
+        assert plan.ranks == scored.reallocate(rank=8, rule="exact", groups="joint", transform=transform,
+                                               power=power).ranks
+    spread = {m: max(p.ranks.values()) - min(p.ranks.values())
+              for m in ("adarank-power-0.5", "adarank-exact", "adarank-power-2")
+              for p in [plan_for_method(m, scored, 8, seed=0)]}
+    assert spread["adarank-power-2"] > spread["adarank-exact"] > spread["adarank-power-0.5"]
+
+
+def test_core_methods_ignore_the_scored_plans_transform(scored):
+    tempered = scored.reallocate(transform="power", power=2.0)
+    for method in ("adarank-floor", "adarank-exact", "random", "linear-depth", "uniform"):
+        assert plan_for_method(method, tempered, 4, seed=1).ranks == plan_for_method(method, scored, 4, seed=1).ranks
+        assert plan_for_method(method, tempered, 4, seed=1).budget.transform == "proportional"

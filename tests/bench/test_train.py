@@ -166,8 +166,14 @@ def test_patterns_that_match_nothing_abort_before_training(tiny_bert_dir, data, 
     from adarank import plan as plan_module
     from adarank.peft_export import lora_config_from_plan
 
-    monkeypatch.setattr(plan_module.RankPlan, "to_lora_config",
-                        lambda self, model=None, **kw: lora_config_from_plan(self, None, **kw))
+    def suffix_matching_config(self, model=None, **kw):
+        # What a hand-made config looks like: plain module names in target_modules (PEFT suffix-matches
+        # them on the task model) but rank keys anchored to the backbone's names (they match nothing).
+        config = lora_config_from_plan(self, None, **kw)
+        config.target_modules = {m.name for m in self.modules if m.rank > 0}
+        return config
+
+    monkeypatch.setattr(plan_module.RankPlan, "to_lora_config", suffix_matching_config)
     plan = plan_for_method("linear-depth", scored, RANK, 0)
     assert len(set(plan.ranks.values())) > 1
     steps = []

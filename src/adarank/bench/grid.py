@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
                    + ", ".join(TARGET_SETS) + " (default: %(default)s)")
     p.add_argument("--ranks", default="2,8", help="comma-separated average ranks r̄ (default: %(default)s)")
     p.add_argument("--methods", default=None, help="comma-separated rank-allocation methods "
-                   "(default: all of adarank.bench.methods.METHODS)")
+                   "(default: adarank.bench.methods.CORE_METHODS; the others, e.g. adarank-power-2, by name)")
     p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated training seeds (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="training processes running at once on the one "
                    "device (0: run in this process, for debugging; default: %(default)s)")
@@ -304,6 +304,15 @@ class GridOptions:
         return self.results / "lr-sweep" if self.lrs is not None else self.results
 
 
+def _default_methods() -> tuple[str, ...]:
+    """The methods run when --methods is not given: CORE_METHODS (not the transform ablations)."""
+    try:
+        from .methods import CORE_METHODS
+    except ImportError:
+        return FALLBACK_METHODS
+    return tuple(CORE_METHODS)
+
+
 def _known_methods(strict: bool) -> tuple[str, ...]:
     try:
         from .methods import METHODS
@@ -323,7 +332,7 @@ def options_from_args(args: argparse.Namespace) -> GridOptions:
     if unknown or not target_sets:
         raise AdaRankError(f"unknown target set(s) {unknown}; choose from {', '.join(TARGET_SETS)}")
     known = _known_methods(strict=not args.dry_run)
-    methods = list(dict.fromkeys(_split(args.methods))) if args.methods else list(known)
+    methods = list(dict.fromkeys(_split(args.methods))) if args.methods else [m for m in _default_methods() if m in known]
     bad = [m for m in methods if m not in known]
     if bad or not methods:
         raise AdaRankError(f"unknown method(s) {bad}; choose from {', '.join(known)}")

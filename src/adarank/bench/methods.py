@@ -5,17 +5,25 @@ only changes the scores the ranks are derived from, so all of them go through th
 code path and the one PEFT export. ``eva`` and ``adalora`` pick their ranks themselves (from data,
 or during training); for them :func:`plan_for_method` returns ``None``.
 
-=================  ===========================================================  ===============
-method             scores used for allocation                                  rule
-=================  ===========================================================  ===============
-uniform            all equal (every module gets exactly r̄)                      exact
-adarank-floor      AdaRank disagreement (the paper's rule; spends a bit less)   floor
-adarank-exact      AdaRank disagreement, budget r̄·M spent exactly               exact
-random             uniform(0, 1) from ``Generator(seed + 10_000 * rank)``      exact
-linear-depth       block index + 1 (ranks grow linearly with depth)             exact
-eva                (PEFT EVA, data-driven at initialisation)                    -
-adalora            (PEFT AdaLoRA, pruned during training)                      -
-=================  ===========================================================  ===============
+==================  ===========================================================  ===============
+method              scores used for allocation                                  rule
+==================  ===========================================================  ===============
+uniform             all equal (every module gets exactly r̄)                      exact
+adarank-floor       AdaRank disagreement (the paper's rule; spends a bit less)   floor
+adarank-exact       AdaRank disagreement, budget r̄·M spent exactly               exact
+random              uniform(0, 1) from ``Generator(seed + 10_000 * rank)``      exact
+linear-depth        block index + 1 (ranks grow linearly with depth)             exact
+eva                 (PEFT EVA, data-driven at initialisation)                    -
+adalora             (PEFT AdaLoRA, pruned during training)                      -
+adarank-power-0.5   AdaRank disagreement ** 0.5 (flatter than adarank-exact)     exact
+adarank-power-2     AdaRank disagreement ** 2 (more concentrated)                exact
+adarank-rank-order  position of the disagreement in its group (1 = lowest)       exact
+==================  ===========================================================  ===============
+
+The last three are the score transforms of :func:`adarank.allocation.allocate_ranks`; the others
+use ``transform="proportional"`` whatever transform the scored plan was made with, so a method's
+name alone says how its ranks were derived. :data:`CORE_METHODS` (the first seven) is what the
+benchmark grid runs by default; the transform ablations are run when asked for by name.
 
 The random ablation's generator is seeded with ``seed + 10_000 * rank`` so that different average
 ranks of one seed do not reuse the same draw, and the same (seed, rank) always gives the same list.
@@ -31,10 +39,14 @@ import numpy as np
 from ..errors import AdaRankError
 from ..plan import ModuleEntry, RankPlan
 
-METHODS = ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth", "eva", "adalora")
+#: The benchmark's original methods: the grid's default list.
+CORE_METHODS = ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth", "eva", "adalora")
+#: Score-transform ablations of adarank-exact (appended, so existing result keys keep their order).
+TRANSFORM_METHODS = ("adarank-power-0.5", "adarank-power-2", "adarank-rank-order")
+METHODS = CORE_METHODS + TRANSFORM_METHODS
 
 #: Methods whose ranks come from a :class:`RankPlan` (ordinary LoRA with a rank_pattern).
-PLAN_METHODS = ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth")
+PLAN_METHODS = ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth") + TRANSFORM_METHODS
 #: Methods that allocate ranks themselves inside PEFT.
 SELF_ALLOCATING = ("eva", "adalora")
 
@@ -90,19 +102,24 @@ def plan_for_method(method: str, scored: RankPlan, rank: int, seed: int, groups:
         raise AdaRankError("the scored plan lists no modules; re-run `adarank predict`")
 
     n = len(scored.modules)
-    builders: dict[str, tuple[Callable[[], RankPlan], str, str]] = {
-        "uniform": (lambda: _with_scores(scored, [1.0] * n), "exact", "equal"),
-        "adarank-floor": (lambda: scored, "floor", "adarank"),
-        "adarank-exact": (lambda: scored, "exact", "adarank"),
+    # (scored plan to allocate from, rule, score source, transform, power)
+    builders: dict[str, tuple[Callable[[], RankPlan], str, str, str, float]] = {
+        "uniform": (lambda: _with_scores(scored, [1.0] * n), "exact", "equal", "proportional", 1.0),
+        "adarank-floor": (lambda: scored, "floor", "adarank", "proportional", 1.0),
+        "adarank-exact": (lambda: scored, "exact", "adarank", "proportional", 1.0),
         "random": (lambda: _with_scores(scored, random_scores(n, seed, rank).tolist()), "exact",
-                   f"uniform(0,1) from numpy Generator(seed + {RANDOM_SEED_STRIDE}*rank)"),
-        "linear-depth": (lambda: _with_scores(scored, _depth_scores(scored.modules)), "exact", "block index + 1"),
+                   f"uniform(0,1) from numpy Generator(seed + {RANDOM_SEED_STRIDE}*rank)", "proportional", 1.0),
+        "linear-depth": (lambda: _with_scores(scored, _depth_scores(scored.modules)), "exact", "block index + 1",
+                         "proportional", 1.0),
+        "adarank-power-0.5": (lambda: scored, "exact", "adarank ** 0.5", "power", 0.5),
+        "adarank-power-2": (lambda: scored, "exact", "adarank ** 2", "power", 2.0),
+        "adarank-rank-order": (lambda: scored, "exact", "rank order of adarank", "rank-order", 1.0),
     }
-    build, rule, source = builders[method]
+    build, rule, source, transform, power = builders[method]
     # Uniform is r̄ everywhere by definition, whatever unit or clamps the scored plan was made with;
     # the other methods keep the scored plan's unit and clamps, so they share one budget definition.
     fixed = {"unit": "ranks", "min_rank": 0, "max_rank": None} if method == "uniform" else {}
-    plan = build().reallocate(rank=rank, rule=rule, groups=groups, **fixed)
+    plan = build().reallocate(rank=rank, rule=rule, groups=groups, transform=transform, power=power, **fixed)
     settings = dict(plan.settings)
     settings.update({"method": method, "method_seed": int(seed), "score_source": source})
     return replace(plan, settings=settings)
