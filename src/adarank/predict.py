@@ -49,9 +49,10 @@ def predict_ranks(
 
     With ``checkpoint_dir``, each finished module is saved there as it completes; a later call with
     the same settings (``resume=True``) scores only the modules still missing and returns the same
-    plan an uninterrupted run would. Under ``torch.distributed`` (torchrun), each rank scores every
-    world-size-th module and every rank returns the full plan. The checkpoint file stays until the caller has saved the plan
+    plan an uninterrupted run would. The checkpoint file stays until the caller has saved the plan
     (the CLI deletes it right after writing ``plan.json``), so no crash can lose finished work.
+    Under ``torch.distributed`` (torchrun), each process scores every world-size-th module and
+    every process returns the full plan.
 
     ``signal`` picks the importance signal (:data:`adarank.signals.SIGNALS`): ``disagreement`` (the
     paper), ``fisher``, ``representation`` or ``combined``. ``combined`` ranks modules against each
@@ -81,11 +82,11 @@ def predict_ranks(
 
     param = next(model.parameters())
     name = model_name or getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
-    rank, world = rank_and_world()
+    process, world = rank_and_world()  # not `rank`: that name is the average LoRA rank
     done: dict[str, list[float]] = {}
     ckpt = None
     if checkpoint_dir is not None:
-        ckpt = Checkpoint(checkpoint_dir, rank=rank, world=world)
+        ckpt = Checkpoint(checkpoint_dir, rank=process, world=world)
         fp = fingerprint(name, found, config, batch, str(param.dtype), param.device.type, signal=signal)
         done = ckpt.start({**fp, "world_size": world}, resume)
 
@@ -96,9 +97,10 @@ def predict_ranks(
             on_module(result)
 
     start = time.perf_counter()
-    mine = found if signal == "combined" else shard(found, rank, world)
+    mine = found if signal == "combined" else shard(found, process, world)
     todo = [t for t in mine if t.name not in done or signal == "combined"]
-    fresh, output = score_by_signal(signal, model, batch, todo, config, progress=progress and rank == 0, on_module=record)
+    fresh, output = score_by_signal(signal, model, batch, todo, config, progress=progress and process == 0,
+                                    on_module=record)
     elapsed = time.perf_counter() - start
     by_name = {r.target.name: r for r in fresh}
     finished = [by_name.get(t.name) or ModuleScore(t, done[t.name]) for t in mine]
