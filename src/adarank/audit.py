@@ -8,6 +8,7 @@ from typing import Any
 
 from .errors import AdaRankError
 from .plan import RankPlan
+from .targets import matches_key
 
 PLAN_BESIDE_ADAPTER = "adarank_plan.json"
 _LORA_A = re.compile(r"^(?:base_model\.model\.)?(?P<name>.+)\.lora_A(?:\.[^.]+)?\.weight$")
@@ -34,7 +35,7 @@ def compare_shapes(plan: RankPlan, actual: dict[str, int]) -> list[str]:
     problems = []
     used: set[str] = set()
     for m in plan.modules:
-        hits = [n for n in actual if n == m.name or n.endswith("." + m.name) or m.name.endswith("." + n)]
+        hits = [n for n in actual if matches_key(n, m.name) or matches_key(m.name, n)]
         if m.rank == 0:
             if hits:
                 problems.append(f"{m.name}: planned rank 0 (no adapter) but the adapter has rank {actual[hits[0]]}")
@@ -46,7 +47,7 @@ def compare_shapes(plan: RankPlan, actual: dict[str, int]) -> list[str]:
         if actual[hits[0]] != m.rank:
             problems.append(f"{m.name}: planned rank {m.rank}, adapter rank {actual[hits[0]]}")
     for extra in sorted(set(actual) - used):
-        if not any(extra.endswith("." + m.name) or extra == m.name for m in plan.modules):
+        if not any(matches_key(extra, m.name) for m in plan.modules):
             problems.append(f"{extra}: adapted (rank {actual[extra]}) but not in the plan")
     return problems
 

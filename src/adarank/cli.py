@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import logging
+import os
 import re
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
@@ -125,10 +128,6 @@ def _apply_model(plan_model, opts: BudgetOptions):
 def _write_outputs(plan, out: Path, opts: BudgetOptions, apply_model) -> None:
     from .peft_export import write_exports
     from .plotting import plot_plan
-
-    import os
-    import shutil
-    import tempfile
 
     config = plan.to_lora_config(apply_model, lora_alpha=opts.lora_alpha)
     # Everything is made in a staging folder first, so a failure (a plot error, a full disk) leaves the

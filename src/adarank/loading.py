@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,8 @@ def parse_device(name: str | None) -> torch.device:
 
 
 def _looks_local(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or os.sep in name.rstrip(os.sep) and Path(name).expanduser().exists() or Path(name).exists()
+    """A path rather than a hub id: it looks like one, or something exists there."""
+    return name.startswith((".", "/", "~")) or Path(name).expanduser().exists()
 
 
 def load_model(name_or_path: str, *, dtype: str = "fp32", device: str | None = None,

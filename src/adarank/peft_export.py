@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .errors import AdaRankError
 from .io import atomic_write_json, atomic_write_text
-from .targets import is_adaptable
+from .targets import adaptable_modules, matches_key
 
 if TYPE_CHECKING:
     from peft import LoraConfig
@@ -40,17 +40,12 @@ def resolve_module_names(plan_names: Sequence[str], model: "nn.Module") -> dict[
     (``bert.encoder.layer.0...``), or the other way round. A name resolves when exactly one
     adaptable module's name equals it, ends with ``.``+name, or is a ``.``-suffix of it.
     """
-    seen: dict[int, str] = {}
-    adaptable: list[str] = []
-    for name, module in model.named_modules():
-        if name and is_adaptable(module) and id(module) not in seen:
-            seen[id(module)] = name
-            adaptable.append(name)
+    adaptable = [name for name, _ in adaptable_modules(model)[0]]
     resolved: dict[str, str] = {}
     for plan_name in plan_names:
-        hits = [n for n in adaptable if n == plan_name or n.endswith("." + plan_name)]
+        hits = [n for n in adaptable if matches_key(n, plan_name)]
         if not hits:
-            hits = [n for n in adaptable if plan_name.endswith("." + n)]
+            hits = [n for n in adaptable if matches_key(plan_name, n)]
         if len(hits) != 1:
             what = "is missing from" if not hits else f"is ambiguous in ({', '.join(hits[:3])})"
             raise AdaRankError(
@@ -73,7 +68,7 @@ def check_patterns(targets: Sequence[str], all_names: Iterable[str]) -> None:
     for target in targets:
         key = anchored_key(target)
         by_key = [n for n in names if peft_pattern_matches(key, n)]
-        by_list = [n for n in names if n == target or n.endswith("." + target)]
+        by_list = [n for n in names if matches_key(n, target)]
         if by_key != [target] or by_list != [target]:
             raise AdaRankError(
                 f"the PEFT entries for '{target}' would select {sorted(set(by_key + by_list)) or 'nothing'}; "

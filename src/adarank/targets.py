@@ -92,7 +92,7 @@ def _output_head_names(model: nn.Module) -> set[str]:
     return {n for n, m in model.named_modules() if m is head}
 
 
-def _candidates(model: nn.Module) -> tuple[list[tuple[str, nn.Module]], dict[str, tuple[str, ...]]]:
+def adaptable_modules(model: nn.Module) -> tuple[list[tuple[str, nn.Module]], dict[str, tuple[str, ...]]]:
     """Every adaptable module once; a module reachable under two names keeps its first name."""
     seen: dict[int, int] = {}
     out: list[tuple[str, nn.Module, list[str]]] = []
@@ -118,7 +118,8 @@ def _suggest(pattern: str, names: Iterable[str]) -> str:
     return "linear modules are named like: " + ", ".join(short[:8])
 
 
-def _matches_key(name: str, key: str) -> bool:
+def matches_key(name: str, key: str) -> bool:
+    """PEFT's rule for a ``target_modules`` list entry: the exact name or a ``.``-suffix of it."""
     return name == key or name.endswith("." + key)
 
 
@@ -136,7 +137,7 @@ def select_targets(
     must match whole names, as in PEFT. Every list entry must match at least one linear module: a
     pattern that silently matches nothing would turn a comparison into plain uniform LoRA.
     """
-    found, aliases = _candidates(model)
+    found, aliases = adaptable_modules(model)
     stack = find_block_stack(model)
     prefix = stack[0] if stack else None
     all_names = [n for n, _ in model.named_modules() if n]
@@ -170,9 +171,9 @@ def select_targets(
             raise AdaRankError("no target modules given; pass names such as 'query,value' or 'all-linear'")
         chosen = []
         for key in keys:
-            hits = [(n, m) for n, m in found if any(_matches_key(a, key) for a in (n, *aliases[n]))]
+            hits = [(n, m) for n, m in found if any(matches_key(a, key) for a in (n, *aliases[n]))]
             if not hits:
-                other = [n for n in all_names if _matches_key(n, key)]
+                other = [n for n in all_names if matches_key(n, key)]
                 if other:
                     kind = type(dict(model.named_modules())[other[0]]).__name__
                     raise AdaRankError(
