@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The fine-tuning comparison on one GPU (issue 3): LR sweep for uniform, then the minimum grid at the swept
-# learning rates, resumable across calls. Run from the repository root on the device machine:
+# learning rates, resumable across calls (a run whose lr the widened sweep no longer chooses is moved to
+# runs/../superseded and run again). Run from the repository root on the device machine:
 #   benchmarks/gpu_grid.sh MINUTES [WORKERS]
 # Needs (carried, git-ignored): .carry/minilm-fp16 (all-MiniLM-L6-v2 weights stored in fp16, upcast to fp32
 # here) and .carry/nltk_data (TREC, MR, SUBJ). Results go to benchmarks/results/grid (resumed from what is
@@ -25,7 +26,7 @@ PY
 start=$(date +%s)
 common=(--model "$model" --data-dir .carry/nltk_data --results benchmarks/results/grid --datasets trec-coarse,mr,subj
         --target-sets value,attention --ranks 2,8 --workers "$workers" --device cuda)
-python3 -m adarank.bench.grid "${common[@]}" --methods uniform --seeds 0 --lr-sweep 3e-4,1e-3,3e-3 \
+python3 -m adarank.bench.grid "${common[@]}" --methods uniform --seeds 0 --lr-sweep 3e-4,1e-3,3e-3,5e-3,1e-2,2e-2 \
     --timeout-minutes "$minutes" || true
 left=$(python3 -c "print(max(0.5, $minutes - ($(date +%s) - $start) / 60))")
 python3 -m adarank.bench.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --timeout-minutes "$left" || true

@@ -51,6 +51,41 @@ def test_default_methods_and_lr_sweep_dry_run(tmp_path, capsys):
     assert all("__uniform__lr" in k for k in keys)
 
 
+def _record(path: Path, lr: float, acc: float = 0.8, **extra) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rec = {"dataset": "mr", "target_set": "value", "rank": 2, "method": "uniform", "seed": 0,
+           "test_accuracy": acc, "hparams": {"lr": lr}, **extra}
+    path.write_text(json.dumps(rec))
+
+
+def test_runs_at_a_learning_rate_the_sweep_no_longer_chooses_are_rerun(tmp_path, capsys):
+    res = tmp_path / "res"
+    sweep = res / "lr-sweep" / "runs"
+    _record(sweep / "mr__value__r2__uniform__lr0.001__s0.json", 1e-3, 0.80, lr_sweep=True)
+    _record(sweep / "mr__value__r2__uniform__lr0.003__s0.json", 3e-3, 0.82, lr_sweep=True)
+    args = ("--datasets", "mr", "--target-sets", "value", "--ranks", "2", "--methods", "uniform,random",
+            "--seeds", "0", "--lr-from-sweep")
+    _record(res / "runs" / "mr__value__r2__uniform__s0.json", 3e-3)
+    _record(res / "runs" / "mr__value__r2__random__s0.json", 3e-3)
+    assert grid.stale_runs(grid.options_from_args(grid.build_parser().parse_args(
+        ["--model", str(tmp_path), "--results", str(res), "--dry-run", *args])), []) == {}
+    assert _dry(capsys, tmp_path, *args)[-1] == "dry run: 2 runs, 0 to run, 2 already done"
+
+    # a larger learning rate joins the sweep and wins: both finished runs are now stale
+    _record(sweep / "mr__value__r2__uniform__lr0.005__s0.json", 5e-3, 0.84, lr_sweep=True)
+    lines = _dry(capsys, tmp_path, *args)
+    assert "stale  mr__value__r2__uniform__s0" in lines
+    assert lines[-1] == "dry run: 2 runs, 2 to run, 0 already done"
+    opts = grid.options_from_args(grid.build_parser().parse_args(
+        ["--model", str(tmp_path), "--results", str(res), "--dry-run", *args]))
+    stale = grid.stale_runs(opts, plan_grid(["mr"], ["value"], [2], ["uniform", "random"], [0]))
+    assert stale == {"mr__value__r2__uniform__s0": 3e-3, "mr__value__r2__random__s0": 3e-3}
+    dest = grid.supersede(res, stale)
+    assert sorted(p.name for p in dest.iterdir()) == ["mr__value__r2__random__s0__lr0.003.json",
+                                                     "mr__value__r2__uniform__s0__lr0.003.json"]
+    assert not list((res / "runs").iterdir())
+
+
 def test_launch_order_keeps_the_methods_of_one_seed_together():
     runs = plan_grid(["trec-coarse", "mr"], ["value"], [2, 8], ["uniform", "adarank-exact"], [0, 1])
     assert [r.key for r in runs[:4]] == [

@@ -469,6 +469,40 @@ def swept_learning_rates(results: Path) -> dict[tuple[str, str, int], float]:
     return {(r.dataset, r.target_set, r.rank): r.lr for r in summarize_sweep(runs) if r.chosen}
 
 
+def stale_runs(opts: GridOptions, runs: Sequence[RunSpec]) -> dict[str, float]:
+    """Finished runs whose learning rate is not the one the sweep chooses now: ``{key: old lr}``.
+
+    The sweep's choice can move when learning rates are added to it; a run trained at the old
+    choice would otherwise be skipped as done and mixed with runs at the new one. Only with
+    ``--lr-from-sweep`` (without it the lr is the command line's, which the record does not bind).
+    """
+    if not opts.lr_from_sweep or opts.lrs is not None:
+        return {}
+    swept = swept_learning_rates(opts.results)
+    stale: dict[str, float] = {}
+    for spec in runs:
+        path = opts.out_dir / "runs" / f"{spec.key}.json"
+        chosen = swept.get((spec.dataset, spec.target_set, spec.rank))
+        if chosen is None or not path.is_file():
+            continue
+        try:
+            used = float(json.loads(path.read_text(encoding="utf-8"))["hparams"]["lr"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # an unreadable record is the report's problem, not a reason to retrain
+        if abs(used - chosen) > 1e-9 * max(abs(chosen), 1e-30):
+            stale[spec.key] = used
+    return stale
+
+
+def supersede(out: Path, stale: dict[str, float]) -> Path:
+    """Move stale run records to ``out/superseded/`` (kept, never deleted) so they run again."""
+    dest = out / "superseded"
+    dest.mkdir(parents=True, exist_ok=True)
+    for key, lr in stale.items():
+        os.replace(out / "runs" / f"{key}.json", dest / f"{key}__lr{lr:g}.json")
+    return dest
+
+
 def make_jobs(opts: GridOptions, runs: Sequence[RunSpec], plans: dict[str, Path], commit: str) -> list[Job]:
     jobs = []
     swept = swept_learning_rates(opts.results) if opts.lr_from_sweep and opts.lrs is None else {}
@@ -517,13 +551,14 @@ def run_grid(opts: GridOptions, log: Callable[[str], None] = print) -> GridSumma
     start = time.monotonic()
     runs = plan_grid(opts.datasets, opts.target_sets, opts.ranks, opts.methods, opts.seeds, opts.lrs)
     out = opts.out_dir
-    exists = [(out / "runs" / f"{r.key}.json").is_file() for r in runs]
+    stale = stale_runs(opts, runs)
+    exists = [(out / "runs" / f"{r.key}.json").is_file() and r.key not in stale for r in runs]
     todo = [r for r, e in zip(runs, exists) if not e]
     summary = GridSummary(total=len(runs), skipped=len(runs) - len(todo))
 
     if opts.dry_run:
         for r, e in zip(runs, exists):
-            log(f"{'done' if e else 'todo'}  {r.key}")
+            log(f"{'done' if e else 'stale' if r.key in stale else 'todo'}  {r.key}")
         needs = [ts for ts in opts.target_sets if not plan_path(opts.results, ts).is_file()]
         if needs:
             log(f"plans to score first: {', '.join(needs)}")
@@ -536,6 +571,10 @@ def run_grid(opts: GridOptions, log: Callable[[str], None] = print) -> GridSumma
 
     ensure_writable_dir(out / "runs")
     _preflight(opts)
+    if stale:
+        moved = supersede(out, stale)
+        log(f"{len(stale)} finished run(s) used another learning rate than the sweep now chooses; "
+            f"moved to {moved} and queued again")
     plans = ensure_plans(opts, log)  # the sweep needs them too: uniform ranks are built on the plan's modules
     commit = git_commit()
     with open(out / "invocations.jsonl", "a", encoding="utf-8") as fh:
