@@ -79,8 +79,10 @@ def matmul_peak(device: str) -> float:
     return 2 * 8192**3 * reps / (time.perf_counter() - start)
 
 
-def method_flops(model, targets, n: int, length: int, trials: int, copies: int = 2) -> float:
-    """The count described in the module docstring."""
+def method_flops(model, targets, n: int, length: int, trials: int, copies: int = 2, replay: bool = True) -> float:
+    """The count described in the module docstring; ``replay=False`` counts what the naive engine
+    does (every perturbed copy runs all L blocks), so the ratio of the two is the speed-up that
+    prefix replay can give at best when both engines run at the same FLOP rate."""
     from adarank.targets import find_block_stack
 
     _, blocks = find_block_stack(model)
@@ -94,7 +96,7 @@ def method_flops(model, targets, n: int, length: int, trials: int, copies: int =
     total = tokens * (L * per_block + head)  # the clean forward
     for t in targets:
         l = t.block or 0
-        work = (L - l) * per_block + 2 * t.shape[0] * t.shape[1] + head
+        work = (L - (l if replay else 0)) * per_block + 2 * t.shape[0] * t.shape[1] + head
         total += trials * copies * tokens * work
     return float(total)
 
@@ -164,6 +166,15 @@ def main() -> None:
             row[f"{engine}_subset_s"], row[f"{engine}_subset_peak_gib"] = sec, mem
             print(f"{name}: {engine} on {len(subset)} modules: {sec:.1f} s, peak {mem:.1f} GiB", flush=True)
         row["speedup_subset"] = row["naive_subset_s"] / row["batched_subset_s"]
+        fast_sub = method_flops(model, subset, args.n, args.length, args.trials)
+        naive_sub = method_flops(model, subset, args.n, args.length, args.trials, replay=False)
+        row["speedup_bound_subset"] = naive_sub / fast_sub
+        row["speedup_bound_all"] = (method_flops(model, targets, args.n, args.length, args.trials, replay=False)
+                                    / method_flops(model, targets, args.n, args.length, args.trials))
+        row["naive_subset_fraction_of_peak"] = naive_sub / row["naive_subset_s"] / peak
+        row["batched_subset_fraction_of_peak"] = fast_sub / row["batched_subset_s"] / peak
+        print(f"{name}: fast/naive {row['speedup_subset']:.2f}x measured; FLOP bound of prefix replay "
+              f"{row['speedup_bound_subset']:.2f}x on the subset, {row['speedup_bound_all']:.2f}x on all modules", flush=True)
         flops = method_flops(model, targets, args.n, args.length, args.trials)
         row["method_flops"] = flops
         if name not in args.full_models.split(","):
