@@ -2,13 +2,16 @@
 # The fine-tuning comparison on one GPU (issue 3): LR sweep for uniform, then the minimum grid at the swept
 # learning rates, resumable across calls (a run whose lr the widened sweep no longer chooses is moved to
 # runs/../superseded and run again). Run from the repository root on the device machine:
-#   benchmarks/gpu_grid.sh MINUTES [WORKERS]
+#   benchmarks/gpu_grid.sh MINUTES [WORKERS] [EXTRA_METHOD ...]
+# Each EXTRA_METHOD (issue 6: adarank-fisher, adarank-task64, adarank-power-0.5, ...) then runs over the same
+# grid at the same learning rates, one method at a time (all its seeds before the next), while time is left.
 # Needs (carried, git-ignored): .carry/minilm-fp16 (all-MiniLM-L6-v2 weights stored in fp16, upcast to fp32
 # here) and .carry/nltk_data (TREC, MR, SUBJ). Results go to benchmarks/results/grid (resumed from what is
 # already there) and, packed, to $OUT/grid.tar.gz.
 set -euo pipefail
 minutes=${1:-8}
 workers=${2:-8}
+extra=("${@:3}")
 export PYTHONPATH="$PWD/src" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 model=/tmp/all-MiniLM-L6-v2
@@ -28,7 +31,11 @@ common=(--model "$model" --data-dir .carry/nltk_data --results benchmarks/result
         --target-sets value,attention --ranks 2,8 --workers "$workers" --device cuda)
 python3 -m adarank.bench.grid "${common[@]}" --methods uniform --seeds 0 --lr-sweep 3e-4,1e-3,3e-3,5e-3,1e-2,2e-2 \
     --timeout-minutes "$minutes" || true
-left=$(python3 -c "print(max(0.5, $minutes - ($(date +%s) - $start) / 60))")
-python3 -m adarank.bench.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --timeout-minutes "$left" || true
+left() { python3 -c "print(max(0.5, $minutes - ($(date +%s) - $start) / 60))"; }
+python3 -m adarank.bench.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --timeout-minutes "$(left)" || true
+for method in "${extra[@]}"; do
+    python3 -m adarank.bench.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --methods "$method" \
+        --timeout-minutes "$(left)" || true
+done
 tar czf "$OUT/grid.tar.gz" benchmarks/results/grid
 nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/card.txt"

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
 import time
 from itertools import combinations
@@ -36,6 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.stats import spearmanr
 
+from adarank.bench.variants import sample_texts
 from adarank.plan import Budget, ModuleEntry, RankPlan
 
 TASKS = {"trec": "trec-coarse", "mr": "mr", "subj": "subj"}
@@ -94,13 +94,6 @@ def smallest_stable(by_size: dict[int, dict[str, float]], threshold: float = 0.5
             break
         found = size
     return found
-
-
-def sample_texts(texts: Sequence[str], n: int, seed: int = 0) -> list[str]:
-    """The first ``n`` texts of one seeded shuffle: smaller samples are prefixes of larger ones."""
-    order = list(range(len(texts)))
-    random.Random(seed).shuffle(order)
-    return [texts[i] for i in order[:n]]
 
 
 def cache_key(signal: str, probes: str, trials: int, seed: int) -> str:

@@ -124,7 +124,7 @@ def test_failures_are_logged_and_the_grid_goes_on(tmp_path, capsys, monkeypatch)
 
     monkeypatch.setattr(grid, "execute_run", fake_run)
     monkeypatch.setattr(grid, "_preflight", lambda opts: None)
-    monkeypatch.setattr(grid, "ensure_plans", lambda opts, log: {ts: tmp_path / f"{ts}.json" for ts in opts.target_sets})
+    monkeypatch.setattr(grid, "ensure_plans", lambda opts, log: {(ts, "", None): tmp_path / f"{ts}.json" for ts in opts.target_sets})
     res = tmp_path / "res"
     argv = ["--model", str(tmp_path), "--data-dir", str(tmp_path), "--results", str(res), "--workers", "0",
             "--datasets", "trec-coarse", "--target-sets", "value", "--ranks", "2",
@@ -151,7 +151,7 @@ def test_timeout_stops_launching_new_runs(tmp_path, monkeypatch):
 
     monkeypatch.setattr(grid, "execute_run", slow_run)
     monkeypatch.setattr(grid, "_preflight", lambda opts: None)
-    monkeypatch.setattr(grid, "ensure_plans", lambda opts, log: {ts: tmp_path / f"{ts}.json" for ts in opts.target_sets})
+    monkeypatch.setattr(grid, "ensure_plans", lambda opts, log: {(ts, "", None): tmp_path / f"{ts}.json" for ts in opts.target_sets})
     args = grid.build_parser().parse_args(
         ["--model", str(tmp_path), "--data-dir", str(tmp_path), "--results", str(tmp_path / "r"), "--workers", "0",
          "--datasets", "mr", "--target-sets", "value", "--ranks", "2", "--methods", "uniform",
@@ -219,3 +219,48 @@ def test_end_to_end_grid_and_report_on_cpu(tmp_path, capsys):
     assert any(line.startswith("| adarank-exact | 2 |") for line in text.splitlines())
     assert (res / "plots" / "acc__trec-coarse__attention__r4.png").stat().st_size > 0
     assert (res / "plots" / "paired_diff.png").stat().st_size > 0
+
+
+def test_dry_run_names_the_variant_plans_to_score(tmp_path, capsys):
+    lines = _dry(capsys, tmp_path, "--datasets", "trec-coarse,mr", "--target-sets", "value", "--ranks", "2",
+                 "--methods", "uniform,adarank-fisher,adarank-task64", "--seeds", "0")
+    assert "plans to score first: value, value fisher, value task64 trec-coarse, value task64 mr" in lines
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared NLTK data folder not present")
+def test_variant_plans_are_scored_with_their_signal_and_task_texts(tmp_path):
+    """Tiny random BERT: a fisher plan and a 64-text task-probe plan are scored, saved and re-used."""
+    import torch
+    import transformers
+    from transformers import AutoTokenizer
+
+    from adarank.bench.data import load_dataset_spec
+    from adarank.bench.variants import sample_texts
+    from adarank.loading import default_model_path
+    from adarank.plan import RankPlan
+
+    model_dir = tmp_path / "tiny-bert"
+    torch.manual_seed(0)
+    transformers.BertModel(transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                                   intermediate_size=64)).save_pretrained(model_dir)
+    AutoTokenizer.from_pretrained(default_model_path()).save_pretrained(model_dir)
+    argv = ["--model", str(model_dir), "--data-dir", str(SHARED_DATA), "--datasets", "trec-coarse",
+            "--target-sets", "value", "--methods", "adarank-exact,adarank-fisher,adarank-task64",
+            "--device", "cpu", "--results", str(tmp_path / "res")]
+    opts = grid.options_from_args(grid.build_parser().parse_args(argv))
+    logged: list[str] = []
+    paths = grid.ensure_plans(opts, logged.append)
+    assert set(paths) == {("value", "", None), ("value", "fisher", None), ("value", "task64", "trec-coarse")}
+    fisher = RankPlan.load(paths[("value", "fisher", None)])
+    task = RankPlan.load(paths[("value", "task64", "trec-coarse")])
+    paper = RankPlan.load(paths[("value", "", None)])
+    assert fisher.settings["signal"] == "fisher" and paper.settings["signal"] == "disagreement"
+    assert task.settings["task_texts"] == 64 and task.settings["probe_examples"] == 64
+    assert task.settings["task_dataset"] == "trec-coarse"
+    assert [m.score_mean for m in task.modules] != [m.score_mean for m in paper.modules]  # other probes, other scores
+    train = load_dataset_spec("trec-coarse", data_dir=str(SHARED_DATA)).train_texts
+    assert len(sample_texts(train, 64)) == 64
+    assert sum("scored" in line for line in logged) == 3
+    logged.clear()
+    assert grid.ensure_plans(opts, logged.append) == paths
+    assert sum("re-using" in line for line in logged) == 3

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adarank.bench.methods import CORE_METHODS, METHODS, PLAN_METHODS, TRANSFORM_METHODS, plan_for_method, random_scores
+from adarank.bench.methods import (
+    CORE_METHODS,
+    METHODS,
+    PLAN_METHODS,
+    TRANSFORM_METHODS,
+    VARIANT_METHODS,
+    plan_for_method,
+    random_scores,
+)
+from adarank.bench.variants import sample_texts, variant_of
 from adarank.errors import AdaRankError
 from adarank.plan import Budget, ModuleEntry, RankPlan
 
@@ -163,9 +174,43 @@ def test_budgets_hold_for_any_scores(scores, rank, seed):
 def test_new_methods_are_appended_and_core_methods_are_the_original_seven():
     assert CORE_METHODS == ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth", "eva", "adalora")
     assert METHODS[: len(CORE_METHODS)] == CORE_METHODS
-    assert METHODS[len(CORE_METHODS):] == TRANSFORM_METHODS == (
-        "adarank-power-0.5", "adarank-power-2", "adarank-rank-order")
-    assert set(TRANSFORM_METHODS) <= set(PLAN_METHODS)  # trained as ordinary LoRA with a rank pattern
+    assert TRANSFORM_METHODS == ("adarank-power-0.5", "adarank-power-2", "adarank-rank-order")
+    assert METHODS[len(CORE_METHODS):] == TRANSFORM_METHODS + VARIANT_METHODS
+    assert set(TRANSFORM_METHODS + VARIANT_METHODS) <= set(PLAN_METHODS)  # ordinary LoRA with a rank pattern
+
+
+def _variant_plan(scored: RankPlan, signal: str, task_texts: int | None = None) -> RankPlan:
+    settings = {**scored.settings, "signal": signal}
+    if task_texts is not None:
+        settings["task_texts"] = task_texts
+    return replace(scored, settings=settings)
+
+
+@pytest.mark.parametrize("method", VARIANT_METHODS)
+def test_variant_methods_allocate_exactly_from_their_own_plan_only(scored, method):
+    variant = variant_of(method)
+    own = _variant_plan(scored, variant.signal, variant.task_texts)
+    plan = plan_for_method(method, own, 4, seed=0)
+    assert sum(plan.ranks.values()) == 4 * len(scored.modules)
+    assert plan.ranks == plan_for_method("adarank-exact", scored, 4, seed=0).ranks  # same scores, same rule
+    with pytest.raises(AdaRankError, match=f"method '{method}' needs a plan scored with signal"):
+        plan_for_method(method, scored if method != "adarank-task64" else _variant_plan(scored, "fisher"), 4, seed=0)
+    with pytest.raises(AdaRankError, match="needs a plan scored with signal 'disagreement' on built-in probes"):
+        plan_for_method("adarank-exact", own, 4, seed=0)
+
+
+def test_variant_file_names_and_task_probe_samples():
+    assert variant_of("adarank-exact").file_stem("value") == "value"
+    assert variant_of("adarank-fisher").file_stem("value") == "value__fisher"
+    assert variant_of("adarank-task64").file_stem("attention", "mr") == "attention__task64__mr"
+    with pytest.raises(AdaRankError, match="per dataset"):
+        variant_of("adarank-task64").file_stem("attention")
+    texts = [f"text {i}" for i in range(100)]
+    small, large = sample_texts(texts, 16), sample_texts(texts, 64)
+    assert large[:16] == small and len(set(large)) == 64 and large != texts[:64]
+    assert sample_texts(texts, 64) == large  # seeded
+    with pytest.raises(AdaRankError, match="only 100"):
+        sample_texts(texts, 256)
 
 
 @pytest.mark.parametrize("method", TRANSFORM_METHODS)

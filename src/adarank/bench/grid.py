@@ -39,6 +39,7 @@ from typing import Any, Callable, Sequence
 
 from ..errors import AdaRankError
 from ..io import atomic_write_json
+from .variants import TASK_PROBE_SEED, PlanVariant, sample_texts, variant_of
 
 TARGET_SETS: dict[str, list[str]] = {
     "value": ["value"],
@@ -375,56 +376,98 @@ def options_from_args(args: argparse.Namespace) -> GridOptions:
 
 
 # ---------------------------------------------------------------------------------- scoring
-def plan_path(results: Path, target_set: str) -> Path:
-    return results / "plans" / f"{target_set}.json"
+#: (target set, plan variant name, dataset or None): one scored plan of the grid
+PlanKey = tuple[str, str, "str | None"]
 
 
-def ensure_plans(opts: GridOptions, log: Callable[[str], None] = print) -> dict[str, Path]:
-    """Score (or re-use) one AdaRank plan per target set: r̄ = 8, joint group, default ScoreConfig."""
+def plan_path(results: Path, target_set: str, variant: PlanVariant | None = None, dataset: str | None = None) -> Path:
+    return results / "plans" / f"{(variant or PlanVariant()).file_stem(target_set, dataset)}.json"
+
+
+def plan_key(spec: RunSpec) -> PlanKey:
+    """The scored plan a run allocates from (see :mod:`adarank.bench.variants`)."""
+    variant = variant_of(spec.method)
+    return (spec.target_set, variant.name, spec.dataset if variant.per_dataset else None)
+
+
+def needed_plans(opts: GridOptions) -> dict[PlanKey, tuple[PlanVariant, Path]]:
+    """Every scored plan the grid's runs allocate from, in a stable order."""
+    methods = ["uniform"] if opts.lrs is not None else opts.methods
+    needed: dict[PlanKey, tuple[PlanVariant, Path]] = {}
+    for ts in opts.target_sets:
+        for method in methods:
+            variant = variant_of(method)
+            for dataset in (opts.datasets if variant.per_dataset else [None]):
+                key = (ts, variant.name, dataset)
+                needed.setdefault(key, (variant, plan_path(opts.results, ts, variant, dataset)))
+    return needed
+
+
+def _plan_label(key: PlanKey) -> str:
+    return " ".join(part for part in key if part)
+
+
+def ensure_plans(opts: GridOptions, log: Callable[[str], None] = print) -> dict[PlanKey, Path]:
+    """Score (or re-use) every plan the runs need: r̄ = 8, joint group, default ScoreConfig, the
+    variant's signal and probes (one plan per target set; per dataset too for task probes)."""
     from ..plan import RankPlan
     from ..plotting import plot_plan
 
-    paths = {ts: plan_path(opts.results, ts) for ts in opts.target_sets}
+    needed = needed_plans(opts)
     missing = []
-    for ts, path in paths.items():
+    for key, (variant, path) in needed.items():
         if path.is_file():
             plan = RankPlan.load(path)
             stored = plan.settings.get("targets")
-            if stored != TARGET_SETS[ts] or plan.settings.get("grid_model") not in (None, opts.model):
+            made = (plan.settings.get("signal", "disagreement"), plan.settings.get("task_texts"))
+            if (stored != TARGET_SETS[key[0]] or plan.settings.get("grid_model") not in (None, opts.model)
+                    or made != (variant.signal, variant.task_texts)):
                 raise AdaRankError(
-                    f"plan '{path}' was made for targets {stored} of model {plan.settings.get('grid_model')!r}, "
-                    f"not {TARGET_SETS[ts]} of {opts.model!r}; delete it or use another --results"
+                    f"plan '{path}' was made for targets {stored} of model {plan.settings.get('grid_model')!r} "
+                    f"(signal {made[0]}, task texts {made[1]}), not {TARGET_SETS[key[0]]} of {opts.model!r} "
+                    f"(signal {variant.signal}, task texts {variant.task_texts}); delete it or use another --results"
                 )
-            log(f"plan {ts}: re-using {path}")
+            log(f"plan {_plan_label(key)}: re-using {path}")
             if not path.with_suffix(".png").is_file():
-                plot_plan(plan, path.with_suffix(".png"), title=_plan_title(plan, ts))
+                plot_plan(plan, path.with_suffix(".png"), title=_plan_title(plan, key))
         else:
-            missing.append(ts)
+            missing.append(key)
     if not missing:
-        return paths
+        return {key: path for key, (_, path) in needed.items()}
 
     from ..loading import load_model, load_tokenizer
     from ..predict import predict_ranks
     from ..scoring import ScoreConfig
+    from .data import load_dataset_spec
 
     model = load_model(opts.model, device=opts.device).eval()
     tokenizer = load_tokenizer(opts.model)
-    for ts in missing:
+    for key in missing:
+        variant, path = needed[key]
+        ts, _, dataset = key
+        extra: dict[str, Any] = {"target_set": ts, "grid_model": opts.model}
+        probes = None
+        if variant.per_dataset:
+            assert dataset is not None and variant.task_texts is not None
+            data = load_dataset_spec(dataset, data_dir=opts.data_dir, max_train=opts.max_train)
+            probes = sample_texts(data.train_texts, variant.task_texts)
+            extra.update(task_texts=variant.task_texts, task_dataset=dataset, task_probe_seed=TASK_PROBE_SEED)
         start = time.perf_counter()
         plan = predict_ranks(model, tokenizer, rank=PLAN_RANK, targets=TARGET_SETS[ts], groups=PLAN_GROUPS,
-                             score_config=ScoreConfig(), progress=False,
-                             extra_settings={"target_set": ts, "grid_model": opts.model})
-        plan.save(paths[ts])
-        plot_plan(plan, paths[ts].with_suffix(".png"), title=_plan_title(plan, ts))
-        log(f"plan {ts}: scored {len(plan.modules)} modules in {time.perf_counter() - start:.1f} s -> {paths[ts]}")
+                             probes=probes, signal=variant.signal, score_config=ScoreConfig(), progress=False,
+                             extra_settings=extra)
+        plan.save(path)
+        plot_plan(plan, path.with_suffix(".png"), title=_plan_title(plan, key))
+        log(f"plan {_plan_label(key)}: scored {len(plan.modules)} modules in "
+            f"{time.perf_counter() - start:.1f} s -> {path}")
     del model
     gc.collect()
     _empty_cuda_cache()
-    return paths
+    return {key: path for key, (_, path) in needed.items()}
 
 
-def _plan_title(plan: Any, target_set: str) -> str:
-    return f"{Path(plan.model).name or plan.model} — target set {target_set}"
+def _plan_title(plan: Any, key: PlanKey) -> str:
+    return f"{Path(plan.model).name or plan.model} — target set {_plan_label(key)}"
 
 
 # ------------------------------------------------------------------------------------ grid
@@ -520,7 +563,7 @@ def make_jobs(opts: GridOptions, runs: Sequence[RunSpec], plans: dict[str, Path]
             config["lr"] = spec.lr
             extra.update({"lr": spec.lr, "lr_sweep": True})
         jobs.append(Job(spec=spec, model=opts.model, data_dir=opts.data_dir, max_train=opts.max_train,
-                        plan_path=str(plans[spec.target_set]),
+                        plan_path=str(plans[plan_key(spec)]),
                         out_path=str(opts.out_dir / "runs" / f"{spec.key}.json"), config=config,
                         device=opts.device, groups=PLAN_GROUPS, extra=extra))
     return jobs
@@ -559,7 +602,7 @@ def run_grid(opts: GridOptions, log: Callable[[str], None] = print) -> GridSumma
     if opts.dry_run:
         for r, e in zip(runs, exists):
             log(f"{'done' if e else 'stale' if r.key in stale else 'todo'}  {r.key}")
-        needs = [ts for ts in opts.target_sets if not plan_path(opts.results, ts).is_file()]
+        needs = [_plan_label(k) for k, (_, path) in needed_plans(opts).items() if not path.is_file()]
         if needs:
             log(f"plans to score first: {', '.join(needs)}")
         log(f"dry run: {len(runs)} runs, {len(todo)} to run, {summary.skipped} already done")

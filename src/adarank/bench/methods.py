@@ -18,12 +18,16 @@ adalora             (PEFT AdaLoRA, pruned during training)                      
 adarank-power-0.5   AdaRank disagreement ** 0.5 (flatter than adarank-exact)     exact
 adarank-power-2     AdaRank disagreement ** 2 (more concentrated)                exact
 adarank-rank-order  position of the disagreement in its group (1 = lowest)       exact
+adarank-fisher, …   another scored plan (:mod:`adarank.bench.variants`)          exact
 ==================  ===========================================================  ===============
 
-The last three are the score transforms of :func:`adarank.allocation.allocate_ranks`; the others
-use ``transform="proportional"`` whatever transform the scored plan was made with, so a method's
-name alone says how its ranks were derived. :data:`CORE_METHODS` (the first seven) is what the
-benchmark grid runs by default; the transform ablations are run when asked for by name.
+``adarank-power-*`` and ``adarank-rank-order`` are the score transforms of
+:func:`adarank.allocation.allocate_ranks`; the others use ``transform="proportional"`` whatever
+transform the scored plan was made with, so a method's name alone says how its ranks were derived.
+The variant methods (:data:`VARIANT_METHODS`) allocate like ``adarank-exact`` but from a plan scored
+with another signal or other probes, which the caller passes as ``scored``; a plan made otherwise is
+refused. :data:`CORE_METHODS` (the first seven) is what the benchmark grid runs by default; the
+ablations and variants are run when asked for by name.
 
 The random ablation's generator is seeded with ``seed + 10_000 * rank`` so that different average
 ranks of one seed do not reuse the same draw, and the same (seed, rank) always gives the same list.
@@ -38,15 +42,20 @@ import numpy as np
 
 from ..errors import AdaRankError
 from ..plan import ModuleEntry, RankPlan
+from .variants import VARIANT_METHODS as _VARIANTS
+from .variants import variant_of
 
 #: The benchmark's original methods: the grid's default list.
 CORE_METHODS = ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth", "eva", "adalora")
 #: Score-transform ablations of adarank-exact (appended, so existing result keys keep their order).
 TRANSFORM_METHODS = ("adarank-power-0.5", "adarank-power-2", "adarank-rank-order")
-METHODS = CORE_METHODS + TRANSFORM_METHODS
+#: Issue-6 variants: adarank-exact on a plan scored with another signal or other probes.
+VARIANT_METHODS = tuple(_VARIANTS)
+METHODS = CORE_METHODS + TRANSFORM_METHODS + VARIANT_METHODS
 
 #: Methods whose ranks come from a :class:`RankPlan` (ordinary LoRA with a rank_pattern).
-PLAN_METHODS = ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth") + TRANSFORM_METHODS
+PLAN_METHODS = (("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth") + TRANSFORM_METHODS
+                + VARIANT_METHODS)
 #: Methods that allocate ranks themselves inside PEFT.
 SELF_ALLOCATING = ("eva", "adalora")
 
@@ -101,6 +110,7 @@ def plan_for_method(method: str, scored: RankPlan, rank: int, seed: int, groups:
     if not scored.modules:
         raise AdaRankError("the scored plan lists no modules; re-run `adarank predict`")
 
+    _check_variant(method, scored)
     n = len(scored.modules)
     # (scored plan to allocate from, rule, score source, transform, power)
     builders: dict[str, tuple[Callable[[], RankPlan], str, str, str, float]] = {
@@ -115,6 +125,8 @@ def plan_for_method(method: str, scored: RankPlan, rank: int, seed: int, groups:
         "adarank-power-2": (lambda: scored, "exact", "adarank ** 2", "power", 2.0),
         "adarank-rank-order": (lambda: scored, "exact", "rank order of adarank", "rank-order", 1.0),
     }
+    for name in VARIANT_METHODS:
+        builders[name] = (lambda: scored, "exact", f"adarank plan variant {variant_of(name).name}", "proportional", 1.0)
     build, rule, source, transform, power = builders[method]
     # Uniform is r̄ everywhere by definition, whatever unit or clamps the scored plan was made with;
     # the other methods keep the scored plan's unit and clamps, so they share one budget definition.
@@ -123,3 +135,21 @@ def plan_for_method(method: str, scored: RankPlan, rank: int, seed: int, groups:
     settings = dict(plan.settings)
     settings.update({"method": method, "method_seed": int(seed), "score_source": source})
     return replace(plan, settings=settings)
+
+
+def _check_variant(method: str, scored: RankPlan) -> None:
+    """Refuse a scored plan made with another signal or other probes than ``method`` stands for.
+
+    Plans written before signals existed carry no ``signal`` setting; they were scored with
+    disagreement. A plan without ``task_texts`` was scored on the built-in (or user) probes.
+    """
+    want = variant_of(method)
+    signal = scored.settings.get("signal", "disagreement")
+    texts = scored.settings.get("task_texts")
+    if signal != want.signal or texts != want.task_texts:
+        probes = "built-in probes" if texts is None else f"{texts} task texts"
+        wanted = "built-in probes" if want.task_texts is None else f"{want.task_texts} task texts"
+        raise AdaRankError(
+            f"method {method!r} needs a plan scored with signal {want.signal!r} on {wanted}, "
+            f"but the plan given was scored with {signal!r} on {probes}; pass the matching plan"
+        )
