@@ -5,6 +5,8 @@
 #   benchmarks/gpu_grid.sh MINUTES [WORKERS] [EXTRA_METHOD ...]
 # Each EXTRA_METHOD (issue 6: adarank-fisher, adarank-task64, adarank-power-0.5, ...) then runs over the same
 # grid at the same learning rates, one method at a time (all its seeds before the next), while time is left.
+# GRID_SWEEP=0 / GRID_CORE=0 skip the sweep / the core grid and GRID_PACK=0 skips the tarball: with two GPUs, run
+# one instance per GPU (CUDA_VISIBLE_DEVICES), only one of them sweeping, and pack once when both are done.
 # Needs (carried, git-ignored): .carry/minilm-fp16 (all-MiniLM-L6-v2 weights stored in fp16, upcast to fp32
 # here) and .carry/nltk_data (TREC, MR, SUBJ). Results go to benchmarks/results/grid (resumed from what is
 # already there) and, packed, to $OUT/grid.tar.gz.
@@ -29,13 +31,19 @@ PY
 start=$(date +%s)
 common=(--model "$model" --data-dir .carry/nltk_data --results benchmarks/results/grid --datasets trec-coarse,mr,subj
         --target-sets value,attention --ranks 2,8 --workers "$workers" --device cuda)
-python3 -m adarank.bench.grid "${common[@]}" --methods uniform --seeds 0 --lr-sweep 3e-4,1e-3,3e-3,5e-3,1e-2,2e-2 \
-    --timeout-minutes "$minutes" || true
 left() { python3 -c "print(max(0.5, $minutes - ($(date +%s) - $start) / 60))"; }
-python3 -m adarank.bench.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --timeout-minutes "$(left)" || true
+if [ "${GRID_SWEEP:-1}" = 1 ]; then
+    python3 -m adarank.bench.grid "${common[@]}" --methods uniform --seeds 0 --lr-sweep 3e-4,1e-3,3e-3,5e-3,1e-2,2e-2 \
+        --timeout-minutes "$minutes" || true
+fi
+if [ "${GRID_CORE:-1}" = 1 ]; then
+    python3 -m adarank.bench.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --timeout-minutes "$(left)" || true
+fi
 for method in "${extra[@]}"; do
     python3 -m adarank.bench.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --methods "$method" \
         --timeout-minutes "$(left)" || true
 done
-tar czf "$OUT/grid.tar.gz" benchmarks/results/grid
-nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/card.txt"
+if [ "${GRID_PACK:-1}" = 1 ]; then
+    tar czf "$OUT/grid.tar.gz" benchmarks/results/grid
+    nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/card.txt"
+fi
