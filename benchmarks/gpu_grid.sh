@@ -31,19 +31,28 @@ PY
 start=$(date +%s)
 common=(--model "$model" --data-dir .carry/nltk_data --results benchmarks/results/grid --datasets trec-coarse,mr,subj
         --target-sets value,attention --ranks 2,8 --workers "$workers" --device cuda)
-left() { python3 -c "print(max(0.5, $minutes - ($(date +%s) - $start) / 60))"; }
+# Minutes left; a step is started only with at least 1 minute left, so that runs already going (about 40 s)
+# and the packing still fit the call. The tarball is written on every exit, a killed call included: files
+# under the repository do not survive to the next call (the working tree is copied afresh).
+left() { python3 -c "print(round($minutes - ($(date +%s) - $start) / 60, 2))"; }
+enough() { python3 -c "import sys; sys.exit(0 if $(left) >= 1 else 1)"; }
+pack() {
+    if [ "${GRID_PACK:-1}" = 1 ]; then
+        tar czf "$OUT/grid.tar.gz" benchmarks/results/grid
+        nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/card.txt"
+    fi
+}
+trap pack EXIT
+trap "exit 143" TERM INT
 if [ "${GRID_SWEEP:-1}" = 1 ]; then
     python3 -m adarank.bench.grid "${common[@]}" --methods uniform --seeds 0 --lr-sweep 3e-4,1e-3,3e-3,5e-3,1e-2,2e-2 \
         --timeout-minutes "$minutes" || true
 fi
-if [ "${GRID_CORE:-1}" = 1 ]; then
+if [ "${GRID_CORE:-1}" = 1 ] && enough; then
     python3 -m adarank.bench.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --timeout-minutes "$(left)" || true
 fi
 for method in "${extra[@]}"; do
+    enough || break
     python3 -m adarank.bench.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --methods "$method" \
         --timeout-minutes "$(left)" || true
 done
-if [ "${GRID_PACK:-1}" = 1 ]; then
-    tar czf "$OUT/grid.tar.gz" benchmarks/results/grid
-    nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/card.txt"
-fi
