@@ -199,3 +199,20 @@ def test_cli_writes_the_section(tmp_path, capsys):
     assert (tmp_path / "p" / "paired_diff.png").stat().st_size > 0
     assert report.main(["--results", str(tmp_path / "empty")]) == 2
     assert "no run records" in capsys.readouterr().err
+
+
+def test_another_baseline_and_a_method_subset(tmp_path):
+    res = tmp_path / "res"
+    write_runs(res)
+    text = build_report(res, out=tmp_path / "s.md", plots=tmp_path / "p", baseline="adarank-exact",
+                        methods=["random"])
+    assert "Δacc vs adarank-exact (pp)" in text and "adalora" not in text
+    assert any(line.startswith("| adarank-exact | 5 |") and "(reference)" in line for line in text.splitlines())
+    assert any(line.startswith("| uniform |") for line in text.splitlines()) is False
+    # random − adarank-exact on trec-coarse/value/r8, paired by seed
+    random_row = next(line for line in text.splitlines() if line.startswith("| random | 5 |"))
+    diffs = (np.array(SETTINGS[("trec-coarse", "value", 8)]["random"])
+             - np.array(SETTINGS[("trec-coarse", "value", 8)]["adarank-exact"])) * 100
+    assert f"{diffs.mean():+.2f}" in random_row
+    with pytest.raises(report.AdaRankError, match="baseline method 'eva'"):
+        build_report(res, baseline="eva")

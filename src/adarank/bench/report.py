@@ -207,8 +207,9 @@ def _setting_sort_key(key: tuple[str, str, int]) -> tuple:
     return (dataset, ts_key, rank)
 
 
-def summarize(runs: Sequence[dict[str, Any]], problems: list[str] | None = None) -> list[SettingSummary]:
-    """Group run records by setting and method and pair every method with uniform by seed."""
+def summarize(runs: Sequence[dict[str, Any]], problems: list[str] | None = None,
+              baseline: str = BASELINE) -> list[SettingSummary]:
+    """Group run records by setting and method and pair every method with ``baseline`` by seed."""
     problems = problems if problems is not None else []
     by_cell: dict[tuple[str, str, int], dict[str, dict[int, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
     for rec in runs:
@@ -233,11 +234,11 @@ def summarize(runs: Sequence[dict[str, Any]], problems: list[str] | None = None)
                 params=[_float(recs[s].get("lora_params")) for s in seeds],
                 params_train=[_float(recs[s].get("lora_params_train", recs[s].get("lora_params"))) for s in seeds],
             )
-        base = methods.get(BASELINE)
+        base = methods.get(baseline)
         if base is not None:
             base_acc = dict(zip(base.seeds, base.acc))
             for m in methods.values():
-                if m.method == BASELINE:
+                if m.method == baseline:
                     continue
                 m.paired_seeds = [s for s in m.seeds if s in base_acc]
                 mine = dict(zip(m.seeds, m.acc))
@@ -260,13 +261,13 @@ class PooledSummary:
     no_ci: int  # settings with fewer than 2 pairs
 
 
-def pool(settings: Sequence[SettingSummary]) -> list[PooledSummary]:
+def pool(settings: Sequence[SettingSummary], baseline: str = BASELINE) -> list[PooledSummary]:
     """Per method: all (setting, seed) paired differences pooled, and settings counted by CI side."""
     diffs: dict[str, list[float]] = defaultdict(list)
     sides: dict[str, list[int | None]] = defaultdict(list)
     for s in settings:
         for m in s.methods.values():
-            if m.method == BASELINE or m.paired is None or m.paired.n == 0:
+            if m.method == baseline or m.paired is None or m.paired.n == 0:
                 continue
             diffs[m.method].extend(m.diffs)
             sides[m.method].append(m.paired.side)
@@ -319,19 +320,22 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
-SETTING_HEADER = ("method", "n", "accuracy %", "macro-F1 %", "LoRA params", "Δacc vs uniform (pp)",
-                  "95% CI", "W/T/L")
+def setting_header(baseline: str = BASELINE) -> tuple[str, ...]:
+    return ("method", "n", "accuracy %", "macro-F1 %", "LoRA params", f"Δacc vs {baseline} (pp)", "95% CI", "W/T/L")
 
 
-def setting_rows(setting: SettingSummary) -> list[list[str]]:
+SETTING_HEADER = setting_header()
+
+
+def setting_rows(setting: SettingSummary, baseline: str = BASELINE) -> list[list[str]]:
     rows = []
-    has_base = BASELINE in setting.methods
+    has_base = baseline in setting.methods
     for m in setting.methods.values():
         row = [m.method, str(m.n), fmt_mean_std(m.acc), fmt_mean_std(m.f1), fmt_params(m)]
-        if m.method == BASELINE:
+        if m.method == baseline:
             row += ["(reference)", "", ""]
         elif not has_base or m.paired is None or m.paired.n == 0:
-            row += ["n/a (no uniform run of these seeds)", "n/a", "n/a"]
+            row += [f"n/a (no {baseline} run of these seeds)", "n/a", "n/a"]
         else:
             pairs = f" (n={m.paired.n})" if m.paired.n != m.n else ""
             row += [_num(m.paired.mean, sign=True) + pairs, fmt_ci(m.paired), "/".join(map(str, m.wtl or ()))]
@@ -367,8 +371,8 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def plot_setting(setting: SettingSummary, path: str | os.PathLike) -> Path:
-    """Accuracy by method: one point per seed, mean ± std as an error bar, uniform's mean dashed."""
+def plot_setting(setting: SettingSummary, path: str | os.PathLike, baseline: str = BASELINE) -> Path:
+    """Accuracy by method: one point per seed, mean ± std as an error bar, the baseline's mean dashed."""
     plt = _pyplot()
     methods = list(setting.methods.values())
     fig, ax = plt.subplots(figsize=(1.3 + 1.0 * len(methods), 3.8), constrained_layout=True)
@@ -378,10 +382,10 @@ def plot_setting(setting: SettingSummary, path: str | os.PathLike) -> Path:
         ax.scatter(i + offsets, m.acc, s=14, alpha=0.55, color="tab:gray", zorder=2)
         std = _std(m.acc)
         ax.errorbar(i, _mean(m.acc), yerr=std if math.isfinite(std) else None, fmt="o", capsize=5,
-                    color="tab:red" if m.method == BASELINE else "tab:blue", zorder=3)
-    base = setting.methods.get(BASELINE)
+                    color="tab:red" if m.method == baseline else "tab:blue", zorder=3)
+    base = setting.methods.get(baseline)
     if base is not None and base.acc:
-        ax.axhline(_mean(base.acc), ls="--", lw=1, color="tab:red", alpha=0.6, label="uniform mean")
+        ax.axhline(_mean(base.acc), ls="--", lw=1, color="tab:red", alpha=0.6, label=f"{baseline} mean")
         ax.legend(loc="best", fontsize=8)
     ax.set_xticks(range(len(methods)), [m.method for m in methods], rotation=30, ha="right")
     ax.set_ylabel("test accuracy (%)")
@@ -395,10 +399,11 @@ def plot_setting(setting: SettingSummary, path: str | os.PathLike) -> Path:
 PAIRED_AXIS_CLIP = 5.0
 
 
-def plot_paired(settings: Sequence[SettingSummary], path: str | os.PathLike) -> Path | None:
-    """One panel per method: Δacc vs uniform with its 95% CI for every setting."""
+def plot_paired(settings: Sequence[SettingSummary], path: str | os.PathLike,
+                baseline: str = BASELINE) -> Path | None:
+    """One panel per method: Δacc vs the baseline with its 95% CI for every setting."""
     methods = sorted({m.method for s in settings for m in s.methods.values()
-                      if m.method != BASELINE and m.paired is not None and m.paired.n > 0}, key=method_sort_key)
+                      if m.method != baseline and m.paired is not None and m.paired.n > 0}, key=method_sort_key)
     if not methods:
         return None
     plt = _pyplot()
@@ -431,13 +436,13 @@ def plot_paired(settings: Sequence[SettingSummary], path: str | os.PathLike) -> 
         ax.axvline(0, color="black", lw=0.8)
         ax.set_xlim(-clip * 1.05, clip * 1.05)
         ax.set_title(method, fontsize=10)
-        ax.set_xlabel("Δ accuracy vs uniform (pp), 95% CI")
+        ax.set_xlabel(f"Δ accuracy vs {baseline} (pp), 95% CI")
         ax.tick_params(axis="x", labelbottom=True)
         ax.grid(axis="x", alpha=0.3)
         ax.set_yticks(ys, [s.label for s in settings], fontsize=8)
     for ax in list(axes.flat)[len(methods):]:
         ax.set_visible(False)
-    fig.suptitle(f"paired differences to uniform ranks (green: CI > 0, red: CI < 0, hollow: one seed; "
+    fig.suptitle(f"paired differences to {baseline} (green: CI > 0, red: CI < 0, hollow: one seed; "
                  f"axis clipped at ±{clip:g} pp, arrows mark clipped intervals)", fontsize=10)
     dest = _save(fig, Path(path))
     plt.close(fig)
@@ -542,24 +547,34 @@ def _rel(path: Path, base: Path) -> str:
 
 def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = None,
                  plots: str | os.PathLike | None = None, provenance: dict[str, Any] | None = None,
-                 title: str = "AdaRank vs uniform LoRA ranks: fine-tuning benchmark") -> str:
+                 title: str = "AdaRank vs uniform LoRA ranks: fine-tuning benchmark",
+                 baseline: str = BASELINE, methods: Sequence[str] | None = None) -> str:
     """The Markdown section for the grid in ``results``; plots go to ``plots`` (default results/plots).
 
     ``provenance`` holds card, command, commit, date and seeds (any left out are inferred from the
     records where possible, else printed as a placeholder to fill). When ``out`` is given the
-    Markdown is written there (atomically) and image links are relative to it.
+    Markdown is written there (atomically) and image links are relative to it. ``baseline`` is the
+    method every other is paired with; ``methods`` (default: all in the records) restricts the
+    report to those methods (the baseline is always kept). The learning-rate sweep and the plan
+    heatmaps are part of the uniform-baseline report only.
     """
     results = Path(results)
     plots_dir = Path(plots) if plots is not None else results / "plots"
     out_path = Path(out) if out is not None else None
     link_base = out_path.parent if out_path is not None else Path.cwd()
     loaded = load_records(results / "runs")
-    sweep = load_records(results / "lr-sweep" / "runs")
+    if methods is not None:
+        keep = {*methods, baseline}
+        loaded.runs = [r for r in loaded.runs if str(r.get("method")) in keep]
+    main_report = baseline == BASELINE and methods is None
+    sweep = load_records(results / "lr-sweep" / "runs") if main_report else Records([], [])
     if not loaded.runs and not sweep.runs:
         raise AdaRankError(f"no run records in '{results / 'runs'}' (or lr-sweep/runs); run the grid first")
     problems = list(loaded.problems) + [f"lr-sweep/{p}" for p in sweep.problems]
-    settings = summarize(loaded.runs, problems)
-    pooled = pool(settings)
+    if baseline != BASELINE and not any(str(r.get("method")) == baseline for r in loaded.runs):
+        raise AdaRankError(f"no run records of the baseline method {baseline!r} in '{results / 'runs'}'")
+    settings = summarize(loaded.runs, problems, baseline)
+    pooled = pool(settings, baseline)
 
     prov = infer_provenance(loaded.runs or sweep.runs)
     prov.update({k: v for k, v in (provenance or {}).items() if v not in (None, "")})
@@ -570,7 +585,7 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
            + (f", {len(sweep.runs)} learning-rate-sweep records" if sweep.runs else "")]
     md += _versions_line(all_runs) + _hparams_lines(loaded.runs)
     md += ["", "How to read: accuracy and macro-F1 are on the test split, in percent, mean ± sample std over "
-           "seeds. Δacc = method − uniform accuracy in percentage points (pp), paired by seed over the seeds both "
+           f"seeds. Δacc = method − {baseline} accuracy in percentage points (pp), paired by seed over the seeds both "
            "have (n shown when fewer than the method's runs). 95% CI = mean ± t(0.975, n−1)·sd/√n (Student t, "
            f"needs n ≥ 2). W/T/L counts seeds where the method is ahead by ≥ {TIE_PP:g} pp (W), within "
            f"|Δ| < {TIE_PP:g} pp (T) or behind by ≥ {TIE_PP:g} pp (L). LoRA params: LoRA factor parameters, mean "
@@ -579,22 +594,22 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
     if settings:
         plots_dir.mkdir(parents=True, exist_ok=True)
     for s in settings:
-        md += [f"### {s.label}", ""] + _table(SETTING_HEADER, setting_rows(s)) + [""]
-        png = plot_setting(s, plots_dir / f"acc__{s.slug}.png")
+        md += [f"### {s.label}", ""] + _table(setting_header(baseline), setting_rows(s, baseline)) + [""]
+        png = plot_setting(s, plots_dir / f"acc__{s.slug}.png", baseline)
         md += [f"![accuracy by method, {s.label}]({_rel(png, link_base)})", ""]
 
     if pooled:
         md += ["### Pooled over all settings", "",
-               "Every (setting, seed) difference to uniform counts as one observation. This pools unlike settings "
+               f"Every (setting, seed) difference to {baseline} counts as one observation. This pools unlike settings "
                "(datasets, target sets and budgets with different spreads) and pairs that share seeds and data, so "
                "the pooled CI is a summary, not a test; the last column counts settings by where their own 95% CI "
                "lies.", ""]
         md += _table(POOLED_HEADER, pooled_rows(pooled)) + [""]
-        png = plot_paired(settings, plots_dir / "paired_diff.png")
+        png = plot_paired(settings, plots_dir / "paired_diff.png", baseline)
         if png is not None:
-            md += [f"![paired differences to uniform]({_rel(png, link_base)})", ""]
+            md += [f"![paired differences to {baseline}]({_rel(png, link_base)})", ""]
 
-    heatmaps = sorted((results / "plans").glob("*.png")) if (results / "plans").is_dir() else []
+    heatmaps = sorted((results / "plans").glob("*.png")) if main_report and (results / "plans").is_dir() else []
     if heatmaps:
         md += ["### AdaRank plans (scored once per target set on the base model, r̄=8, joint budget)", ""]
         for src in heatmaps:
@@ -635,6 +650,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commit", default=None, help="provenance: the code commit (default: the records' grid_commit)")
     p.add_argument("--date", default=None, help="provenance: the date of the runs (default: today)")
     p.add_argument("--seeds", default=None, help="provenance: the seeds (default: those in the records)")
+    p.add_argument("--baseline", default=BASELINE, help="the method every other is paired with "
+                   "(default: %(default)s; e.g. adarank-floor to compare variants with the paper's rule)")
+    p.add_argument("--methods", default=None, help="comma-separated methods to report (default: all in the records)")
+    p.add_argument("--title", default=None, help="the section title")
     return p
 
 
@@ -642,7 +661,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     provenance = {k: getattr(args, k) for k in PROVENANCE_FIELDS}
     try:
-        text = build_report(args.results, out=args.out, plots=args.plots, provenance=provenance)
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+        extra = {"title": args.title} if args.title else {}
+        text = build_report(args.results, out=args.out, plots=args.plots, provenance=provenance,
+                            baseline=args.baseline, methods=methods, **extra)
     except AdaRankError as exc:
         print(f"adarank.bench.report: error: {exc}", file=sys.stderr)
         return 2

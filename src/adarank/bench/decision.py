@@ -1,0 +1,104 @@
+"""Issue 6's decision rule: which rank-allocation variant becomes the default, if any.
+
+The rule, fixed before the runs: among the candidates (the paper's rule and its variants), take the
+one with the best mean paired gain over ``uniform``, pooled over every (setting, seed) pair. It
+replaces the paper's rule only if its own paired difference to the paper's rule, pooled the same way,
+has a 95 % CI that lies above zero; otherwise the paper's rule stays the default.
+
+Only settings and seeds where a candidate has runs count for it, and a candidate with fewer than two
+pairs has no CI, so it cannot win. ``python -m adarank.bench.decision --results DIR`` prints the
+table and the verdict as Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import AdaRankError
+from ..io import atomic_write_text
+from .report import BASELINE, PairedStats, _num, fmt_ci, load_records, pool, summarize
+
+PAPER = "adarank-floor"
+DEFAULT_CANDIDATES = (PAPER, "adarank-exact", "adarank-power-0.5", "adarank-power-2", "adarank-rank-order",
+                      "adarank-fisher", "adarank-representation", "adarank-combined", "adarank-task64")
+
+
+@dataclass
+class Candidate:
+    method: str
+    vs_uniform: PairedStats | None
+    vs_paper: PairedStats | None  # None for the paper's rule itself
+
+
+@dataclass
+class Decision:
+    candidates: list[Candidate]
+    best: str | None
+    default: str
+    reason: str
+
+
+def decide(runs: Sequence[dict], candidates: Sequence[str] = DEFAULT_CANDIDATES, paper: str = PAPER) -> Decision:
+    """Apply the rule to grid records (``runs``: the records of :func:`report.load_records`)."""
+    vs_uniform = {p.method: p.stats for p in pool(summarize(runs, baseline=BASELINE), BASELINE)}
+    vs_paper = {p.method: p.stats for p in pool(summarize(runs, baseline=paper), paper)}
+    rows = [Candidate(m, vs_uniform.get(m), None if m == paper else vs_paper.get(m)) for m in candidates
+            if m in vs_uniform]
+    if paper not in vs_uniform:
+        raise AdaRankError(f"no paired runs of the paper's rule {paper!r} and {BASELINE!r}; run them first")
+    ranked = [c for c in rows if c.vs_uniform is not None and c.vs_uniform.n >= 2]
+    best = max(ranked, key=lambda c: c.vs_uniform.mean).method if ranked else None  # type: ignore[union-attr]
+    if best is None or best == paper:
+        return Decision(rows, best, paper, f"the paper's rule ({paper}) has the best mean gain over uniform")
+    stats = next(c.vs_paper for c in rows if c.method == best)
+    if stats is not None and stats.n >= 2 and stats.lo > 0:
+        return Decision(rows, best, best, f"{best} has the best mean gain over uniform and its gain over "
+                                          f"{paper} has a 95% CI above zero ({fmt_ci(stats)} pp)")
+    ci = fmt_ci(stats) if stats is not None else "no pairs"
+    return Decision(rows, best, paper, f"{best} has the best mean gain over uniform, but its gain over {paper} "
+                                       f"has a 95% CI that does not exclude zero ({ci} pp): the paper's rule stays")
+
+
+def decision_markdown(decision: Decision) -> str:
+    lines = ["| method | pairs vs uniform | mean Δacc vs uniform (pp) | 95% CI | pairs vs paper | "
+             "mean Δacc vs paper (pp) | 95% CI |", "|---|---|---|---|---|---|---|"]
+    for c in decision.candidates:
+        u, p = c.vs_uniform, c.vs_paper
+        cells = [c.method + (" (best)" if c.method == decision.best else "")]
+        cells += [str(u.n), _num(u.mean, sign=True), fmt_ci(u)] if u else ["0", "n/a", "n/a"]
+        cells += ["(the paper's rule)", "", ""] if c.method == PAPER else (
+            [str(p.n), _num(p.mean, sign=True), fmt_ci(p)] if p else ["0", "n/a", "n/a"])
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"**Decision: the default stays `{decision.default}`.** " if decision.default == PAPER
+              else f"**Decision: the default becomes `{decision.default}`.** ", f"Why: {decision.reason}."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m adarank.bench.decision", description=__doc__.splitlines()[0])
+    ap.add_argument("--results", required=True, help="the grid's results folder (holds runs/)")
+    ap.add_argument("--candidates", default=",".join(DEFAULT_CANDIDATES), help="comma-separated methods")
+    ap.add_argument("--out", default=None, help="Markdown file to write (default: stdout)")
+    args = ap.parse_args(argv)
+    try:
+        runs = load_records(Path(args.results) / "runs").runs
+        if not runs:
+            raise AdaRankError(f"no run records in '{Path(args.results) / 'runs'}'; run the grid first")
+        text = decision_markdown(decide(runs, [c.strip() for c in args.candidates.split(",") if c.strip()]))
+    except AdaRankError as exc:
+        print(f"adarank.bench.decision: error: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"decision written to {args.out}")
+    else:
+        print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Issue 6's decision rule on synthetic grid records."""
+
+from __future__ import annotations
+
+import pytest
+
+from adarank.bench.decision import PAPER, decide, decision_markdown, main
+from adarank.errors import AdaRankError
+
+
+def _records(gains: dict[str, list[float]], settings: int = 3) -> list[dict]:
+    """uniform at 80 %; each method at 80 % + its per-seed gain (pp), the same in every setting."""
+    runs = []
+    for s in range(settings):
+        for method, per_seed in {"uniform": [0.0] * 5, **gains}.items():
+            for seed, gain in enumerate(per_seed):
+                runs.append({"dataset": f"d{s}", "target_set": "value", "rank": 2, "method": method, "seed": seed,
+                             "test_accuracy": 0.80 + gain / 100})
+    return runs
+
+
+def test_a_variant_replaces_the_paper_rule_only_when_its_gain_over_it_is_clear():
+    clear = decide(_records({PAPER: [0.2, -0.1, 0.0, 0.1, 0.3], "adarank-fisher": [1.0, 1.2, 0.9, 1.1, 1.3]}),
+                   candidates=[PAPER, "adarank-fisher"])
+    assert clear.best == "adarank-fisher" and clear.default == "adarank-fisher"
+    assert "CI above zero" in clear.reason
+    noisy = decide(_records({PAPER: [0.2, -0.1, 0.0, 0.1, 0.3], "adarank-fisher": [3.0, -2.5, 2.0, -1.5, 1.0]}),
+                   candidates=[PAPER, "adarank-fisher"])
+    assert noisy.best == "adarank-fisher" and noisy.default == PAPER
+    assert "does not exclude zero" in noisy.reason
+    assert "the default stays `adarank-floor`" in decision_markdown(noisy)
+
+
+def test_the_paper_rule_stays_when_it_is_best_and_missing_runs_are_an_error(tmp_path, capsys):
+    kept = decide(_records({PAPER: [1.0, 1.1, 0.9, 1.0, 1.2], "adarank-power-2": [0.1, 0.0, 0.2, -0.1, 0.0]}),
+                  candidates=[PAPER, "adarank-power-2", "adarank-task64"])
+    assert kept.best == PAPER and kept.default == PAPER
+    assert [c.method for c in kept.candidates] == [PAPER, "adarank-power-2"]  # task64 has no runs
+    with pytest.raises(AdaRankError, match="paper's rule"):
+        decide(_records({"adarank-fisher": [1.0] * 5}))
+    assert main(["--results", str(tmp_path)]) == 2
+    assert "no run records" in capsys.readouterr().err
