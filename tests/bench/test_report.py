@@ -216,3 +216,23 @@ def test_another_baseline_and_a_method_subset(tmp_path):
     assert f"{diffs.mean():+.2f}" in random_row
     with pytest.raises(report.AdaRankError, match="baseline method 'eva'"):
         build_report(res, baseline="eva")
+
+
+def test_collapsed_runs_are_listed_and_a_pooled_table_without_them_is_added(tmp_path):
+    res = tmp_path / "res"
+    settings = {("subj", "attention", 8): {"uniform": [0.94, 0.50, 0.95], "adarank-exact": [0.95, 0.95, 0.96],
+                                           "random": [0.93, 0.94, 0.50]}}
+    write_runs(res, settings)
+    summary = summarize(report.load_records(res / "runs").runs)
+    found = report.find_collapses(summary)
+    assert [(c.method, c.seed) for c in found] == [("uniform", 1), ("random", 2)]
+    assert found[0].median == pytest.approx(94.0)
+    kept = summarize(report.drop_collapses(report.load_records(res / "runs").runs, found))
+    assert kept[0].methods["adarank-exact"].paired_seeds == [0, 2]  # uniform seed 1 is gone
+    assert kept[0].methods["random"].paired_seeds == [0]
+    text = build_report(res, out=tmp_path / "s.md", plots=tmp_path / "p")
+    assert "### Collapsed runs, and the pooled table without them" in text
+    assert "| subj · attention · r̄=8 | uniform | 1 | 50.00 | 94.00 |" in text
+    clean = tmp_path / "clean"
+    write_runs(clean)
+    assert "Collapsed runs" not in build_report(clean, out=tmp_path / "c.md", plots=tmp_path / "p2")

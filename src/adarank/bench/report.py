@@ -249,6 +249,43 @@ def summarize(runs: Sequence[dict[str, Any]], problems: list[str] | None = None,
     return settings
 
 
+#: A run is "collapsed" when its accuracy is this many points below the median of its setting.
+COLLAPSE_PP = 20.0
+
+
+@dataclass
+class Collapse:
+    setting: str  # SettingSummary.label
+    key: tuple[str, str, int]
+    method: str
+    seed: int
+    acc: float
+    median: float
+
+
+def find_collapses(settings: Sequence[SettingSummary], margin: float = COLLAPSE_PP) -> list[Collapse]:
+    """Runs far below their setting's median accuracy (all methods and seeds): diverged training,
+    not a rank-allocation effect. The median is robust to a few of them."""
+    out = []
+    for s in settings:
+        accs = [a for m in s.methods.values() for a in m.acc]
+        if not accs:
+            continue
+        median = float(np.median(accs))
+        for m in s.methods.values():
+            for seed, acc in zip(m.seeds, m.acc):
+                if acc < median - margin:
+                    out.append(Collapse(s.label, (s.dataset, s.target_set, s.rank), m.method, seed, acc, median))
+    return out
+
+
+def drop_collapses(runs: Sequence[dict[str, Any]], collapses: Sequence[Collapse]) -> list[dict[str, Any]]:
+    """``runs`` without the collapsed ones; pairing then drops every pair that had one."""
+    gone = {(c.key, c.method, c.seed) for c in collapses}
+    return [r for r in runs if ((str(r["dataset"]), str(r["target_set"]), int(r["rank"])), str(r["method"]),
+                                int(r["seed"])) not in gone]
+
+
 @dataclass
 class PooledSummary:
     method: str
@@ -608,6 +645,18 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
         png = plot_paired(settings, plots_dir / "paired_diff.png", baseline)
         if png is not None:
             md += [f"![paired differences to {baseline}]({_rel(png, link_base)})", ""]
+        collapses = find_collapses(settings)
+        if collapses:
+            md += ["### Collapsed runs, and the pooled table without them", "",
+                   f"A run counts as collapsed when its accuracy is more than {COLLAPSE_PP:g} pp below the median of "
+                   "its setting (all methods and seeds): training diverged, which says little about rank "
+                   "allocation but dominates any mean it enters. The tables above keep them.", ""]
+            md += _table(("setting", "method", "seed", "accuracy %", "setting median %"),
+                         [[c.setting, c.method, str(c.seed), _num(c.acc), _num(c.median)] for c in collapses])
+            kept = pool(summarize(drop_collapses(loaded.runs, collapses), baseline=baseline), baseline)
+            md += ["", "Pooled again without the collapsed runs (every pair that had one is dropped); a "
+                   "sensitivity check, not a replacement:", ""]
+            md += _table(POOLED_HEADER, pooled_rows(kept)) + [""]
 
     heatmaps = sorted((results / "plans").glob("*.png")) if main_report and (results / "plans").is_dir() else []
     if heatmaps:
