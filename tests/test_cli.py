@@ -188,3 +188,20 @@ def test_end_to_end_on_packaged_minilm(tmp_path):
     scores = [m["score_mean"] for m in plan["modules"]]
     assert all(s > 0 for s in scores)
     assert "score ± std" in proc.stdout and "used 48 of 48 rank units" in proc.stdout
+
+
+def test_benchmark_commands_are_adarank_subcommands(tmp_path, capsys):
+    from adarank.cli import main
+
+    assert main(["compare", "--dry-run", "--model", str(tmp_path), "--results", str(tmp_path / "res"),
+                 "--datasets", "mr", "--target-sets", "value", "--ranks", "2", "--seeds", "0",
+                 "--methods", "uniform,adarank-fisher"]) == 0
+    out = capsys.readouterr().out
+    assert "todo  mr__value__r2__adarank-fisher__s0" in out and "plans to score first: value, value fisher" in out
+    assert main(["report", "--results", str(tmp_path / "nothing")]) == 2
+    assert "no run records" in capsys.readouterr().err
+    assert main(["decide", "--results", str(tmp_path / "nothing")]) == 2
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in ("compare", "report", "decide"))

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 from .checkpoint import CHECKPOINT_NAME
 from .cli_args import add_dataclass_arguments, dataclass_from_namespace
@@ -281,13 +281,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="print a plan (or the plan beside an adapter) and check the adapter's shapes")
     p.add_argument("path", help="plan.json, a plan folder, or an adapter folder holding adarank_plan.json")
     p.set_defaults(run=lambda ns: cmd_show(ns.path))
+    for name, (_, help_text) in BENCH_COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)  # listed here; main() hands the arguments over
     return parser
+
+
+def _bench_main(module: str) -> Callable[[list[str]], int]:
+    def run(argv: list[str]) -> int:
+        import importlib
+
+        return importlib.import_module(f"adarank.bench.{module}").main(argv)
+
+    return run
+
+
+#: Benchmark commands: each takes all its arguments from its own module (``adarank compare --help``).
+BENCH_COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "compare": (_bench_main("grid"), "fine-tune and evaluate rank-allocation methods over datasets, budgets and "
+                                     "seeds (resumable grid; same as python -m adarank.bench.grid)"),
+    "report": (_bench_main("report"), "tables, paired differences with 95%% CIs and plots from a compare grid"),
+    "decide": (_bench_main("decision"), "does a variant (signal, probes, conversion rule) beat the paper's rule "
+                                        "clearly enough to become the default?"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="adarank: %(message)s")
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in BENCH_COMMANDS:
+        return BENCH_COMMANDS[argv[0]][0](argv[1:])
     args = parser.parse_args(argv)
     args.argv = argv
     if not getattr(args, "command", None):
