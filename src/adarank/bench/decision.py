@@ -24,7 +24,8 @@ from .report import BASELINE, PairedStats, _num, fmt_ci, load_records, pool, sum
 
 PAPER = "adarank-floor"
 DEFAULT_CANDIDATES = (PAPER, "adarank-exact", "adarank-power-0.5", "adarank-power-2", "adarank-rank-order",
-                      "adarank-fisher", "adarank-representation", "adarank-combined", "adarank-task64")
+                      "adarank-fisher", "adarank-representation", "adarank-combined", "adarank-task16",
+                      "adarank-task64", "adarank-task256")
 
 
 @dataclass

@@ -11,7 +11,7 @@ method                  plan it allocates from
 adarank-fisher          signal ``fisher`` (gradient sensitivity), built-in probes
 adarank-representation  signal ``representation`` (hidden-state change), built-in probes
 adarank-combined        signal ``combined`` (mean normalised rank of disagreement, fisher)
-adarank-task64          signal ``disagreement`` on 64 texts of the task's own training split
+adarank-task16/64/256   signal ``disagreement`` on 16, 64 or 256 texts of the task's own training split
 ======================  ==================================================================
 
 A task-probe plan depends on the dataset as well as the target set. Its texts are the first N of
@@ -32,7 +32,9 @@ VARIANT_METHODS: dict[str, tuple[str, int | None]] = {
     "adarank-fisher": ("fisher", None),
     "adarank-representation": ("representation", None),
     "adarank-combined": ("combined", None),
+    "adarank-task16": ("disagreement", 16),
     "adarank-task64": ("disagreement", 64),
+    "adarank-task256": ("disagreement", 256),
 }
 #: The seed of the shuffle that picks task probes.
 TASK_PROBE_SEED = 0
