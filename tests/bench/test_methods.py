@@ -197,6 +197,8 @@ def test_variant_methods_allocate_exactly_from_their_own_plan_only(scored, metho
         plan_for_method(method, scored if method != "adarank-task64" else _variant_plan(scored, "fisher"), 4, seed=0)
     with pytest.raises(AdaRankError, match="needs a plan scored with signal 'disagreement' on built-in probes"):
         plan_for_method("adarank-exact", own, 4, seed=0)
+    for free in ("uniform", "random", "linear-depth"):  # they use the modules, not the scores
+        assert plan_for_method(free, own, 4, seed=0).ranks == plan_for_method(free, scored, 4, seed=0).ranks
 
 
 def test_variant_file_names_and_task_probe_samples():

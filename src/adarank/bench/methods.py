@@ -56,6 +56,8 @@ METHODS = CORE_METHODS + TRANSFORM_METHODS + VARIANT_METHODS
 #: Methods whose ranks come from a :class:`RankPlan` (ordinary LoRA with a rank_pattern).
 PLAN_METHODS = (("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth") + TRANSFORM_METHODS
                 + VARIANT_METHODS)
+#: Plan methods that ignore the plan's scores (they only take its modules), so any scored plan will do.
+SCORE_FREE = ("uniform", "random", "linear-depth")
 #: Methods that allocate ranks themselves inside PEFT.
 SELF_ALLOCATING = ("eva", "adalora")
 
@@ -110,7 +112,8 @@ def plan_for_method(method: str, scored: RankPlan, rank: int, seed: int, groups:
     if not scored.modules:
         raise AdaRankError("the scored plan lists no modules; re-run `adarank predict`")
 
-    _check_variant(method, scored)
+    if method not in SCORE_FREE:
+        _check_variant(method, scored)
     n = len(scored.modules)
     # (scored plan to allocate from, rule, score source, transform, power)
     builders: dict[str, tuple[Callable[[], RankPlan], str, str, str, float]] = {
