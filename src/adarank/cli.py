@@ -286,21 +286,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _bench_main(module: str) -> Callable[[list[str]], int]:
+def _bench_main(module: str, command: str) -> Callable[[list[str]], int]:
     def run(argv: list[str]) -> int:
         import importlib
 
-        return importlib.import_module(f"adarank.bench.{module}").main(argv)
+        return importlib.import_module(f"adarank.bench.{module}").main(argv, prog=f"adarank {command}")
 
     return run
 
 
 #: Benchmark commands: each takes all its arguments from its own module (``adarank compare --help``).
 BENCH_COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
-    "compare": (_bench_main("grid"), "fine-tune and evaluate rank-allocation methods over datasets, budgets and "
+    "compare": (_bench_main("grid", "compare"), "fine-tune and evaluate rank-allocation methods over datasets, budgets and "
                                      "seeds (resumable grid; same as python -m adarank.bench.grid)"),
-    "report": (_bench_main("report"), "tables, paired differences with 95%% CIs and plots from a compare grid"),
-    "decide": (_bench_main("decision"), "does a variant (signal, probes, conversion rule) beat the paper's rule "
+    "report": (_bench_main("report", "report"), "tables, paired differences with 95%% CIs and plots from a compare grid"),
+    "decide": (_bench_main("decision", "decide"), "does a variant (signal, probes, conversion rule) beat the paper's rule "
                                         "clearly enough to become the default?"),
 }
 

@@ -79,8 +79,8 @@ def decision_markdown(decision: Decision) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m adarank.bench.decision", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    ap = argparse.ArgumentParser(prog=prog or "python -m adarank.bench.decision", description=__doc__.splitlines()[0])
     ap.add_argument("--results", required=True, help="the grid's results folder (holds runs/)")
     ap.add_argument("--candidates", default=",".join(DEFAULT_CANDIDATES), help="comma-separated methods")
     ap.add_argument("--out", default=None, help="Markdown file to write (default: stdout)")

@@ -234,9 +234,9 @@ def _floats(text: str, what: str) -> list[float]:
     return list(dict.fromkeys(values))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m adarank.bench.grid",
+        prog=prog or "python -m adarank.bench.grid",
         description="Resumable benchmark grid: LoRA fine-tuning under several rank-allocation methods, "
                     "datasets, target sets, budgets and seeds; one JSON record per run.",
     )
@@ -715,8 +715,8 @@ def _crashed(job: Job, exc: BaseException) -> Outcome:
                    traceback="".join(traceback.format_exception(exc)))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    args = build_parser(prog).parse_args(argv)
     try:
         opts = options_from_args(args)
         opts.argv = list(sys.argv[1:] if argv is None else argv)

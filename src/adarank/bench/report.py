@@ -686,8 +686,8 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m adarank.bench.report",
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog or "python -m adarank.bench.report",
                                 description="Markdown tables, paired differences with 95% CIs, and plots from "
                                             "the records of adarank.bench.grid.")
     p.add_argument("--results", required=True, help="the grid's results folder (holds runs/, plans/, lr-sweep/)")
@@ -706,8 +706,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    args = build_parser(prog).parse_args(argv)
     provenance = {k: getattr(args, k) for k in PROVENANCE_FIELDS}
     try:
         methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
