@@ -264,3 +264,19 @@ def test_variant_plans_are_scored_with_their_signal_and_task_texts(tmp_path):
     logged.clear()
     assert grid.ensure_plans(opts, logged.append) == paths
     assert sum("re-using" in line for line in logged) == 3
+
+
+def test_diverged_runs_are_final_unless_retried(tmp_path, capsys):
+    res = tmp_path / "res"
+    res.mkdir()
+    errors = [{"key": "mr__value__r2__random__s0", "error": "training loss became non-finite by step 7; lower the "
+               "learning rate", "error_type": "AdaRankError"},
+              {"key": "mr__value__r2__uniform__s0", "error": "CUDA out of memory", "error_type": "OutOfMemoryError"}]
+    (res / "errors.jsonl").write_text("\n".join(json.dumps(e) for e in errors) + "\nnot json\n")
+    assert grid.diverged_keys(res / "errors.jsonl") == {"mr__value__r2__random__s0"}
+    args = ("--datasets", "mr", "--target-sets", "value", "--ranks", "2", "--methods", "uniform,random", "--seeds", "0")
+    lines = _dry(capsys, tmp_path, *args)
+    assert "diverged  mr__value__r2__random__s0" in lines and "todo  mr__value__r2__uniform__s0" in lines
+    assert lines[-1] == "dry run: 2 runs, 1 to run, 0 already done, 1 diverged before (not retried)"
+    lines = _dry(capsys, tmp_path, *args, "--retry-diverged")
+    assert lines[-1] == "dry run: 2 runs, 2 to run, 0 already done"

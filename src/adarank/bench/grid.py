@@ -275,6 +275,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--timeout-minutes", type=float, default=None, help="launch no new run once this many "
                    "minutes have passed since the command started; runs already started finish and are kept "
                    "(default: no limit)")
+    p.add_argument("--retry-diverged", action="store_true",
+                   help="run again the runs whose training diverged (non-finite loss, listed in errors.jsonl); by "
+                        "default they are final, so that a setting is not retried until a lucky seed trains")
     p.add_argument("--dry-run", action="store_true", help="list the runs (done or to do) and exit; "
                    "nothing is scored or trained")
     return p
@@ -298,6 +301,7 @@ class GridOptions:
     timeout_minutes: float | None
     dry_run: bool
     lr_from_sweep: bool = False
+    retry_diverged: bool = False
     argv: list[str] = field(default_factory=list)  # the command line, kept in invocations.jsonl
 
     @property
@@ -372,6 +376,7 @@ def options_from_args(args: argparse.Namespace) -> GridOptions:
         results=Path(args.results), device=args.device, config=config, max_train=args.max_train,
         lrs=_floats(args.lr_sweep, "lr-sweep") if args.lr_sweep else None,
         timeout_minutes=args.timeout_minutes, dry_run=args.dry_run, lr_from_sweep=args.lr_from_sweep,
+        retry_diverged=args.retry_diverged,
     )
 
 
@@ -480,9 +485,11 @@ class GridSummary:
     not_started: int = 0
     seconds: float = 0.0
     failed_keys: list[str] = field(default_factory=list)
+    diverged: int = 0  # earlier runs that diverged, not run again
 
     def line(self) -> str:
-        return (f"grid: {self.total} runs: {self.done} done, {self.skipped} skipped (already done), "
+        again = f", {self.diverged} diverged before (not retried)" if self.diverged else ""
+        return (f"grid: {self.total} runs: {self.done} done, {self.skipped} skipped (already done){again}, "
                 f"{self.failed} failed, {self.not_started} not started; wall {_duration(self.seconds)}")
 
 
@@ -510,6 +517,23 @@ def swept_learning_rates(results: Path) -> dict[tuple[str, str, int], float]:
 
     runs = load_records(results / "lr-sweep" / "runs").runs
     return {(r.dataset, r.target_set, r.rank): r.lr for r in summarize_sweep(runs) if r.chosen}
+
+
+def diverged_keys(errors: Path) -> set[str]:
+    """Keys of runs whose training diverged (a non-finite loss), from ``errors.jsonl``."""
+    keys: set[str] = set()
+    if not errors.is_file():
+        return keys
+    from .train import DIVERGED_MESSAGE
+
+    for line in errors.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if DIVERGED_MESSAGE in str(entry.get("error", "")):
+            keys.add(str(entry.get("key")))
+    return keys
 
 
 def stale_runs(opts: GridOptions, runs: Sequence[RunSpec]) -> dict[str, float]:
@@ -596,16 +620,19 @@ def run_grid(opts: GridOptions, log: Callable[[str], None] = print) -> GridSumma
     out = opts.out_dir
     stale = stale_runs(opts, runs)
     exists = [(out / "runs" / f"{r.key}.json").is_file() and r.key not in stale for r in runs]
-    todo = [r for r, e in zip(runs, exists) if not e]
-    summary = GridSummary(total=len(runs), skipped=len(runs) - len(todo))
+    diverged = set() if opts.retry_diverged else diverged_keys(out / "errors.jsonl")
+    final = [not e and r.key in diverged for r, e in zip(runs, exists)]
+    todo = [r for r, e, f in zip(runs, exists, final) if not e and not f]
+    summary = GridSummary(total=len(runs), skipped=sum(exists), diverged=sum(final))
 
     if opts.dry_run:
-        for r, e in zip(runs, exists):
-            log(f"{'done' if e else 'stale' if r.key in stale else 'todo'}  {r.key}")
+        for r, e, f in zip(runs, exists, final):
+            log(f"{'done' if e else 'diverged' if f else 'stale' if r.key in stale else 'todo'}  {r.key}")
         needs = [_plan_label(k) for k, (_, path) in needed_plans(opts).items() if not path.is_file()]
         if needs:
             log(f"plans to score first: {', '.join(needs)}")
-        log(f"dry run: {len(runs)} runs, {len(todo)} to run, {summary.skipped} already done")
+        log(f"dry run: {len(runs)} runs, {len(todo)} to run, {summary.skipped} already done"
+            + (f", {summary.diverged} diverged before (not retried)" if summary.diverged else ""))
         summary.not_started = len(todo)
         summary.seconds = time.monotonic() - start
         return summary

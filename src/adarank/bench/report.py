@@ -41,6 +41,7 @@ import numpy as np
 
 from ..errors import AdaRankError
 from ..io import atomic_write, atomic_write_text
+from .grid import diverged_keys
 
 BASELINE = "uniform"
 TIE_PP = 0.1
@@ -646,6 +647,13 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
         if png is not None:
             md += [f"![paired differences to {baseline}]({_rel(png, link_base)})", ""]
         collapses = find_collapses(settings)
+        diverged = sorted(k for k in diverged_keys(results / "errors.jsonl")
+                          if methods is None or k.split("__")[3] in {*methods, baseline})
+        if diverged:
+            md += ["### Diverged runs", "",
+                   "These runs stopped on a non-finite training loss and left no record, so they are missing "
+                   "from every table (the grid does not retry them unless asked, to avoid re-rolling until a "
+                   "seed trains): " + ", ".join(f"`{k}`" for k in diverged) + ".", ""]
         if collapses:
             md += ["### Collapsed runs, and the pooled table without them", "",
                    f"A run counts as collapsed when its accuracy is more than {COLLAPSE_PP:g} pp below the median of "

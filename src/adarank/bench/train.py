@@ -135,6 +135,10 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------------------------------- helpers
+#: The start of the error a diverged run raises; the grid reads it back from errors.jsonl.
+DIVERGED_MESSAGE = "training loss became non-finite"
+
+
 def set_seeds(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -484,7 +488,7 @@ def run_one(
             # checked every few steps, not every step: .item() waits for the GPU
             if step % CHECK_EVERY == 0 or step == total_steps:
                 if not bool(finite):
-                    raise AdaRankError(f"training loss became non-finite by step {step}; lower the learning rate")
+                    raise AdaRankError(f"{DIVERGED_MESSAGE} by step {step}; lower the learning rate")
                 if bar is not None:
                     bar.set_postfix(loss=f"{loss.item():.4f}")
             if bar is not None:
