@@ -41,12 +41,13 @@ class Decision:
     best: str | None
     default: str
     reason: str
+    paper: str = PAPER
 
 
 def decide(runs: Sequence[dict], candidates: Sequence[str] = DEFAULT_CANDIDATES, paper: str = PAPER) -> Decision:
     """Apply the rule to grid records (``runs``: the records of :func:`report.load_records`)."""
-    vs_uniform = {p.method: p.stats for p in pool(summarize(runs, baseline=BASELINE), BASELINE)}
-    vs_paper = {p.method: p.stats for p in pool(summarize(runs, baseline=paper), paper)}
+    vs_uniform = {p.method: p.stats for p in pool(summarize(runs, baseline=BASELINE))}
+    vs_paper = {p.method: p.stats for p in pool(summarize(runs, baseline=paper))}
     rows = [Candidate(m, vs_uniform.get(m), None if m == paper else vs_paper.get(m)) for m in candidates
             if m in vs_uniform]
     if paper not in vs_uniform:
@@ -54,14 +55,15 @@ def decide(runs: Sequence[dict], candidates: Sequence[str] = DEFAULT_CANDIDATES,
     ranked = [c for c in rows if c.vs_uniform is not None and c.vs_uniform.n >= 2]
     best = max(ranked, key=lambda c: c.vs_uniform.mean).method if ranked else None  # type: ignore[union-attr]
     if best is None or best == paper:
-        return Decision(rows, best, paper, f"the paper's rule ({paper}) has the best mean gain over uniform")
+        return Decision(rows, best, paper, f"the paper's rule ({paper}) has the best mean gain over uniform", paper)
     stats = next(c.vs_paper for c in rows if c.method == best)
     if stats is not None and stats.n >= 2 and stats.lo > 0:
         return Decision(rows, best, best, f"{best} has the best mean gain over uniform and its gain over "
-                                          f"{paper} has a 95% CI above zero ({fmt_ci(stats)} pp)")
+                                          f"{paper} has a 95% CI above zero ({fmt_ci(stats)} pp)", paper)
     ci = fmt_ci(stats) if stats is not None else "no pairs"
     return Decision(rows, best, paper, f"{best} has the best mean gain over uniform, but its gain over {paper} "
-                                       f"has a 95% CI that does not exclude zero ({ci} pp): the paper's rule stays")
+                                       f"has a 95% CI that does not exclude zero ({ci} pp): the paper's rule stays",
+                    paper)
 
 
 def decision_markdown(decision: Decision) -> str:
@@ -71,10 +73,10 @@ def decision_markdown(decision: Decision) -> str:
         u, p = c.vs_uniform, c.vs_paper
         cells = [c.method + (" (best)" if c.method == decision.best else "")]
         cells += [str(u.n), _num(u.mean, sign=True), fmt_ci(u)] if u else ["0", "n/a", "n/a"]
-        cells += ["(the paper's rule)", "", ""] if c.method == PAPER else (
+        cells += ["(the paper's rule)", "", ""] if c.method == decision.paper else (
             [str(p.n), _num(p.mean, sign=True), fmt_ci(p)] if p else ["0", "n/a", "n/a"])
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"**Decision: the default stays `{decision.default}`.** " if decision.default == PAPER
+    lines += ["", f"**Decision: the default stays `{decision.default}`.** " if decision.default == decision.paper
               else f"**Decision: the default becomes `{decision.default}`.** ", f"Why: {decision.reason}."]
     return "\n".join(lines) + "\n"
 

@@ -424,13 +424,13 @@ def ensure_plans(opts: GridOptions, log: Callable[[str], None] = print) -> dict[
         if path.is_file():
             plan = RankPlan.load(path)
             stored = plan.settings.get("targets")
-            made = (plan.settings.get("signal", "disagreement"), plan.settings.get("task_texts"))
+            made = PlanVariant.of_plan(plan.settings)
             if (stored != TARGET_SETS[key[0]] or plan.settings.get("grid_model") not in (None, opts.model)
-                    or made != (variant.signal, variant.task_texts)):
+                    or made != variant):
                 raise AdaRankError(
                     f"plan '{path}' was made for targets {stored} of model {plan.settings.get('grid_model')!r} "
-                    f"(signal {made[0]}, task texts {made[1]}), not {TARGET_SETS[key[0]]} of {opts.model!r} "
-                    f"(signal {variant.signal}, task texts {variant.task_texts}); delete it or use another --results"
+                    f"({made.describe()}), not {TARGET_SETS[key[0]]} of {opts.model!r} ({variant.describe()}); "
+                    "delete it or use another --results"
                 )
             log(f"plan {_plan_label(key)}: re-using {path}")
             if not path.with_suffix(".png").is_file():

@@ -43,7 +43,7 @@ import numpy as np
 from ..errors import AdaRankError
 from ..plan import ModuleEntry, RankPlan
 from .variants import VARIANT_METHODS as _VARIANTS
-from .variants import variant_of
+from .variants import PlanVariant, variant_of
 
 #: The benchmark's original methods: the grid's default list.
 CORE_METHODS = ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth", "eva", "adalora")
@@ -141,18 +141,10 @@ def plan_for_method(method: str, scored: RankPlan, rank: int, seed: int, groups:
 
 
 def _check_variant(method: str, scored: RankPlan) -> None:
-    """Refuse a scored plan made with another signal or other probes than ``method`` stands for.
-
-    Plans written before signals existed carry no ``signal`` setting; they were scored with
-    disagreement. A plan without ``task_texts`` was scored on the built-in (or user) probes.
-    """
-    want = variant_of(method)
-    signal = scored.settings.get("signal", "disagreement")
-    texts = scored.settings.get("task_texts")
-    if signal != want.signal or texts != want.task_texts:
-        probes = "built-in probes" if texts is None else f"{texts} task texts"
-        wanted = "built-in probes" if want.task_texts is None else f"{want.task_texts} task texts"
+    """Refuse a scored plan made with another signal or other probes than ``method`` stands for."""
+    want, made = variant_of(method), PlanVariant.of_plan(scored.settings)
+    if made != want:
         raise AdaRankError(
-            f"method {method!r} needs a plan scored with signal {want.signal!r} on {wanted}, "
-            f"but the plan given was scored with {signal!r} on {probes}; pass the matching plan"
+            f"method {method!r} needs a plan scored with {want.describe()}, "
+            f"but the plan given was scored with {made.describe()}; pass the matching plan"
         )

@@ -299,13 +299,14 @@ class PooledSummary:
     no_ci: int  # settings with fewer than 2 pairs
 
 
-def pool(settings: Sequence[SettingSummary], baseline: str = BASELINE) -> list[PooledSummary]:
-    """Per method: all (setting, seed) paired differences pooled, and settings counted by CI side."""
+def pool(settings: Sequence[SettingSummary]) -> list[PooledSummary]:
+    """Per method: all (setting, seed) paired differences pooled, and settings counted by CI side.
+    The baseline has no pairs of its own (:func:`summarize` pairs every other method with it)."""
     diffs: dict[str, list[float]] = defaultdict(list)
     sides: dict[str, list[int | None]] = defaultdict(list)
     for s in settings:
         for m in s.methods.values():
-            if m.method == baseline or m.paired is None or m.paired.n == 0:
+            if m.paired is None or m.paired.n == 0:
                 continue
             diffs[m.method].extend(m.diffs)
             sides[m.method].append(m.paired.side)
@@ -361,8 +362,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def setting_header(baseline: str = BASELINE) -> tuple[str, ...]:
     return ("method", "n", "accuracy %", "macro-F1 %", "LoRA params", f"Δacc vs {baseline} (pp)", "95% CI", "W/T/L")
 
-
-SETTING_HEADER = setting_header()
 
 
 def setting_rows(setting: SettingSummary, baseline: str = BASELINE) -> list[list[str]]:
@@ -612,7 +611,7 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
     if baseline != BASELINE and not any(str(r.get("method")) == baseline for r in loaded.runs):
         raise AdaRankError(f"no run records of the baseline method {baseline!r} in '{results / 'runs'}'")
     settings = summarize(loaded.runs, problems, baseline)
-    pooled = pool(settings, baseline)
+    pooled = pool(settings)
 
     prov = infer_provenance(loaded.runs or sweep.runs)
     prov.update({k: v for k, v in (provenance or {}).items() if v not in (None, "")})
@@ -661,7 +660,7 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
                    "allocation but dominates any mean it enters. The tables above keep them.", ""]
             md += _table(("setting", "method", "seed", "accuracy %", "setting median %"),
                          [[c.setting, c.method, str(c.seed), _num(c.acc), _num(c.median)] for c in collapses])
-            kept = pool(summarize(drop_collapses(loaded.runs, collapses), baseline=baseline), baseline)
+            kept = pool(summarize(drop_collapses(loaded.runs, collapses), baseline=baseline))
             md += ["", "Pooled again without the collapsed runs (every pair that had one is dropped); a "
                    "sensitivity check, not a replacement:", ""]
             md += _table(POOLED_HEADER, pooled_rows(kept)) + [""]

@@ -58,6 +58,17 @@ class PlanVariant:
     def per_dataset(self) -> bool:
         return self.task_texts is not None
 
+    @classmethod
+    def of_plan(cls, settings: dict) -> "PlanVariant":
+        """What a scored plan's ``settings`` say it was made from. Plans written before signals
+        existed carry no ``signal`` (they were scored with disagreement); a plan without
+        ``task_texts`` was scored on the built-in (or the user's) probes."""
+        return cls(settings.get("signal", "disagreement"), settings.get("task_texts"))
+
+    def describe(self) -> str:
+        probes = "built-in probes" if self.task_texts is None else f"{self.task_texts} task texts"
+        return f"signal {self.signal!r} on {probes}"
+
     def file_stem(self, target_set: str, dataset: str | None = None) -> str:
         stem = target_set if not self.name else f"{target_set}__{self.name}"
         if self.per_dataset:
