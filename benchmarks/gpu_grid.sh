@@ -17,17 +17,7 @@ extra=("${@:3}")
 export PYTHONPATH="$PWD/src" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 model=/tmp/all-MiniLM-L6-v2
-python3 - "$model" <<'PY'
-import shutil, sys
-from pathlib import Path
-import torch
-from transformers import AutoModel
-src, dst = Path(".carry/minilm-fp16"), Path(sys.argv[1])
-if not (dst / "model.safetensors").exists():
-    shutil.copytree(src, dst, dirs_exist_ok=True)
-    AutoModel.from_pretrained(src, dtype=torch.float32).save_pretrained(dst)  # fp16 values, fp32 storage
-print("model ready:", dst)
-PY
+python3 "$(dirname "$0")/prepare_minilm.py" "$model"
 start=$(date +%s)
 common=(--model "$model" --data-dir .carry/nltk_data --results benchmarks/results/grid --datasets trec-coarse,mr,subj
         --target-sets value,attention --ranks 2,8 --workers "$workers" --device cuda)
