@@ -105,10 +105,11 @@ def cache_key(signal: str, probes: str, trials: int, seed: int) -> str:
 class Runner:
     """Scores one configuration at a time, through the JSON cache."""
 
-    def __init__(self, out: Path, model_path: str, targets: str, probe_texts: dict[str, list[str] | None]):
+    def __init__(self, out: Path, model_path: str, targets: str, probe_texts: dict[str, list[str] | None],
+                 device: str = "cpu"):
         self.cache = out / "cache"
         self.cache.mkdir(parents=True, exist_ok=True)
-        self.model_path, self.targets, self.probe_texts = model_path, targets, probe_texts
+        self.model_path, self.targets, self.probe_texts, self.device = model_path, targets, probe_texts, device
         self.model = self.tok = None
         self.seconds: dict[str, float] = {}
         self.fresh_seconds = 0.0
@@ -119,7 +120,7 @@ class Runner:
             from transformers import AutoModel, AutoTokenizer
 
             torch.set_num_threads(2)
-            self.model = AutoModel.from_pretrained(self.model_path).eval()
+            self.model = AutoModel.from_pretrained(self.model_path).eval().to(self.device)
             self.tok = AutoTokenizer.from_pretrained(self.model_path)
 
     def cached(self, signal: str, probes: str, trials: int, seed: int) -> bool:
@@ -319,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--signals", nargs="+", default=["disagreement", "fisher"])
     ap.add_argument("--budget-s", type=float, default=1500, help="scoring-seconds budget (all runs, cached included) that gates --extra-n")
     ap.add_argument("--sample-seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu (2 threads, as on the development machine) or cuda")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     out = Path(args.out)
@@ -333,12 +335,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         texts = load_dataset_spec(spec, data_dir=args.data_dir).train_texts
         for n in args.small_n + args.n + args.extra_n:
             probe_texts[f"{short}-n{n}"] = sample_texts(texts, n, args.sample_seed)
-    run = Runner(out, model_path, args.targets, probe_texts)
+    run = Runner(out, model_path, args.targets, probe_texts, args.device)
     res = study(run, args.signals, args.seeds, args.ks, args.k_ref, args.other_seed, args.n, args.extra_n,
                 args.budget_s, t0, args.small_n)
     res["setup"] = {"model": model_path, "targets": args.targets, "rank": 8, **PLAN_RULE, "seeds": args.seeds,
                     "ks": args.ks, "k_ref": args.k_ref, "other_seed": args.other_seed, "n": args.n, "small_n": args.small_n,
-                    "extra_n": args.extra_n, "sample_seed": args.sample_seed, "threads": 2,
+                    "extra_n": args.extra_n, "sample_seed": args.sample_seed, "device": args.device, "threads": 2,
                     "threshold_mean_abs_rank_diff": 0.5}
     res["seconds"] = {"per_run": dict(sorted(run.seconds.items())), "fresh_scoring_total": run.fresh_seconds,
                       "wall_this_invocation": time.perf_counter() - t0}

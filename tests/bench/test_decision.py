@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adarank.bench.decision import PAPER, decide, decision_markdown, main
+from adarank.bench.decision import PAPER, decide, decision_markdown, decision_report, main
 from adarank.errors import AdaRankError
 
 
@@ -40,3 +40,18 @@ def test_the_paper_rule_stays_when_it_is_best_and_missing_runs_are_an_error(tmp_
         decide(_records({"adarank-fisher": [1.0] * 5}))
     assert main(["--results", str(tmp_path)]) == 2
     assert "no run records" in capsys.readouterr().err
+
+
+def test_collapsed_runs_get_a_sensitivity_check_beside_the_verdict():
+    runs = _records({PAPER: [0.2, -0.1, 0.0, 0.1, 0.3], "adarank-fisher": [0.3, 0.0, 0.1, 0.2, 0.4]})
+    plain = decision_report(runs, [PAPER, "adarank-fisher"])
+    assert "Sensitivity check" not in plain
+    runs[-1]["test_accuracy"] = 0.50  # adarank-fisher, last setting, seed 4: collapsed
+    text = decision_report(runs, [PAPER, "adarank-fisher"])
+    verdict, sensitivity = text.split("**Sensitivity check, not the decision:**")
+    assert "**Decision:" in verdict and "**Decision:" not in sensitivity
+    assert "without the 1 collapsed run(s)" in sensitivity and "d2 · value · r̄=2: 1" in sensitivity
+    # the pair with the collapse is gone: 14 pairs vs uniform for fisher, 15 for the paper's rule
+    assert "| adarank-fisher (best) | 14 |" in sensitivity and f"| {PAPER} | 15 |" in sensitivity
+    assert "| adarank-fisher | 15 |" in verdict and "default stays" in verdict
+    assert "Decision without them (not applied): the default becomes `adarank-fisher`" in sensitivity

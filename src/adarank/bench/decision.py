@@ -7,20 +7,24 @@ has a 95 % CI that lies above zero; otherwise the paper's rule stays the default
 
 Only settings and seeds where a candidate has runs count for it, and a candidate with fewer than two
 pairs has no CI, so it cannot win. ``python -m adarank.bench.decision --results DIR`` prints the
-table and the verdict as Markdown.
+table and the verdict as Markdown. When some runs collapsed (see :func:`report.find_collapses`), it
+also applies the rule again without them: a sensitivity check printed beside the verdict, never
+replacing it, because the rule was fixed with every run in it.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import AdaRankError
 from ..io import atomic_write_text
-from .report import BASELINE, PairedStats, _num, fmt_ci, load_records, pool, summarize
+from .report import (BASELINE, COLLAPSE_PP, PairedStats, _num, drop_collapses, find_collapses, fmt_ci, load_records, pool,
+                     summarize)
 
 PAPER = "adarank-floor"
 DEFAULT_CANDIDATES = (PAPER, "adarank-exact", "adarank-power-0.5", "adarank-power-2", "adarank-rank-order",
@@ -66,7 +70,7 @@ def decide(runs: Sequence[dict], candidates: Sequence[str] = DEFAULT_CANDIDATES,
                     paper)
 
 
-def decision_markdown(decision: Decision) -> str:
+def decision_markdown(decision: Decision, label: str = "Decision") -> str:
     lines = ["| method | pairs vs uniform | mean Δacc vs uniform (pp) | 95% CI | pairs vs paper | "
              "mean Δacc vs paper (pp) | 95% CI |", "|---|---|---|---|---|---|---|"]
     for c in decision.candidates:
@@ -76,9 +80,24 @@ def decision_markdown(decision: Decision) -> str:
         cells += ["(the paper's rule)", "", ""] if c.method == decision.paper else (
             [str(p.n), _num(p.mean, sign=True), fmt_ci(p)] if p else ["0", "n/a", "n/a"])
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"**Decision: the default stays `{decision.default}`.** " if decision.default == decision.paper
-              else f"**Decision: the default becomes `{decision.default}`.** ", f"Why: {decision.reason}."]
+    verb = "stays" if decision.default == decision.paper else "becomes"
+    lines += ["", f"**{label}: the default {verb} `{decision.default}`.** ", f"Why: {decision.reason}."]
     return "\n".join(lines) + "\n"
+
+
+def decision_report(runs: Sequence[dict], candidates: Sequence[str] = DEFAULT_CANDIDATES) -> str:
+    """The verdict on every run, then (if any run collapsed) the same rule without the collapsed runs."""
+    text = decision_markdown(decide(runs, candidates))
+    collapses = find_collapses(summarize(runs))
+    if collapses:
+        per_setting = Counter(c.setting for c in collapses)
+        listed = "; ".join(f"{setting}: {n}" for setting, n in per_setting.items())
+        again = decision_markdown(decide(drop_collapses(runs, collapses), candidates),
+                                  label="Decision without them (not applied)")
+        text += (f"\n**Sensitivity check, not the decision:** the same rule without the {len(collapses)} collapsed "
+                 f"run(s) (accuracy more than {COLLAPSE_PP:g} pp below their setting's median; {listed}); every pair that had "
+                 f"one is dropped.\n\n" + again)
+    return text
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
@@ -91,7 +110,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         runs = load_records(Path(args.results) / "runs").runs
         if not runs:
             raise AdaRankError(f"no run records in '{Path(args.results) / 'runs'}'; run the grid first")
-        text = decision_markdown(decide(runs, [c.strip() for c in args.candidates.split(",") if c.strip()]))
+        text = decision_report(runs, [c.strip() for c in args.candidates.split(",") if c.strip()])
     except AdaRankError as exc:
         print(f"adarank.bench.decision: error: {exc}", file=sys.stderr)
         return 2
