@@ -693,3 +693,19 @@ def test_transform_ties_are_broken_by_the_raw_score():
     kw = dict(rule="exact", transform="power", power=0.5)
     assert allocate_ranks([a, b], 1.5, **kw).ranks == [1, 2]
     assert allocate_ranks([b, a], 1.5, **kw).ranks == [2, 1]
+
+
+def test_power_transform_with_scores_beyond_float_range_still_spends_the_budget():
+    """Found by hypothesis: 1e-5 vs 181131 raised to the 30th power differ by ~300 decades, so hi / s
+    overflowed and the water-filling lost track of the smaller module (3.75 of 99.75 units unspent)."""
+    scores = [0.0] * 12 + [181131.0, 1e-05] + [0.0] * 6
+    costs = [1] * 13 + [2] + [1] * 6
+    for rule in ("floor", "exact"):
+        alloc = allocate_ranks(scores, 4.75, rule=rule, unit="params", costs=costs, min_rank=3, max_rank=16,
+                               transform="power", power=30.0)
+        spent = sum(r * c for r, c in zip(alloc.ranks, costs))
+        assert alloc.ranks[12] == 16 and alloc.ranks[13] >= max(alloc.ranks[:12] + alloc.ranks[14:])
+        assert spent <= 99.75 and (rule == "floor" or 99.75 - spent < 2)
+    # the same on a rank-unit budget: the small module takes what the saturated top one cannot
+    alloc = allocate_ranks(scores, 4.75, rule="exact", min_rank=3, max_rank=16, transform="power", power=30.0)
+    assert sum(alloc.ranks) == math.floor(4.75 * 20) and alloc.ranks[12] == 16 and alloc.ranks[13] == 16

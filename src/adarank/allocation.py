@@ -564,9 +564,28 @@ def _water_fill(s: np.ndarray, w: np.ndarray, budget: float, lo: int, hi: int | 
                 )
             return x
 
+    if hi is not None:
+        # Scores so far below the top that hi / s overflows (a steep power transform can spread them
+        # over 300 decades) have kinks no float c reaches. Either the budget saturates every other
+        # scored module first, and they share the rest among themselves, rescaled into range; or it
+        # does not, and their share c * s stays below lo, as for a zero score.
+        with np.errstate(over="ignore", divide="ignore"):
+            tiny = pos & ~np.isfinite(float(hi) / np.where(pos, s, 1.0))
+        if tiny.any():
+            big = pos & ~tiny
+            big_weight = math.fsum(w[big].tolist())
+            if budget >= hi * big_weight + lo * (total_weight - big_weight):
+                x[big] = float(hi)
+                rest = ~big
+                x[rest] = _water_fill(_normalise(s[rest]), w[rest], budget - hi * big_weight, lo, hi)
+                return x
+            pos, zero = big, ~big
+            zero_weight = math.fsum(w[zero].tolist())
+
     sp, wp = s[pos], w[pos]
     hi_f = math.inf if hi is None else float(hi)
-    kink_lo = lo / sp
+    with np.errstate(over="ignore"):  # without a max_rank a tiny score only ever sits at lo
+        kink_lo = lo / sp
     kink_hi = np.full_like(sp, math.inf) if hi is None else hi_f / sp
     kinks = np.unique(np.concatenate([kink_lo, kink_hi[np.isfinite(kink_hi)]]))
 
