@@ -23,8 +23,8 @@ from typing import Sequence
 
 from ..errors import AdaRankError
 from ..io import atomic_write_text
-from .report import (BASELINE, COLLAPSE_PP, PairedStats, _num, drop_collapses, find_collapses, fmt_ci, load_records, pool,
-                     summarize)
+from .report import (BASELINE, COLLAPSE_PP, PairedStats, _num, drop_collapses, find_collapses, fmt_ci,
+                     load_records, pool, summarize)
 
 PAPER = "adarank-floor"
 DEFAULT_CANDIDATES = (PAPER, "adarank-exact", "adarank-power-0.5", "adarank-power-2", "adarank-rank-order",
@@ -94,9 +94,9 @@ def decision_report(runs: Sequence[dict], candidates: Sequence[str] = DEFAULT_CA
         listed = "; ".join(f"{setting}: {n}" for setting, n in per_setting.items())
         again = decision_markdown(decide(drop_collapses(runs, collapses), candidates),
                                   label="Decision without them (not applied)")
-        text += (f"\n**Sensitivity check, not the decision:** the same rule without the {len(collapses)} collapsed "
-                 f"run(s) (accuracy more than {COLLAPSE_PP:g} pp below their setting's median; {listed}); every pair that had "
-                 f"one is dropped.\n\n" + again)
+        text += (f"\n**Sensitivity check, not the decision:** the same rule without the {len(collapses)} "
+                 f"collapsed run(s) (accuracy more than {COLLAPSE_PP:g} pp below their setting's median; {listed}); "
+                 "every pair that had one is dropped.\n\n" + again)
     return text
 
 
