@@ -20,7 +20,7 @@ model=/tmp/all-MiniLM-L6-v2
 python3 "$(dirname "$0")/prepare_minilm.py" "$model"
 start=$(date +%s)
 common=(--model "$model" --data-dir .carry/nltk_data --results benchmarks/results/grid --datasets trec-coarse,mr,subj
-        --target-sets value,attention --ranks 2,8 --workers "$workers" --device cuda)
+        --target-sets value,attention --ranks 2,8 --workers "$workers" --device cuda --sweep-on test)
 # Minutes left; a step is started only with at least 1 minute left, so that runs already going (about 40 s)
 # and the packing still fit the call. The tarball is written on every exit, a killed call included: files
 # under the repository do not survive to the next call (the working tree is copied afresh).

@@ -411,3 +411,20 @@ def test_load_dataset_spec_hf_path(monkeypatch):
     raises(["test_file", "Hugging Face"], load_dataset_spec, "someone/reviews", test_file="t.csv")
     raises(["empty dataset spec"], load_dataset_spec, "  ")
 
+
+
+def test_hold_out_validation_moves_a_stratified_share_of_training_into_the_evaluation_slot():
+    from adarank.bench.data import TextClassificationData, hold_out_validation
+
+    texts = [f"t{i}" for i in range(100)]
+    labels = [0] * 80 + [1] * 20
+    data = TextClassificationData("toy", texts, labels, ["x", "y"], [0, 1], ["a", "b"], {"kind": "official"})
+    val = hold_out_validation(data, 0.1, 0)
+    assert len(val.test_texts) == 10 and sorted(val.test_labels) == [0] * 8 + [1] * 2  # stratified
+    assert set(val.test_texts).isdisjoint(val.train_texts) and len(val.train_texts) == 90
+    assert "x" not in val.test_texts  # the test split takes no part
+    assert val.split == {"kind": "official", "evaluated_on": "validation", "validation_fraction": 0.1,
+                         "validation_seed": 0}
+    assert hold_out_validation(data, 0.1, 0).test_texts == val.test_texts  # seeded
+    assert hold_out_validation(data, 0.1, 1).test_texts != val.test_texts
+    assert data.test_texts == ["x", "y"] and len(data.train_texts) == 100  # the input is not modified

@@ -64,7 +64,7 @@ def test_runs_at_a_learning_rate_the_sweep_no_longer_chooses_are_rerun(tmp_path,
     _record(sweep / "mr__value__r2__uniform__lr0.001__s0.json", 1e-3, 0.80, lr_sweep=True)
     _record(sweep / "mr__value__r2__uniform__lr0.003__s0.json", 3e-3, 0.82, lr_sweep=True)
     args = ("--datasets", "mr", "--target-sets", "value", "--ranks", "2", "--methods", "uniform,random",
-            "--seeds", "0", "--lr-from-sweep")
+            "--seeds", "0", "--lr-from-sweep", "--sweep-on", "test")
     _record(res / "runs" / "mr__value__r2__uniform__s0.json", 3e-3)
     _record(res / "runs" / "mr__value__r2__random__s0.json", 3e-3)
     assert grid.stale_runs(grid.options_from_args(grid.build_parser().parse_args(
@@ -280,3 +280,31 @@ def test_diverged_runs_are_final_unless_retried(tmp_path, capsys):
     assert lines[-1] == "dry run: 2 runs, 1 to run, 0 already done, 1 diverged before (not retried)"
     lines = _dry(capsys, tmp_path, *args, "--retry-diverged")
     assert lines[-1] == "dry run: 2 runs, 2 to run, 0 already done"
+
+
+def test_the_sweep_is_scored_on_validation_by_default_and_lr_from_sweep_reads_that_sweep(tmp_path, capsys):
+    res = tmp_path / "res"
+    base = ["--model", str(tmp_path), "--results", str(res), "--datasets", "mr", "--target-sets", "value",
+            "--ranks", "2", "--seeds", "0", "--dry-run"]
+    sweep = grid.options_from_args(grid.build_parser().parse_args([*base, "--lr-sweep", "1e-3,3e-3"]))
+    assert sweep.sweep_on == "validation" and sweep.out_dir == res / "lr-sweep-validation"
+    jobs = grid.make_jobs(sweep, plan_grid(["mr"], ["value"], [2], ["uniform"], [0], [1e-3]),
+                          {grid.plan_key(grid.RunSpec("mr", "value", 2, "uniform", 0)): tmp_path / "p.json"}, "abc")
+    assert jobs[0].validation and jobs[0].extra["evaluated_on"] == "validation"
+    on_test = grid.options_from_args(grid.build_parser().parse_args([*base, "--lr-sweep", "1e-3", "--sweep-on",
+                                                                     "test"]))
+    assert on_test.out_dir == res / "lr-sweep"
+    assert not grid.make_jobs(on_test, plan_grid(["mr"], ["value"], [2], ["uniform"], [0], [1e-3]),
+                              {grid.plan_key(grid.RunSpec("mr", "value", 2, "uniform", 0)): tmp_path / "p.json"}, "abc")[0].validation
+
+    # only a test-split sweep exists: --lr-from-sweep (validation by default) says which sweep is missing
+    _record(res / "lr-sweep" / "runs" / "mr__value__r2__uniform__lr0.003__s0.json", 3e-3, lr_sweep=True)
+    use = grid.options_from_args(grid.build_parser().parse_args([*base, "--lr-from-sweep"]))
+    with pytest.raises(grid.AdaRankError, match="lr-sweep-validation"):
+        grid.make_jobs(use, plan_grid(["mr"], ["value"], [2], ["uniform"], [0]),
+                       {grid.plan_key(grid.RunSpec("mr", "value", 2, "uniform", 0)): tmp_path / "p.json"}, "abc")
+    _record(res / "lr-sweep-validation" / "runs" / "mr__value__r2__uniform__lr0.001__s0.json", 1e-3,
+            lr_sweep=True)
+    job = grid.make_jobs(use, plan_grid(["mr"], ["value"], [2], ["uniform"], [0]),
+                         {grid.plan_key(grid.RunSpec("mr", "value", 2, "uniform", 0)): tmp_path / "p.json"}, "abc")[0]
+    assert job.config["lr"] == 1e-3 and job.extra["lr_swept_on"] == "validation" and not job.validation

@@ -183,9 +183,21 @@ def test_lr_sweep_table_and_choice(tmp_path):
     rows = report.summarize_sweep(report.load_records(sweep).runs)
     assert [(r.lr, r.chosen) for r in rows] == [(1e-4, False), (3e-4, False), (1e-3, True)]
     text = build_report(results, out=tmp_path / "s.md")
-    assert "### Learning-rate sweep (uniform ranks)" in text
+    assert "### Learning-rate sweep (uniform ranks, scored on the test split)" in text
     assert "| trec-coarse | value | 8 | 0.001 | 2 | 79.50 ± 0.71 | ✓ |" in text
     assert "| trec-coarse | value | 8 | 0.0003 | 2 | 79.00 ± 1.41 |  |" in text
+    assert "validation split" not in text
+
+    # a validation-scored sweep beside it gets its own table, first
+    val = results / "lr-sweep-validation" / "runs"
+    val.mkdir(parents=True)
+    rec = _record("trec-coarse", "value", 8, "uniform", 0, 0.75)
+    rec["lr"] = 3e-4
+    (val / "trec-coarse__value__r8__uniform__lr0.0003__s0.json").write_text(json.dumps(rec))
+    text = build_report(results, out=tmp_path / "s.md")
+    first = text.index("scored on the validation split")
+    assert first < text.index("scored on the test split")
+    assert "| trec-coarse | value | 8 | 0.0003 | 1 | 75.00 | ✓ |" in text[first:]
 
 
 def test_cli_writes_the_section(tmp_path, capsys):

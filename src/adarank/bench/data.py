@@ -265,6 +265,27 @@ def stratified_split(labels: Sequence[Hashable], test_fraction: float, seed: int
     return sorted(train), sorted(test)
 
 
+def hold_out_validation(data: TextClassificationData, fraction: float = 0.1, seed: int = 0) -> TextClassificationData:
+    """``data`` with a stratified, seeded ``fraction`` of its training set moved into the evaluation slot.
+
+    For choosing hyper-parameters: a run on the result trains on the rest of the training set and is
+    scored on the held-out part, so the test set never takes part in the choice. The test split is
+    dropped from the result, and ``split`` records what the evaluation set is.
+    """
+    fraction = _check_fraction(fraction)
+    seed = _check_seed(seed)
+    train_idx, val_idx = stratified_split(data.train_labels, fraction, seed)
+    return TextClassificationData(
+        name=data.name,
+        train_texts=[data.train_texts[i] for i in train_idx],
+        train_labels=[data.train_labels[i] for i in train_idx],
+        test_texts=[data.train_texts[i] for i in val_idx],
+        test_labels=[data.train_labels[i] for i in val_idx],
+        label_names=list(data.label_names),
+        split={**data.split, "evaluated_on": "validation", "validation_fraction": fraction, "validation_seed": seed},
+    )
+
+
 def stratified_subsample(labels: Sequence[Hashable], max_size: int, seed: int) -> list[int]:
     """Sorted positions of a seeded stratified subsample of at most ``max_size`` examples, every class kept."""
     max_size = _check_max_train(max_size)

@@ -14,7 +14,11 @@ together, and a grid stopped early by ``--timeout-minutes`` holds complete paire
 settings as possible instead of all seeds of a few settings.
 
 ``--lr-sweep 1e-4,3e-4,1e-3`` runs only ``uniform`` over those learning rates (keys get
-``__lr<lr>`` before the seed) into ``DIR/lr-sweep/``; it shares ``DIR/plans``.
+``__lr<lr>`` before the seed); it shares ``DIR/plans``. By default (``--sweep-on validation``) each
+sweep run trains on 90 % of the training set and is scored on the other 10 % (stratified, seed 0),
+into ``DIR/lr-sweep-validation/``, so the test set never picks a hyper-parameter.
+``--sweep-on test`` scores the sweep on the test split instead, into ``DIR/lr-sweep/`` (how the
+published grid was tuned). ``--lr-from-sweep`` reads the sweep that ``--sweep-on`` names.
 
 Only the standard library is imported at module level: spawned workers import this module first,
 and the heavy libraries are loaded where they are used.
@@ -60,6 +64,12 @@ DEFAULT_RESULTS = "benchmarks/results/grid"
 
 
 # ------------------------------------------------------------------------------------- runs
+#: where each kind of learning-rate sweep lives under RESULTS (see --sweep-on)
+SWEEP_DIRS = {"validation": "lr-sweep-validation", "test": "lr-sweep"}
+#: the validation split of a --sweep-on validation run: this share of the training set, stratified
+VALIDATION_FRACTION = 0.1
+VALIDATION_SEED = 0
+
 @dataclass(frozen=True)
 class RunSpec:
     """One cell of the grid. ``lr`` is set only in the learning-rate sweep."""
@@ -110,6 +120,7 @@ class Job:
     device: str
     groups: str
     extra: dict[str, Any] = field(default_factory=dict)
+    validation: bool = False  # score on a held-out part of the training set instead of the test split
 
 
 @dataclass
@@ -159,6 +170,11 @@ def execute_run(job: Job) -> Outcome:
         spec = job.spec
         data = _cached(("data", spec.dataset, job.data_dir, job.max_train),
                        lambda: load_dataset_spec(spec.dataset, data_dir=job.data_dir, max_train=job.max_train))
+        if job.validation:
+            from .data import hold_out_validation
+
+            data = _cached(("validation", spec.dataset, job.data_dir, job.max_train),
+                           lambda: hold_out_validation(data, VALIDATION_FRACTION, VALIDATION_SEED))
         scored = _cached(("plan", job.plan_path), lambda: RankPlan.load(job.plan_path))
         plan = plan_for_method(spec.method, scored, spec.rank, spec.seed, groups=job.groups)
         config = TrainConfig(**job.config)
@@ -269,9 +285,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    "per dataset (default: all)")
     p.add_argument("--lr-from-sweep", action="store_true",
                    help="give each (dataset, target set, r̄) the learning rate with the best mean uniform accuracy in "
-                        "RESULTS/lr-sweep (run that first with --lr-sweep); the same lr serves every method of a setting")
+                        "the sweep that --sweep-on names (run that first with --lr-sweep); the same lr serves every "
+                        "method of a setting")
     p.add_argument("--lr-sweep", default=None, help="comma-separated learning rates, e.g. 1e-4,3e-4,1e-3: "
-                   "run ONLY method uniform over them into RESULTS/lr-sweep")
+                   "run ONLY method uniform over them, into the sweep folder that --sweep-on names")
+    p.add_argument("--sweep-on", choices=tuple(SWEEP_DIRS), default="validation",
+                   help="what the learning-rate sweep is scored on: 'validation' (default; 10%% of the training "
+                        "set held out, stratified, seed 0; RESULTS/lr-sweep-validation) or 'test' (the test split; "
+                        "RESULTS/lr-sweep, as the published grid was tuned)")
     p.add_argument("--timeout-minutes", type=float, default=None, help="launch no new run once this many "
                    "minutes have passed since the command started; runs already started finish and are kept "
                    "(default: no limit)")
@@ -302,11 +323,16 @@ class GridOptions:
     dry_run: bool
     lr_from_sweep: bool = False
     retry_diverged: bool = False
+    sweep_on: str = "validation"  # a key of SWEEP_DIRS
     argv: list[str] = field(default_factory=list)  # the command line, kept in invocations.jsonl
 
     @property
+    def sweep_dir(self) -> Path:
+        return self.results / SWEEP_DIRS[self.sweep_on]
+
+    @property
     def out_dir(self) -> Path:
-        return self.results / "lr-sweep" if self.lrs is not None else self.results
+        return self.sweep_dir if self.lrs is not None else self.results
 
 
 def _default_methods() -> tuple[str, ...]:
@@ -376,7 +402,7 @@ def options_from_args(args: argparse.Namespace) -> GridOptions:
         results=Path(args.results), device=args.device, config=config, max_train=args.max_train,
         lrs=_floats(args.lr_sweep, "lr-sweep") if args.lr_sweep else None,
         timeout_minutes=args.timeout_minutes, dry_run=args.dry_run, lr_from_sweep=args.lr_from_sweep,
-        retry_diverged=args.retry_diverged,
+        retry_diverged=args.retry_diverged, sweep_on=args.sweep_on,
     )
 
 
@@ -511,11 +537,11 @@ def _log_error(path: Path, outcome: Outcome) -> None:
         fh.flush()
 
 
-def swept_learning_rates(results: Path) -> dict[tuple[str, str, int], float]:
-    """The chosen (best mean uniform accuracy) lr of every setting in ``results/lr-sweep``."""
+def swept_learning_rates(sweep_dir: Path) -> dict[tuple[str, str, int], float]:
+    """The chosen (best mean uniform accuracy) lr of every setting in the sweep folder ``sweep_dir``."""
     from .report import load_records, summarize_sweep
 
-    runs = load_records(results / "lr-sweep" / "runs").runs
+    runs = load_records(sweep_dir / "runs").runs
     return {(r.dataset, r.target_set, r.rank): r.lr for r in summarize_sweep(runs) if r.chosen}
 
 
@@ -545,7 +571,7 @@ def stale_runs(opts: GridOptions, runs: Sequence[RunSpec]) -> dict[str, float]:
     """
     if not opts.lr_from_sweep or opts.lrs is not None:
         return {}
-    swept = swept_learning_rates(opts.results)
+    swept = swept_learning_rates(opts.sweep_dir)
     stale: dict[str, float] = {}
     for spec in runs:
         path = opts.out_dir / "runs" / f"{spec.key}.json"
@@ -572,24 +598,27 @@ def supersede(out: Path, stale: dict[str, float]) -> Path:
 
 def make_jobs(opts: GridOptions, runs: Sequence[RunSpec], plans: dict[str, Path], commit: str) -> list[Job]:
     jobs = []
-    swept = swept_learning_rates(opts.results) if opts.lr_from_sweep and opts.lrs is None else {}
+    use_sweep = opts.lr_from_sweep and opts.lrs is None
+    swept = swept_learning_rates(opts.sweep_dir) if use_sweep else {}
     for spec in runs:
         config = dict(opts.config)
         extra: dict[str, Any] = {"target_set": spec.target_set, "grid_commit": commit}
-        if swept:
+        if use_sweep:  # an empty or missing sweep is an error too, not a silent fall-back to the default lr
             chosen = swept.get((spec.dataset, spec.target_set, spec.rank))
             if chosen is None:
-                raise AdaRankError(f"--lr-from-sweep: no sweep result for {spec.dataset}/{spec.target_set}/r{spec.rank}; "
-                                   "run the --lr-sweep for that setting first")
+                raise AdaRankError(f"--lr-from-sweep: no sweep result for {spec.dataset}/{spec.target_set}/r{spec.rank} "
+                                   f"in '{opts.sweep_dir}'; run the --lr-sweep (with the same --sweep-on) for "
+                                   "that setting first")
             config["lr"] = chosen
-            extra["lr_source"] = "sweep"
+            extra.update({"lr_source": "sweep", "lr_swept_on": opts.sweep_on})
+        validation = spec.lr is not None and opts.sweep_on == "validation"
         if spec.lr is not None:
             config["lr"] = spec.lr
-            extra.update({"lr": spec.lr, "lr_sweep": True})
+            extra.update({"lr": spec.lr, "lr_sweep": True, "evaluated_on": opts.sweep_on})
         jobs.append(Job(spec=spec, model=opts.model, data_dir=opts.data_dir, max_train=opts.max_train,
                         plan_path=str(plans[plan_key(spec)]),
                         out_path=str(opts.out_dir / "runs" / f"{spec.key}.json"), config=config,
-                        device=opts.device, groups=PLAN_GROUPS, extra=extra))
+                        device=opts.device, groups=PLAN_GROUPS, extra=extra, validation=validation))
     return jobs
 
 

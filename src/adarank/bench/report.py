@@ -8,7 +8,8 @@ every ``DIR/runs/*.json`` written by :mod:`adarank.bench.grid` and writes a Mark
   difference to ``uniform`` paired by seed, with a Student-t 95 % confidence interval and
   win/tie/loss counts over seeds;
 * a pooled table per method over all settings;
-* the learning-rate sweep of ``DIR/lr-sweep`` when present.
+* the learning-rate sweeps of ``DIR/lr-sweep-validation`` and ``DIR/lr-sweep`` (scored on the test split)
+  when present.
 
 Conventions (also printed in the report):
 
@@ -511,7 +512,7 @@ def summarize_sweep(runs: Sequence[dict[str, Any]], problems: list[str] | None =
     for rec in runs:
         lr = _lr_of(rec)
         if lr is None:
-            problems.append(f"lr-sweep/{rec.get('_file', '?')}: no learning rate recorded")
+            problems.append(f"sweep record {rec.get('_file', '?')}: no learning rate recorded")
             continue
         cells[(str(rec["dataset"]), str(rec["target_set"]), int(rec["rank"]), lr)].append(_pp(rec["test_accuracy"]))
     rows = [SweepRow(k[0], k[1], k[2], k[3], v) for k, v in cells.items()]
@@ -604,22 +605,27 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
         keep = {*methods, baseline}
         loaded.runs = [r for r in loaded.runs if str(r.get("method")) in keep]
     main_report = baseline == BASELINE and methods is None
-    sweep = load_records(results / "lr-sweep" / "runs") if main_report else Records([], [])
-    if not loaded.runs and not sweep.runs:
-        raise AdaRankError(f"no run records in '{results / 'runs'}' (or lr-sweep/runs); run the grid first")
-    problems = list(loaded.problems) + [f"lr-sweep/{p}" for p in sweep.problems]
+    from .grid import SWEEP_DIRS
+
+    sweeps = {on: load_records(results / folder / "runs") for on, folder in SWEEP_DIRS.items()} if main_report else {}
+    sweeps = {on: rec for on, rec in sweeps.items() if rec.runs or rec.problems}
+    sweep_runs = [r for rec in sweeps.values() for r in rec.runs]
+    if not loaded.runs and not sweep_runs:
+        raise AdaRankError(f"no run records in '{results / 'runs'}' (or a learning-rate sweep folder); "
+                           "run the grid first")
+    problems = list(loaded.problems) + [f"{SWEEP_DIRS[on]}/{p}" for on, rec in sweeps.items() for p in rec.problems]
     if baseline != BASELINE and not any(str(r.get("method")) == baseline for r in loaded.runs):
         raise AdaRankError(f"no run records of the baseline method {baseline!r} in '{results / 'runs'}'")
     settings = summarize(loaded.runs, problems, baseline)
     pooled = pool(settings)
 
-    prov = infer_provenance(loaded.runs or sweep.runs)
+    prov = infer_provenance(loaded.runs or sweep_runs)
     prov.update({k: v for k, v in (provenance or {}).items() if v not in (None, "")})
     md: list[str] = [f"## {title}", ""]
     md += _provenance_lines(prov)
-    all_runs = loaded.runs + sweep.runs
+    all_runs = loaded.runs + sweep_runs
     md += [f"- **Runs**: {len(loaded.runs)} grid records in {len(settings)} setting(s)"
-           + (f", {len(sweep.runs)} learning-rate-sweep records" if sweep.runs else "")]
+           + (f", {len(sweep_runs)} learning-rate-sweep records" if sweep_runs else "")]
     md += _versions_line(all_runs) + _hparams_lines(loaded.runs)
     md += ["", "How to read: accuracy and macro-F1 are on the test split, in percent, mean ± sample std over "
            f"seeds. Δacc = method − {baseline} accuracy in percentage points (pp), paired by seed over the seeds both "
@@ -675,11 +681,15 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
             md += [f"- {src.stem}: ![plan {src.stem}]({_rel(dest, link_base)}) (plan: `{_rel(src.with_suffix('.json'), link_base)}`)"]
         md += [""]
 
-    if sweep.runs:
-        rows = summarize_sweep(sweep.runs, problems)
-        md += ["### Learning-rate sweep (uniform ranks)", "",
-               "Uniform-rank test accuracy per learning rate, mean ± std over seeds; ✓ marks the best mean of each "
-               "setting (the smaller lr on a tie).", ""]
+    for on, rec in sweeps.items():
+        if not rec.runs:
+            continue
+        rows = summarize_sweep(rec.runs, problems)
+        scored = ("validation accuracy (10 % of the training set held out)" if on == "validation"
+                  else "test accuracy")
+        md += [f"### Learning-rate sweep (uniform ranks, scored on the {on} split)", "",
+               f"Uniform-rank {scored} per learning rate, mean ± std over seeds; ✓ marks the best mean of each "
+               f"setting (the smaller lr on a tie). Folder: `{SWEEP_DIRS[on]}/`.", ""]
         md += _table(("dataset", "target set", "r̄", "lr", "n", "accuracy %", "chosen"),
                      [[r.dataset, r.target_set, str(r.rank), format(r.lr, "g"), str(len(r.acc)), fmt_mean_std(r.acc),
                        "✓" if r.chosen else ""] for r in rows])
@@ -697,7 +707,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog or "python -m adarank.bench.report",
                                 description="Markdown tables, paired differences with 95% CIs, and plots from "
                                             "the records of adarank.bench.grid.")
-    p.add_argument("--results", required=True, help="the grid's results folder (holds runs/, plans/, lr-sweep/)")
+    p.add_argument("--results", required=True, help="the grid's results folder (holds runs/, plans/, lr-sweep-validation/ or lr-sweep/)")
     p.add_argument("--out", default=None, help="Markdown file to write (default: print to stdout)")
     p.add_argument("--plots", default=None, help="folder for the PNG plots (default: RESULTS/plots)")
     p.add_argument("--card", default=None, help="provenance: the accelerator the runs used "
