@@ -208,7 +208,7 @@ def main() -> None:
         rows.append(row)
         partial = {"card": torch.cuda.get_device_name(), "matmul_peak_tflops": peak / 1e12, "rows": rows}
         (out_dir / "scoring_speed.json").write_text(json.dumps(partial, indent=2))
-        del model
+        model = None  # free this model's memory before the next one is built
         torch.cuda.empty_cache()
     result = {"card": torch.cuda.get_device_name(), "matmul_peak_tflops": peak / 1e12, "torch": torch.__version__,
               "rows": rows}
