@@ -7,10 +7,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings as hypothesis_settings
 
 from adarank.probes import ProbeBatch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the hub
+
+# CI runs the property tests on a fixed sequence of examples, so that a rare counter-example met by chance
+# cannot turn one submission red and the next green. Local runs keep exploring; a counter-example they find
+# is replayed from .hypothesis/ until fixed, and then belongs in a regular test.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nltk_data"
 
