@@ -596,7 +596,7 @@ def supersede(out: Path, stale: dict[str, float]) -> Path:
     return dest
 
 
-def make_jobs(opts: GridOptions, runs: Sequence[RunSpec], plans: dict[str, Path], commit: str) -> list[Job]:
+def make_jobs(opts: GridOptions, runs: Sequence[RunSpec], plans: dict[PlanKey, Path], commit: str) -> list[Job]:
     jobs = []
     use_sweep = opts.lr_from_sweep and opts.lrs is None
     swept = swept_learning_rates(opts.sweep_dir) if use_sweep else {}

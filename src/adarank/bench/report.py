@@ -42,7 +42,7 @@ import numpy as np
 
 from ..errors import AdaRankError
 from ..io import atomic_write, atomic_write_text
-from .grid import diverged_keys
+from .grid import SWEEP_DIRS, diverged_keys
 
 BASELINE = "uniform"
 TIE_PP = 0.1
@@ -605,8 +605,6 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
         keep = {*methods, baseline}
         loaded.runs = [r for r in loaded.runs if str(r.get("method")) in keep]
     main_report = baseline == BASELINE and methods is None
-    from .grid import SWEEP_DIRS
-
     sweeps = {on: load_records(results / folder / "runs") for on, folder in SWEEP_DIRS.items()} if main_report else {}
     sweeps = {on: rec for on, rec in sweeps.items() if rec.runs or rec.problems}
     sweep_runs = [r for rec in sweeps.values() for r in rec.runs]
