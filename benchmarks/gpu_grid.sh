@@ -35,14 +35,14 @@ pack() {
 trap pack EXIT
 trap "exit 143" TERM INT
 if [ "${GRID_SWEEP:-1}" = 1 ]; then
-    python3 -m adarank.bench.grid "${common[@]}" --methods uniform --seeds 0 --lr-sweep 3e-4,1e-3,3e-3,5e-3,1e-2,2e-2 \
+    python3 -m adarank.compare.grid "${common[@]}" --methods uniform --seeds 0 --lr-sweep 3e-4,1e-3,3e-3,5e-3,1e-2,2e-2 \
         --timeout-minutes "$minutes" || true
 fi
 if [ "${GRID_CORE:-1}" = 1 ] && enough; then
-    python3 -m adarank.bench.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --timeout-minutes "$(left)" || true
+    python3 -m adarank.compare.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --timeout-minutes "$(left)" || true
 fi
 for method in "${extra[@]}"; do
     enough || break
-    python3 -m adarank.bench.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --methods "$method" \
+    python3 -m adarank.compare.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --methods "$method" \
         --timeout-minutes "$(left)" || true
 done

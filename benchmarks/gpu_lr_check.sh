@@ -20,6 +20,6 @@ trap "exit 143" TERM INT
 mkdir -p "$results/plans"
 cp benchmarks/results/grid/plans/*.json "$results/plans/"
 python3 "$(dirname "$0")/prepare_minilm.py" /tmp/all-MiniLM-L6-v2
-python3 -m adarank.bench.grid --model /tmp/all-MiniLM-L6-v2 --data-dir .carry/nltk_data --results "$results" \
+python3 -m adarank.compare.grid --model /tmp/all-MiniLM-L6-v2 --data-dir .carry/nltk_data --results "$results" \
     --datasets "$dataset" --target-sets "$targets" --ranks "$rank" --methods "$methods" --seeds 0,1,2,3,4 \
     --lr "$lr" --workers "$workers" --device cuda --timeout-minutes "$minutes"

@@ -20,7 +20,7 @@ sets=(value attention)
 pids=()
 for ((i = 0; i < gpus && i < ${#sets[@]}; i++)); do
     mine=$(for ((j = i; j < ${#sets[@]}; j += gpus)); do printf '%s,' "${sets[j]}"; done)
-    CUDA_VISIBLE_DEVICES=$i python3 -m adarank.bench.grid --model /tmp/all-MiniLM-L6-v2 --data-dir .carry/nltk_data \
+    CUDA_VISIBLE_DEVICES=$i python3 -m adarank.compare.grid --model /tmp/all-MiniLM-L6-v2 --data-dir .carry/nltk_data \
         --results benchmarks/results/grid --datasets trec-coarse,mr,subj --target-sets "${mine%,}" --ranks 2,8 \
         --methods uniform --seeds 0 --lr-sweep 3e-4,1e-3,3e-3,5e-3,1e-2,2e-2 --sweep-on validation \
         --workers "$workers" --device cuda --timeout-minutes "$minutes" > "$OUT/sweep_gpu$i.log" 2>&1 &

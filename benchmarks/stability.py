@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.stats import spearmanr
 
-from adarank.bench.variants import sample_texts
+from adarank.compare.variants import sample_texts
 from adarank.plan import Budget, ModuleEntry, RankPlan
 
 TASKS = {"trec": "trec-coarse", "mr": "mr", "subj": "subj"}
@@ -326,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from adarank.bench.data import load_dataset_spec
+    from adarank.compare.data import load_dataset_spec
     from adarank.loading import default_model_path
 
     model_path = args.model or str(default_model_path())

@@ -1,7 +1,7 @@
 """How far each issue-6 variant moves the ranks from the paper's plan (BENCHMARKS.md §4), before training.
 
 Reads the scored plans of the benchmark grid (``benchmarks/results/grid/plans``; score missing ones with
-``adarank compare ... --methods <variant>`` or ``adarank.bench.grid.ensure_plans``) and prints a Markdown
+``adarank compare ... --methods <variant>`` or ``adarank.compare.grid.ensure_plans``) and prints a Markdown
 table: per target set and variant, the ranks at r̄ = 8 (exact rule, joint budget), the summed absolute
 rank difference to ``adarank-exact`` on the paper's plan, and the Spearman correlation of the scores.
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from scipy.stats import spearmanr
 
-from adarank.bench.methods import TRANSFORM_METHODS, VARIANT_METHODS, plan_for_method
-from adarank.bench.variants import variant_of
+from adarank.compare.methods import TRANSFORM_METHODS, VARIANT_METHODS, plan_for_method
+from adarank.compare.variants import variant_of
 from adarank.plan import RankPlan
 
 DATASETS = ("trec-coarse", "mr", "subj")

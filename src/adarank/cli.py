@@ -290,7 +290,7 @@ def _bench_main(module: str, command: str) -> Callable[[list[str]], int]:
     def run(argv: list[str]) -> int:
         import importlib
 
-        return importlib.import_module(f"adarank.bench.{module}").main(argv, prog=f"adarank {command}")
+        return importlib.import_module(f"adarank.compare.{module}").main(argv, prog=f"adarank {command}")
 
     return run
 
@@ -298,7 +298,7 @@ def _bench_main(module: str, command: str) -> Callable[[list[str]], int]:
 #: Benchmark commands: each takes all its arguments from its own module (``adarank compare --help``).
 BENCH_COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "compare": (_bench_main("grid", "compare"), "fine-tune and evaluate rank-allocation methods over datasets, budgets and "
-                                     "seeds (resumable grid; same as python -m adarank.bench.grid)"),
+                                     "seeds (resumable grid; same as python -m adarank.compare.grid)"),
     "report": (_bench_main("report", "report"), "tables, paired differences with 95%% CIs and plots from a compare grid"),
     "decide": (_bench_main("decision", "decide"), "does a variant (signal, probes, conversion rule) beat the paper's rule "
                                         "clearly enough to become the default?"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adarank.bench.decision import PAPER, decide, decision_markdown, decision_report, main
+from adarank.compare.decision import PAPER, decide, decision_markdown, decision_report, main
 from adarank.errors import AdaRankError
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from adarank.bench import report
-from adarank.bench.report import build_report, paired_stats, pool, summarize, win_tie_loss
+from adarank.compare import report
+from adarank.compare.report import build_report, paired_stats, pool, summarize, win_tie_loss
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -134,13 +134,13 @@ def test_markdown_rows_plots_and_provenance(tmp_path):
     plans.mkdir()
     (plans / "value.png").write_bytes(PNG_MAGIC + b"fake")
     out = tmp_path / "BENCHMARKS-section.md"
-    prov = {"card": "1x H100", "command": "python -m adarank.bench.grid --seeds 0,1,2,3,4", "commit": "deadbeef",
+    prov = {"card": "1x H100", "command": "python -m adarank.compare.grid --seeds 0,1,2,3,4", "commit": "deadbeef",
             "date": "2025-01-02", "seeds": [0, 1, 2, 3, 4]}
     text = build_report(results, out=out, plots=results / "plots", provenance=prov)
     assert out.read_text(encoding="utf-8") == text
     lines = text.splitlines()
     head = "\n".join(lines[:8])
-    for value in ("1x H100", "`python -m adarank.bench.grid --seeds 0,1,2,3,4`", "deadbeef", "2025-01-02",
+    for value in ("1x H100", "`python -m adarank.compare.grid --seeds 0,1,2,3,4`", "deadbeef", "2025-01-02",
                   "0, 1, 2, 3, 4"):
         assert value in head
 

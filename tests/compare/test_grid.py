@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from adarank.bench import grid
-from adarank.bench.grid import TARGET_SETS, RunSpec, plan_grid
+from adarank.compare import grid
+from adarank.compare.grid import TARGET_SETS, RunSpec, plan_grid
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared/datasets/nltk_data"
 
@@ -38,7 +38,7 @@ def test_dry_run_lists_the_full_product_and_skips_finished_runs(tmp_path, capsys
 
 
 def test_default_methods_and_lr_sweep_dry_run(tmp_path, capsys):
-    from adarank.bench.methods import CORE_METHODS
+    from adarank.compare.methods import CORE_METHODS
 
     lines = _dry(capsys, tmp_path, "--datasets", "subj", "--target-sets", "all-linear", "--ranks", "8",
                  "--seeds", "0")
@@ -177,7 +177,7 @@ def test_end_to_end_grid_and_report_on_cpu(tmp_path, capsys):
     import transformers
     from transformers import AutoTokenizer
 
-    from adarank.bench import report
+    from adarank.compare import report
     from adarank.loading import default_model_path
     from adarank.plan import RankPlan
 
@@ -234,8 +234,8 @@ def test_variant_plans_are_scored_with_their_signal_and_task_texts(tmp_path):
     import transformers
     from transformers import AutoTokenizer
 
-    from adarank.bench.data import load_dataset_spec
-    from adarank.bench.variants import sample_texts
+    from adarank.compare.data import load_dataset_spec
+    from adarank.compare.variants import sample_texts
     from adarank.loading import default_model_path
     from adarank.plan import RankPlan
 

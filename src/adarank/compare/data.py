@@ -645,7 +645,7 @@ def _load_hf(spec: str, text_column: str, label_column: str, *, test_fraction: f
         import datasets
     except ImportError:
         raise AdaRankError(f"{spec!r} is not a built-in corpus or a local file, and the Hugging Face `datasets` "
-                           "package is missing; `pip install 'adarank[bench]'`") from None
+                           "package is missing; `pip install 'adarank[compare]'`") from None
     path, config = spec, None
     if ":" in spec and "://" not in spec:
         path, config = (part.strip() for part in spec.split(":", 1))

@@ -13,8 +13,8 @@ import peft
 import pytest
 import torch
 
-from adarank.bench.methods import plan_for_method
-from adarank.bench.train import (RESULT_KEYS, TrainConfig, _adalora_schedule, _lora_layers, check_lora_layout,
+from adarank.compare.methods import plan_for_method
+from adarank.compare.train import (RESULT_KEYS, TrainConfig, _adalora_schedule, _lora_layers, check_lora_layout,
                                  macro_f1, run_one)
 from adarank.errors import AdaRankError
 
@@ -23,7 +23,7 @@ SMOKE = dict(max_steps=5, batch_size=16, eval_batch_size=16, max_length=16, lr=1
 
 
 def toy_data():
-    from adarank.bench.data import TextClassificationData
+    from adarank.compare.data import TextClassificationData
 
     rng = random.Random(0)
     pos, neg, filler = ["good", "great", "fine"], ["bad", "awful", "poor"], ["movie", "film", "plot", "the", "was"]

@@ -1,4 +1,4 @@
-"""Tests for adarank.bench.data: the real NLTK corpora, local files, Hugging Face conversion and every error."""
+"""Tests for adarank.compare.data: the real NLTK corpora, local files, Hugging Face conversion and every error."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from adarank.bench.data import (
+from adarank.compare.data import (
     TextClassificationData,
     from_hf_dataset_dict,
     load_dataset_spec,
@@ -414,7 +414,7 @@ def test_load_dataset_spec_hf_path(monkeypatch):
 
 
 def test_hold_out_validation_moves_a_stratified_share_of_training_into_the_evaluation_slot():
-    from adarank.bench.data import TextClassificationData, hold_out_validation
+    from adarank.compare.data import TextClassificationData, hold_out_validation
 
     texts = [f"t{i}" for i in range(100)]
     labels = [0] * 80 + [1] * 20

@@ -328,7 +328,7 @@ def run_one(
 ) -> dict:
     """Fine-tune ``model_path`` on ``data`` with ``method``'s ranks and return one JSON-able result.
 
-    ``plan`` gives the ranks of the rank-list methods (see :mod:`adarank.bench.methods`) and must be
+    ``plan`` gives the ranks of the rank-list methods (see :mod:`adarank.compare.methods`) and must be
     ``None`` for ``eva`` and ``adalora``. ``targets`` are the target modules' names in the base model
     (the names of the scored plan); they are resolved against the sequence-classification model.
     """

@@ -1,6 +1,6 @@
 """The benchmark grid: every (dataset, target set, r̄, method, seed) fine-tuning run, resumable.
 
-``python -m adarank.bench.grid --data-dir ~/nltk_data --results benchmarks/results/grid`` first
+``python -m adarank.compare.grid --data-dir ~/nltk_data --results benchmarks/results/grid`` first
 scores one AdaRank plan per target set on the base model (``DIR/plans/<target-set>.json`` and a
 heatmap next to it; re-used when present), then runs every missing run in a pool of worker
 processes. Each run's record is written atomically to ``DIR/runs/<key>.json`` with
@@ -55,7 +55,7 @@ TARGET_SETS: dict[str, list[str]] = {
     "all-linear": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
 }
 DEFAULT_DATASETS = ("trec-coarse", "mr", "subj")
-# The methods of adarank.bench.methods.METHODS, used only when that module cannot be imported
+# The methods of adarank.compare.methods.METHODS, used only when that module cannot be imported
 # (a --dry-run while it is being written); a real run always takes the list from methods.py.
 FALLBACK_METHODS = ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth", "eva", "adalora")
 PLAN_RANK = 8
@@ -252,7 +252,7 @@ def _floats(text: str, what: str) -> list[float]:
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=prog or "python -m adarank.bench.grid",
+        prog=prog or "python -m adarank.compare.grid",
         description="Resumable benchmark grid: LoRA fine-tuning under several rank-allocation methods, "
                     "datasets, target sets, budgets and seeds; one JSON record per run.",
     )
@@ -266,7 +266,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    + ", ".join(TARGET_SETS) + " (default: %(default)s)")
     p.add_argument("--ranks", default="2,8", help="comma-separated average ranks r̄ (default: %(default)s)")
     p.add_argument("--methods", default=None, help="comma-separated rank-allocation methods "
-                   "(default: adarank.bench.methods.CORE_METHODS; the others, e.g. adarank-power-2, by name)")
+                   "(default: adarank.compare.methods.CORE_METHODS; the others, e.g. adarank-power-2, by name)")
     p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated training seeds (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="training processes running at once on the one "
                    "device (0: run in this process, for debugging; default: %(default)s)")
@@ -349,7 +349,7 @@ def _known_methods(strict: bool) -> tuple[str, ...]:
         from .methods import METHODS
     except ImportError as exc:
         if strict:
-            raise AdaRankError(f"adarank.bench.methods cannot be imported ({exc}); the grid needs it") from None
+            raise AdaRankError(f"adarank.compare.methods cannot be imported ({exc}); the grid needs it") from None
         return FALLBACK_METHODS
     return tuple(METHODS)
 
@@ -416,7 +416,7 @@ def plan_path(results: Path, target_set: str, variant: PlanVariant | None = None
 
 
 def plan_key(spec: RunSpec) -> PlanKey:
-    """The scored plan a run allocates from (see :mod:`adarank.bench.variants`)."""
+    """The scored plan a run allocates from (see :mod:`adarank.compare.variants`)."""
     variant = variant_of(spec.method)
     return (spec.target_set, variant.name, spec.dataset if variant.per_dataset else None)
 
@@ -623,7 +623,7 @@ def make_jobs(opts: GridOptions, runs: Sequence[RunSpec], plans: dict[PlanKey, P
 
 
 def _preflight(opts: GridOptions) -> None:
-    """Fail in one line before any work when a bench module or a dataset cannot be loaded."""
+    """Fail in one line before any work when a compare module or a dataset cannot be loaded."""
     try:
         from .data import load_dataset_spec
         from .methods import plan_for_method  # noqa: F401
@@ -778,10 +778,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         opts.argv = list(sys.argv[1:] if argv is None else argv)
         summary = run_grid(opts)
     except AdaRankError as exc:
-        print(f"adarank.bench.grid: error: {exc}", file=sys.stderr)
+        print(f"adarank.compare.grid: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("adarank.bench.grid: interrupted; finished runs are kept, re-run the same command to resume",
+        print("adarank.compare.grid: interrupted; finished runs are kept, re-run the same command to resume",
               file=sys.stderr)
         return 130
     if not opts.dry_run:

@@ -18,7 +18,7 @@ adalora             (PEFT AdaLoRA, pruned during training)                      
 adarank-power-0.5   AdaRank disagreement ** 0.5 (flatter than adarank-exact)     exact
 adarank-power-2     AdaRank disagreement ** 2 (more concentrated)                exact
 adarank-rank-order  position of the disagreement in its group (1 = lowest)       exact
-adarank-fisher, …   another scored plan (:mod:`adarank.bench.variants`)          exact
+adarank-fisher, …   another scored plan (:mod:`adarank.compare.variants`)          exact
 ==================  ===========================================================  ===============
 
 ``adarank-power-*`` and ``adarank-rank-order`` are the score transforms of

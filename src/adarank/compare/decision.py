@@ -6,7 +6,7 @@ replaces the paper's rule only if its own paired difference to the paper's rule,
 has a 95 % CI that lies above zero; otherwise the paper's rule stays the default.
 
 Only settings and seeds where a candidate has runs count for it, and a candidate with fewer than two
-pairs has no CI, so it cannot win. ``python -m adarank.bench.decision --results DIR`` prints the
+pairs has no CI, so it cannot win. ``python -m adarank.compare.decision --results DIR`` prints the
 table and the verdict as Markdown. When some runs collapsed (see :func:`report.find_collapses`), it
 also applies the rule again without them: a sensitivity check printed beside the verdict, never
 replacing it, because the rule was fixed with every run in it.
@@ -101,7 +101,7 @@ def decision_report(runs: Sequence[dict], candidates: Sequence[str] = DEFAULT_CA
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    ap = argparse.ArgumentParser(prog=prog or "python -m adarank.bench.decision", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog=prog or "python -m adarank.compare.decision", description=__doc__.splitlines()[0])
     ap.add_argument("--results", required=True, help="the grid's results folder (holds runs/)")
     ap.add_argument("--candidates", default=",".join(DEFAULT_CANDIDATES), help="comma-separated methods")
     ap.add_argument("--out", default=None, help="Markdown file to write (default: stdout)")
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             raise AdaRankError(f"no run records in '{Path(args.results) / 'runs'}'; run the grid first")
         text = decision_report(runs, [c.strip() for c in args.candidates.split(",") if c.strip()])
     except AdaRankError as exc:
-        print(f"adarank.bench.decision: error: {exc}", file=sys.stderr)
+        print(f"adarank.compare.decision: error: {exc}", file=sys.stderr)
         return 2
     if args.out:
         atomic_write_text(args.out, text)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adarank.bench.methods import (
+from adarank.compare.methods import (
     CORE_METHODS,
     METHODS,
     PLAN_METHODS,
@@ -17,7 +17,7 @@ from adarank.bench.methods import (
     plan_for_method,
     random_scores,
 )
-from adarank.bench.variants import sample_texts, variant_of
+from adarank.compare.variants import sample_texts, variant_of
 from adarank.errors import AdaRankError
 from adarank.plan import Budget, ModuleEntry, RankPlan
 

@@ -1,7 +1,7 @@
 """The benchmark report: tables, paired differences with confidence intervals, and plots.
 
-``python -m adarank.bench.report --results DIR --out BENCHMARKS-section.md --plots DIR/plots`` reads
-every ``DIR/runs/*.json`` written by :mod:`adarank.bench.grid` and writes a Markdown section:
+``python -m adarank.compare.report --results DIR --out BENCHMARKS-section.md --plots DIR/plots`` reads
+every ``DIR/runs/*.json`` written by :mod:`adarank.compare.grid` and writes a Markdown section:
 
 * one table per setting (dataset, target set, r̄): per method the test accuracy and macro-F1 (mean ±
   sample std over seeds, in percent), the seeds n, the LoRA parameter count, and the accuracy
@@ -47,7 +47,7 @@ from .grid import SWEEP_DIRS, diverged_keys
 BASELINE = "uniform"
 TIE_PP = 0.1
 CONFIDENCE = 0.95
-#: Display order of the methods of adarank.bench.methods.METHODS; unknown methods follow, sorted.
+#: Display order of the methods of adarank.compare.methods.METHODS; unknown methods follow, sorted.
 METHOD_ORDER = ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth", "eva", "adalora")
 TARGET_SET_ORDER = ("value", "query", "key", "attn-out", "attention", "all-linear")
 PROVENANCE_FIELDS = ("card", "command", "commit", "date", "seeds")
@@ -702,9 +702,9 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog or "python -m adarank.bench.report",
+    p = argparse.ArgumentParser(prog=prog or "python -m adarank.compare.report",
                                 description="Markdown tables, paired differences with 95% CIs, and plots from "
-                                            "the records of adarank.bench.grid.")
+                                            "the records of adarank.compare.grid.")
     p.add_argument("--results", required=True, help="the grid's results folder (holds runs/, plans/, lr-sweep-validation/ or lr-sweep/)")
     p.add_argument("--out", default=None, help="Markdown file to write (default: print to stdout)")
     p.add_argument("--plots", default=None, help="folder for the PNG plots (default: RESULTS/plots)")
@@ -730,7 +730,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         text = build_report(args.results, out=args.out, plots=args.plots, provenance=provenance,
                             baseline=args.baseline, methods=methods, **extra)
     except AdaRankError as exc:
-        print(f"adarank.bench.report: error: {exc}", file=sys.stderr)
+        print(f"adarank.compare.report: error: {exc}", file=sys.stderr)
         return 2
     if args.out:
         print(f"report written to {args.out}")
