@@ -51,7 +51,10 @@ CORE_METHODS = ("uniform", "adarank-floor", "adarank-exact", "random", "linear-d
 TRANSFORM_METHODS = ("adarank-power-0.5", "adarank-power-2", "adarank-rank-order")
 #: Issue-6 variants: adarank-exact on a plan scored with another signal or other probes.
 VARIANT_METHODS = tuple(_VARIANTS)
-METHODS = CORE_METHODS + TRANSFORM_METHODS + VARIANT_METHODS
+#: EVA's ranks with PEFT's default init (allocation without EVA's initialisation), and the two
+#: references of a decoder study: the base model prompted (no training) and full fine-tuning.
+EXTRA_METHODS = ("eva-ranks", "base-model", "full-ft")
+METHODS = CORE_METHODS + TRANSFORM_METHODS + VARIANT_METHODS + EXTRA_METHODS
 
 #: Methods whose ranks come from a :class:`RankPlan` (ordinary LoRA with a rank_pattern).
 PLAN_METHODS = (("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth") + TRANSFORM_METHODS
@@ -59,7 +62,7 @@ PLAN_METHODS = (("uniform", "adarank-floor", "adarank-exact", "random", "linear-
 #: Plan methods that ignore the plan's scores (they only take its modules), so any scored plan will do.
 SCORE_FREE = ("uniform", "random", "linear-depth")
 #: Methods that allocate ranks themselves inside PEFT.
-SELF_ALLOCATING = ("eva", "adalora")
+SELF_ALLOCATING = ("eva", "adalora", "eva-ranks", "base-model", "full-ft")
 
 RANDOM_SEED_STRIDE = 10_000
 

@@ -1,9 +1,10 @@
 """One fine-tuning run of the benchmark: a rank allocation method, a dataset, a seed -> one result.
 
-:func:`run_one` loads a sequence-classification model, adapts it with LoRA (ranks from a plan, or
-chosen by PEFT's EVA or AdaLoRA), trains the adapters and the new head, and evaluates on the test
-split. Everything that differs between methods is the rank allocation: the head initialisation,
-the data order, the optimiser, the schedule and the effective LoRA scale are shared.
+:func:`run_one` loads the model its task needs (:mod:`adarank.compare.tasks`: a sequence classifier
+with a new head, or a causal LM for (prompt, completion) data), adapts it with LoRA (ranks from a
+plan, or chosen by PEFT's EVA or AdaLoRA), trains, and evaluates on the test split. Everything that
+differs between methods is the rank allocation: the head initialisation, the data order, the
+optimiser, the schedule and the effective LoRA scale are shared.
 
 Decisions
 ---------
@@ -19,7 +20,10 @@ Decisions
   rank > 0 -> a LoRA layer whose A has exactly that many rows and whose scale is ``ratio``;
   rank 0 -> no LoRA layer; and no other module has a LoRA layer. A pattern that silently matched
   nothing would otherwise turn the comparison into uniform LoRA.
-* **EVA.** The SVD runs on training batches (first epoch's order, from a separate generator, so the
+* **EVA, and EVA's ranks alone.** ``eva`` is PEFT's EVA (SVD of the layer inputs gives both the
+  ranks and the initialisation); ``eva-ranks`` takes the ranks from the same SVD (same batches)
+  and starts from PEFT's default LoRA init, so that allocation and initialisation are told apart.
+  The SVD runs on training batches (first epoch's order, from a separate generator, so the
   training order is unchanged) without labels: PEFT's default input filter only needs the attention
   mask, and with ``use_label_mask`` a label vector of shape (B,) would be compared against the
   (B, T) token mask. Batches are padded lazily (EVA stops at convergence). Batches with fewer real
@@ -53,10 +57,11 @@ from ..errors import AdaRankError
 from ..peft_export import resolve_module_names
 from ..targets import linear_shape
 from .methods import METHODS, PLAN_METHODS, check_method
+from .tasks.base import Batches
+from .tasks.classification import head_module_names, macro_f1
 
 if TYPE_CHECKING:
     from ..plan import RankPlan
-    from .data import TextClassificationData
 
 ADAPTER = "default"
 #: EVA gives up (with an AdaRankError) after this many forward passes without convergence.
@@ -64,9 +69,10 @@ EVA_MAX_FORWARDS = 1000
 #: Steps between checks that the training loss is finite.
 CHECK_EVERY = 25
 
-RESULT_KEYS = ("dataset", "split", "model", "targets", "method", "rank", "seed", "ranks", "lora_params",
-               "lora_params_train", "head_params", "hparams", "test_accuracy", "test_macro_f1",
-               "train_seconds", "wall_seconds", "steps", "device", "torch", "transformers", "peft")
+RESULT_KEYS = ("dataset", "task", "split", "model", "targets", "method", "rank", "seed", "ranks", "lora_params",
+               "lora_params_train", "trainable_params", "head_params", "max_rank", "hparams", "metric", "test_score",
+               "train_examples", "train_truncated", "train_dropped", "test_examples", "train_seconds",
+               "eval_seconds", "wall_seconds", "steps", "device", "torch", "transformers", "peft")
 
 
 @dataclass
@@ -87,6 +93,8 @@ class TrainConfig:
     bf16: bool = field(default=True, metadata={"help": "bf16 autocast (on CUDA only; CPU runs stay fp32)"})
     eva_rho: float = field(default=2.0, metadata={"help": "EVA: a module may get at most round(rho x r̄) ranks (>= 1)"})
     adalora_init_ratio: float = field(default=1.5, metadata={"help": "AdaLoRA: init_r = round(ratio x r̄), pruned to an average of r̄ (> 1)"})
+    max_new_tokens: int | None = field(default=None, metadata={"help": "generation tasks: cap on greedy-decoded tokens at evaluation; None = the dataset's own cap"})
+    chat_template: bool = field(default=False, metadata={"help": "generation tasks: wrap each prompt in the tokenizer's chat template (one user turn)"})
 
     def __post_init__(self) -> None:
         def positive(name: str, value: Any, *, allow_zero: bool = False, upper: float | None = None) -> None:
@@ -116,8 +124,11 @@ class TrainConfig:
         positive("weight_decay", self.weight_decay, allow_zero=True)
         positive("lora_alpha_ratio", self.lora_alpha_ratio)
         positive("lora_dropout", self.lora_dropout, allow_zero=True, upper=1.0)
-        if not isinstance(self.bf16, bool):
-            raise AdaRankError(f"bf16 must be True or False, got {self.bf16!r}")
+        for flag in ("bf16", "chat_template"):
+            if not isinstance(getattr(self, flag), bool):
+                raise AdaRankError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
+        if self.max_new_tokens is not None:
+            count("max_new_tokens", self.max_new_tokens)
         positive("eva_rho", self.eva_rho)
         if self.eva_rho < 1:
             raise AdaRankError(f"eva_rho must be >= 1 (EVA's maximum rank is rho x r), got {self.eva_rho!r}")
@@ -147,64 +158,6 @@ def set_seeds(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def macro_f1(labels: Sequence[int] | np.ndarray, preds: Sequence[int] | np.ndarray) -> float:
-    """Mean over classes present in ``labels`` or ``preds`` of F1 = 2TP / (2TP + FP + FN)."""
-    y = np.asarray(labels, dtype=np.int64)
-    p = np.asarray(preds, dtype=np.int64)
-    if y.shape != p.shape or y.ndim != 1:
-        raise ValueError(f"labels and predictions must be 1-D of equal length, got {y.shape} and {p.shape}")
-    if y.size == 0:
-        raise ValueError("macro-F1 of zero examples is undefined")
-    scores = []
-    for c in np.union1d(y, p):
-        tp = int(np.sum((y == c) & (p == c)))
-        fp = int(np.sum((y != c) & (p == c)))
-        fn = int(np.sum((y == c) & (p != c)))
-        scores.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores))
-
-
-def head_module_names(model: nn.Module) -> list[str]:
-    """Top-level children of a task model, other than its backbone, that hold parameters (the head)."""
-    prefix = getattr(model, "base_model_prefix", "")
-    names = [n for n, child in model.named_children()
-             if n != prefix and any(True for _ in child.parameters())]
-    if not names:
-        raise AdaRankError(f"cannot find the classification head of {type(model).__name__}; "
-                           "use a model class with a task head next to its backbone")
-    return names
-
-
-class _Encoded:
-    """Texts tokenised once (no padding); batches are padded to their longest member."""
-
-    def __init__(self, tokenizer: Any, texts: Sequence[str], labels: Sequence[int] | None, max_length: int) -> None:
-        enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
-        self.keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
-        self.columns = {k: [list(v) for v in enc[k]] for k in self.keys}
-        if "attention_mask" not in self.columns:
-            self.columns["attention_mask"] = [[1] * len(ids) for ids in self.columns["input_ids"]]
-            self.keys.append("attention_mask")
-        self.lengths = np.array([len(ids) for ids in self.columns["input_ids"]], dtype=np.int64)
-        self.labels = None if labels is None else torch.as_tensor(list(labels), dtype=torch.long)
-        self.pad_id = int(tokenizer.pad_token_id)
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def batch(self, index: Sequence[int], device: torch.device, *, with_labels: bool = True) -> dict[str, torch.Tensor]:
-        idx = [int(i) for i in index]
-        width = int(self.lengths[idx].max())
-        out: dict[str, torch.Tensor] = {}
-        for key in self.keys:
-            fill = self.pad_id if key == "input_ids" else 0
-            rows = [self.columns[key][i] + [fill] * (width - len(self.columns[key][i])) for i in idx]
-            out[key] = torch.tensor(rows, dtype=torch.long, device=device)
-        if with_labels and self.labels is not None:
-            out["labels"] = self.labels[idx].to(device)
-        return out
-
-
 class _EvaBatches:
     """Label-free batches in a fixed order with ``len()``, as EVA's loop expects.
 
@@ -212,7 +165,7 @@ class _EvaBatches:
     keeps only what it has consumed, so a large training split is never padded in full.
     """
 
-    def __init__(self, data: _Encoded, chunks: list[list[int]], device: torch.device) -> None:
+    def __init__(self, data: Batches, chunks: list[list[int]], device: torch.device) -> None:
         self.data, self.chunks, self.device = data, chunks, device
 
     def __len__(self) -> int:
@@ -227,7 +180,9 @@ def _lora_layers(model: nn.Module) -> dict[str, nn.Module]:
     """``{name inside the transformers model: layer}`` for every module carrying our LoRA adapter."""
     from peft.tuners.lora import LoraLayer
 
-    inner = model.base_model.model if hasattr(model, "base_model") else model
+    from peft import PeftModel
+
+    inner = model.base_model.model if isinstance(model, PeftModel) else model
     return {name: module for name, module in inner.named_modules()
             if isinstance(module, LoraLayer) and ADAPTER in getattr(module, "lora_A", {})}
 
@@ -312,9 +267,13 @@ def _model_label(model_path: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ run
+#: Methods that train nothing of LoRA: the references a reader needs to judge whether LoRA's rank matters.
+REFERENCE_METHODS = ("base-model", "full-ft")
+
+
 def run_one(
     model_path: str,
-    data: "TextClassificationData",
+    data: Any,
     *,
     method: str,
     plan: "RankPlan | None",
@@ -328,15 +287,20 @@ def run_one(
 ) -> dict:
     """Fine-tune ``model_path`` on ``data`` with ``method``'s ranks and return one JSON-able result.
 
-    ``plan`` gives the ranks of the rank-list methods (see :mod:`adarank.compare.methods`) and must be
-    ``None`` for ``eva`` and ``adalora``. ``targets`` are the target modules' names in the base model
-    (the names of the scored plan); they are resolved against the sequence-classification model.
+    The task follows from the data's type (:func:`adarank.compare.tasks.task_for_data`):
+    classification data gets a new head, generation data trains the causal LM itself. ``plan``
+    gives the ranks of the rank-list methods (see :mod:`adarank.compare.methods`) and must be
+    ``None`` for the methods that choose their own ranks (``eva``, ``eva-ranks``, ``adalora``) and
+    the references (``base-model``: no training; ``full-ft``: every weight trained). ``targets`` are
+    the target modules' names in the base model (the names of the scored plan); they are resolved
+    against the task's model.
     """
     import peft
     import transformers
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
     from ..loading import parse_device
+    from .tasks import task_for_data
 
     wall_start = time.perf_counter()
     check_method(method)
@@ -361,27 +325,18 @@ def run_one(
     clash = sorted(set(extra) & set(RESULT_KEYS))
     if clash:
         raise AdaRankError(f"extra must not overwrite result keys {clash}")
-    n_train, n_test = len(data.train_texts), len(data.test_texts)
+    task = task_for_data(data)
+    n_train, n_test = task.sizes(data)
     if n_train == 0 or n_test == 0:
         raise AdaRankError(f"dataset {data.name!r} needs training and test examples (has {n_train} and {n_test})")
-    num_labels = int(data.num_labels)
-    for what, labels in (("train", data.train_labels), ("test", data.test_labels)):
-        bad = [y for y in labels if not (0 <= int(y) < num_labels)]
-        if bad:
-            raise AdaRankError(f"{what} label {bad[0]!r} of dataset {data.name!r} is outside 0..{num_labels - 1}")
 
     dev = parse_device(device)
     autocast = dict(device_type=dev.type, dtype=torch.bfloat16, enabled=bool(config.bf16 and dev.type == "cuda"))
 
-    # ---- model, tokenizer, data (seeds first: the new head is initialised identically per seed)
+    # ---- model, tokenizer, data (seeds first: a new head is initialised identically per seed)
     set_seeds(seed)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    label_names = list(getattr(data, "label_names", None) or [])
-    kwargs: dict[str, Any] = {"num_labels": num_labels, _dtype_kwarg(transformers.__version__): torch.float32}
-    if len(label_names) == num_labels:
-        kwargs["id2label"] = {i: str(n) for i, n in enumerate(label_names)}
-        kwargs["label2id"] = {str(n): i for i, n in enumerate(label_names)}
-    model = AutoModelForSequenceClassification.from_pretrained(model_path, **kwargs)
+    tokenizer = _load_tokenizer(model_path)
+    model = task.load_model(model_path, data, _dtype_kwarg(transformers.__version__))
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token is None:
             raise AdaRankError(f"the tokenizer of {model_path} has neither a pad nor an eos token")
@@ -389,10 +344,11 @@ def run_one(
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     model.to(dev)  # before PEFT wraps it: new LoRA layers follow their base layer's device
-    train = _Encoded(tokenizer, data.train_texts, data.train_labels, config.max_length)
-    test = _Encoded(tokenizer, data.test_texts, data.test_labels, config.max_length)
+    train = task.encode(tokenizer, data, config, "train")
+    test = task.encode(tokenizer, data, config, "test")
+    n_train = len(train)
 
-    heads = head_module_names(model)
+    heads = task.heads(model)
     head_params = sum(p.numel() for n in heads for p in model.get_submodule(n).parameters())
     mapping = resolve_module_names(targets, model)  # base name -> full name in the task model
     base_of = {full: base for base, full in mapping.items()}
@@ -403,8 +359,10 @@ def run_one(
     total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
+    if method == "base-model":
+        total_steps = 0
 
-    common = dict(task_type="SEQ_CLS", lora_dropout=config.lora_dropout, modules_to_save=list(heads))
+    common = dict(task_type=task.peft_task_type, lora_dropout=config.lora_dropout, modules_to_save=list(heads) or None)
     train_start = time.perf_counter()
     adalora_init_r = None
     if method in PLAN_METHODS:
@@ -412,18 +370,38 @@ def run_one(
         model = peft.get_peft_model(model, lora_config)
         check_lora_layout(model, {mapping[m.name]: m.rank for m in plan.modules},  # type: ignore[union-attr]
                           scale=config.lora_alpha_ratio)
-    elif method == "eva":
+    elif method in ("eva", "eva-ranks"):
         from peft import EvaConfig, LoraConfig, initialize_lora_eva_weights
+        from peft.tuners.lora.eva import get_eva_state_dict
 
-        lora_config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=full_targets, init_lora_weights="eva",
-                                 eva_config=EvaConfig(rho=config.eva_rho, tau=0.99, whiten=False,
-                                                      adjust_scaling_factors=True), **common)
-        model = peft.get_peft_model(model, lora_config, low_cpu_mem_usage=True)
+        eva = LoraConfig(r=rank, lora_alpha=alpha, target_modules=full_targets, init_lora_weights="eva",
+                         eva_config=EvaConfig(rho=config.eva_rho, tau=0.99, whiten=False,
+                                              adjust_scaling_factors=True), **common)
         eva_batches = _eva_batches(train, config.batch_size, seed, dev, min_tokens=round(config.eva_rho * rank))
-        initialize_lora_eva_weights(model, eva_batches, forward_fn=_capped_forward(EVA_MAX_FORWARDS),
-                                    show_progress_bar=progress)
+        # One SVD pass gives both arms their ranks: eva keeps its components as the LoRA init,
+        # eva-ranks keeps only the ranks and starts from PEFT's default init, like every plan method.
+        state = get_eva_state_dict(model, eva_batches, peft_config=eva, forward_fn=_capped_forward(EVA_MAX_FORWARDS),
+                                   show_progress_bar=progress)
         del eva_batches
-    else:  # adalora
+        eva_ranks = {_strip_eva_key(k): int(v.shape[0]) for k, v in state.items()}
+        if method == "eva":
+            model = peft.get_peft_model(model, eva, low_cpu_mem_usage=True)
+            # computed on the base model: PEFT looks the components up under the wrapper's names
+            initialize_lora_eva_weights(model, eva_state_dict={f"base_model.model.{k}": v for k, v in state.items()},
+                                        show_progress_bar=progress)
+        else:
+            kept = {name: r for name, r in eva_ranks.items() if r > 0}
+            if not kept:
+                raise AdaRankError("EVA gave every module rank 0; raise the rank or eva_rho")
+            lora_config = peft.LoraConfig(
+                r=rank, lora_alpha=alpha, target_modules=_exact_names(kept),
+                rank_pattern={_exact_key(n): r for n, r in kept.items()},
+                alpha_pattern={_exact_key(n): config.lora_alpha_ratio * r for n, r in kept.items()}, **common)
+            model = peft.get_peft_model(model, lora_config)
+            check_lora_layout(model, {full: eva_ranks.get(full, 0) for full in full_targets},
+                              scale=config.lora_alpha_ratio)
+        del state
+    elif method == "adalora":
         from peft import AdaLoraConfig
 
         adalora_init_r = max(rank + 1, int(round(config.adalora_init_ratio * rank)))
@@ -432,42 +410,117 @@ def run_one(
                                     total_step=total_steps, lora_alpha=config.lora_alpha_ratio * adalora_init_r,
                                     target_modules=full_targets, **common)
         model = peft.get_peft_model(model, lora_config)
+    else:  # references: base-model trains nothing, full-ft every weight
+        for p in model.parameters():
+            p.requires_grad_(method == "full-ft")
     model.to(dev)
 
     layers = _lora_layers(model)
-    if method in ("eva", "adalora"):
+    if method in ("eva", "eva-ranks", "adalora"):
         unknown = sorted(set(layers) - set(full_targets))
         if unknown:
             raise AdaRankError(f"{method} put LoRA layers on modules outside the targets: {unknown[:3]}")
         if method == "adalora":
             check_lora_layout(model, {full: adalora_init_r for full in full_targets})  # type: ignore[misc]
-    shapes = {full: _shape(model.base_model.model.get_submodule(full)) for full in full_targets}
+    inner = model.base_model.model if isinstance(model, peft.PeftModel) else model
+    shapes = {full: _shape(inner.get_submodule(full)) for full in full_targets}
 
-    # ---- optimiser: LoRA parameters at lr, head (modules_to_save copies) at head_lr
+    # ---- optimiser: LoRA parameters (or every weight, for full-ft) at lr, head (modules_to_save copies) at head_lr
     lora_params, head_params_list = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (lora_params if "lora_" in name else head_params_list).append(p)
-    if not lora_params:
+        (lora_params if ("lora_" in name or method == "full-ft") else head_params_list).append(p)
+    if not lora_params and method != "base-model":
         raise AdaRankError("no trainable LoRA parameters after adaptation; check the targets")
     lora_params_train = sum(p.numel() for p in lora_params)
-    groups = [{"params": lora_params, "lr": config.lr}]
-    if head_params_list:
-        groups.append({"params": head_params_list, "lr": config.head_learning_rate})
-    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
-    warmup = int(round(config.warmup_ratio * total_steps))
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+    step = 0
+    if total_steps:
+        groups = [{"params": lora_params, "lr": config.lr}]
+        if head_params_list:
+            groups.append({"params": head_params_list, "lr": config.head_learning_rate})
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+        warmup = int(round(config.warmup_ratio * total_steps))
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+        step = _train(model, train, optimizer, scheduler, total_steps, config, seed, dev, autocast,
+                      adalora=method == "adalora", desc=f"{data.name} {method} r={rank} seed={seed}" if progress else None)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    train_seconds = time.perf_counter() - train_start
 
-    # ---- training
+    # ---- ranks each module ended up with, and what they cost
+    if method == "adalora":
+        final = _adalora_final_ranks(model, full_targets, adalora_init_r)  # type: ignore[arg-type]
+    elif method in REFERENCE_METHODS:
+        final = {full: 0 for full in full_targets}
+    else:
+        final = {full: (_rank_of(layers[full]) if full in layers else 0) for full in full_targets}
+    ranks = {base_of[full]: int(r) for full, r in final.items()}
+    lora_count = sum(r * (shapes[full][0] + shapes[full][1]) for full, r in final.items())
+    if method not in ("adalora", *REFERENCE_METHODS) and lora_params_train != lora_count:  # a bug, not a user error
+        raise RuntimeError(f"trainable LoRA parameters ({lora_params_train}) differ from sum r_i (d_in + d_out) "
+                           f"= {lora_count}")
+
+    # ---- evaluation
+    eval_start = time.perf_counter()
+    scores = task.evaluate(model, tokenizer, data, test, config, dev, autocast)
+    eval_seconds = time.perf_counter() - eval_start
+
+    result: dict[str, Any] = {
+        "dataset": data.name,
+        "task": task.name,
+        "split": _jsonable(data.split),
+        "model": _model_label(model_path),
+        "targets": list(targets),
+        "method": method,
+        "rank": rank,
+        "seed": int(seed),
+        "ranks": ranks,
+        "lora_params": int(lora_count),
+        "lora_params_train": int(lora_params_train),
+        "trainable_params": int(lora_params_train + sum(p.numel() for p in head_params_list)),
+        "head_params": int(head_params),
+        "max_rank": max(ranks.values()) if ranks else 0,
+        "hparams": asdict(config),
+        "metric": scores.pop("metric"),
+        "test_score": float(scores.pop("score")),
+        "train_examples": int(n_train),
+        "train_truncated": int(getattr(train, "truncated", 0)),
+        "train_dropped": int(getattr(train, "dropped", 0)),
+        "test_examples": int(n_test),
+        "train_seconds": round(train_seconds, 3),
+        "eval_seconds": round(eval_seconds, 3),
+        "wall_seconds": 0.0,
+        "steps": step,
+        "device": _device_name(dev),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+    }
+    result.update(_jsonable(scores))
+    result.update(extra)
+    result["wall_seconds"] = round(time.perf_counter() - wall_start, 3)
+    return result
+
+
+def _load_tokenizer(model_path: str) -> Any:
+    from ..loading import load_tokenizer
+
+    return load_tokenizer(model_path)
+
+
+def _train(model: nn.Module, train: Batches, optimizer: Any, scheduler: Any, total_steps: int, config: TrainConfig,
+           seed: int, dev: torch.device, autocast: dict[str, Any], *, adalora: bool, desc: str | None) -> int:
+    """The shared training loop; returns the number of optimiser steps done."""
     order_gen = torch.Generator().manual_seed(seed)
     bar = None
-    if progress:
+    if desc is not None:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total_steps, desc=f"{data.name} {method} r={rank} seed={seed}", leave=False)
+        bar = tqdm(total=total_steps, desc=desc, leave=False)
     model.train()
     step = 0
+    n_train = len(train)
     finite = torch.ones((), dtype=torch.bool, device=dev)
     while step < total_steps:
         order = torch.randperm(n_train, generator=order_gen).tolist()
@@ -482,7 +535,7 @@ def run_one(
             optimizer.step()
             scheduler.step()
             step += 1
-            if method == "adalora":
+            if adalora:
                 model.base_model.update_and_allocate(step)
             optimizer.zero_grad(set_to_none=True)
             # checked every few steps, not every step: .item() waits for the GPU
@@ -495,52 +548,28 @@ def run_one(
                 bar.update(1)
     if bar is not None:
         bar.close()
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    train_seconds = time.perf_counter() - train_start
-
-    # ---- ranks each module ended up with, and what they cost
-    if method == "adalora":
-        final = _adalora_final_ranks(model, full_targets, adalora_init_r)  # type: ignore[arg-type]
-    else:
-        final = {full: (_rank_of(layers[full]) if full in layers else 0) for full in full_targets}
-    ranks = {base_of[full]: int(r) for full, r in final.items()}
-    lora_count = sum(r * (shapes[full][0] + shapes[full][1]) for full, r in final.items())
-    if method != "adalora" and lora_params_train != lora_count:  # a bug, not a user error
-        raise RuntimeError(f"trainable LoRA parameters ({lora_params_train}) differ from sum r_i (d_in + d_out) "
-                           f"= {lora_count}")
-
-    # ---- evaluation
-    accuracy, f1 = _evaluate(model, test, config.eval_batch_size, dev, autocast)
-
-    result: dict[str, Any] = {
-        "dataset": data.name,
-        "split": _jsonable(data.split),
-        "model": _model_label(model_path),
-        "targets": list(targets),
-        "method": method,
-        "rank": rank,
-        "seed": int(seed),
-        "ranks": ranks,
-        "lora_params": int(lora_count),
-        "lora_params_train": int(lora_params_train),
-        "head_params": int(head_params),
-        "hparams": asdict(config),
-        "test_accuracy": accuracy,
-        "test_macro_f1": f1,
-        "train_seconds": round(train_seconds, 3),
-        "wall_seconds": round(time.perf_counter() - wall_start, 3),
-        "steps": step,
-        "device": _device_name(dev),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-    }
-    result.update(extra)
-    return result
+    return step
 
 
-def _eva_batches(train: _Encoded, batch_size: int, seed: int, device: torch.device, min_tokens: int) -> _EvaBatches:
+def _strip_eva_key(key: str) -> str:
+    """A module name from a key of EVA's state dict (which may carry PEFT's wrapper prefix)."""
+    return key[len("base_model.model."):] if key.startswith("base_model.model.") else key
+
+
+def _exact_key(name: str) -> str:
+    """A PEFT pattern key that selects exactly the module ``name`` (anchored, escaped)."""
+    import re
+
+    return "^" + re.escape(name) + "$"
+
+
+def _exact_names(names: dict[str, int]) -> str:
+    import re
+
+    return "^(?:" + "|".join(re.escape(n) for n in names) + ")$"
+
+
+def _eva_batches(train: Batches, batch_size: int, seed: int, device: torch.device, min_tokens: int) -> _EvaBatches:
     """The first epoch's batches (same permutation as training, own generator), labels dropped;
     batches with fewer than ``min_tokens`` real tokens are left out (EVA would skip them forever)."""
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
@@ -584,22 +613,6 @@ def _adalora_final_ranks(model: nn.Module, full_targets: list[str], init_r: int)
     return ranks
 
 
-@torch.no_grad()
-def _evaluate(model: nn.Module, test: _Encoded, batch_size: int, device: torch.device,
-              autocast: dict[str, Any]) -> tuple[float, float]:
-    model.eval()
-    by_length = np.argsort(test.lengths, kind="stable")
-    preds = np.empty(len(test), dtype=np.int64)
-    for start in range(0, len(test), batch_size):
-        idx = by_length[start:start + batch_size]
-        batch = test.batch(idx, device, with_labels=False)
-        with torch.autocast(**autocast):
-            logits = model(**batch).logits
-        preds[idx] = logits.float().argmax(dim=-1).cpu().numpy()
-    labels = test.labels.numpy()  # type: ignore[union-attr]
-    return float(np.mean(preds == labels)), macro_f1(labels, preds)
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -610,4 +623,5 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-__all__ = ["METHODS", "TrainConfig", "check_lora_layout", "macro_f1", "run_one", "set_seeds"]
+__all__ = ["METHODS", "REFERENCE_METHODS", "TrainConfig", "check_lora_layout", "head_module_names", "macro_f1", "run_one",
+           "set_seeds"]

@@ -1,0 +1,152 @@
+"""The generation task end to end on a tiny random Llama and Gemma3: every method trains and is scored by decoding."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from adarank.compare.datasets.base import GenerationData
+from adarank.compare.tasks.generation import TestPrompts, TrainingPairs, greedy_decode, special_prefix
+from adarank.compare.train import TrainConfig, run_one
+
+
+def _tiny_causal_folder(tmp_path, minilm_path, arch: str) -> str:
+    """A tiny random causal LM saved with the packaged MiniLM tokenizer (BERT word pieces; [SEP] as EOS)."""
+    import transformers
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(minilm_path)
+    tok.eos_token, tok.bos_token = "[SEP]", "[CLS]"
+    common = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=len(tok), max_position_embeddings=128,
+                  bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    if arch == "llama":
+        model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**common))
+    else:
+        config = transformers.Gemma3TextConfig(head_dim=8, sliding_window=16, **common)
+        model = transformers.Gemma3ForCausalLM(config)
+    folder = tmp_path / arch
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+def _toy_data(n_train: int = 48, n_test: int = 12) -> GenerationData:
+    rng = random.Random(0)
+    words = ["red", "blue", "green", "black", "white", "brown"]
+    rows = []
+    for _ in range(n_train + n_test):
+        w = rng.choice(words)
+        rows.append((f"Colour: {w}\nDark:", " yes" if w in ("black", "brown", "blue") else " no"))
+    train, test = rows[:n_train], rows[n_train:]
+    return GenerationData(name="toy", train_prompts=[p for p, _ in train], train_completions=[c for _, c in train],
+                          test_prompts=[p for p, _ in test], test_completions=[c for _, c in test],
+                          metric="exact_match", max_new_tokens=3, split={"kind": "toy"})
+
+
+@pytest.fixture(scope="module")
+def llama_folder(tmp_path_factory, minilm_path):
+    return _tiny_causal_folder(tmp_path_factory.mktemp("gen"), minilm_path, "llama")
+
+
+def _plan(folder: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from adarank import predict_ranks
+
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    return predict_ranks(model, AutoTokenizer.from_pretrained(folder), rank=4, targets="all-linear", groups="joint",
+                         unit="params", progress=False)
+
+
+def test_training_pairs_mask_the_prompt_and_end_with_eos(llama_folder):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(llama_folder)
+    pairs = TrainingPairs(tok, ["Colour: red\nDark:"], [" no"], max_length=32)
+    batch = pairs.batch([0], torch.device("cpu"))
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    completion = tok(" no", add_special_tokens=False)["input_ids"] + [tok.sep_token_id]
+    assert ids[:1] == special_prefix(tok) == [tok.cls_token_id]
+    assert [x for x in labels if x != -100] == completion == ids[-len(completion):]
+    assert labels[: len(ids) - len(completion)] == [-100] * (len(ids) - len(completion))
+
+
+def test_over_long_prompts_lose_their_front_and_keep_the_cue(llama_folder):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(llama_folder)
+    prompt = "word " * 40 + "\nDark:"
+    pairs = TrainingPairs(tok, [prompt], [" no"], max_length=16)
+    assert pairs.truncated == 1 and len(pairs.ids[0]) == 16
+    assert pairs.ids[0][0] == tok.cls_token_id  # BOS kept
+    cue = tok("\nDark:", add_special_tokens=False)["input_ids"]
+    target = tok(" no", add_special_tokens=False)["input_ids"] + [tok.sep_token_id]
+    assert pairs.ids[0][-len(target) - len(cue):-len(target)] == cue
+    dropped = TrainingPairs(tok, ["x"], [" no " * 30], max_length=16)
+    assert dropped.dropped == 1 and len(dropped) == 0
+
+
+def test_batched_left_padded_decoding_equals_one_by_one(llama_folder):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(llama_folder)
+    model = AutoModelForCausalLM.from_pretrained(llama_folder).eval()
+    prompts = ["Colour: red\nDark:", "a much longer prompt with many more words in it\nDark:", "b"]
+    test = TestPrompts(tok, prompts, max_length=64, max_new_tokens=5)
+    cpu = dict(device_type="cpu", enabled=False)
+    together = greedy_decode(model, tok, test, 5, batch_size=3, device=torch.device("cpu"), autocast=cpu)
+    alone = [greedy_decode(model, tok, TestPrompts(tok, [p], 64, 5), 5, 1, torch.device("cpu"), cpu)[0] for p in prompts]
+    assert together == alone
+
+
+@pytest.mark.parametrize("method", ["uniform", "adarank-floor", "eva", "eva-ranks", "adalora", "base-model", "full-ft"])
+def test_every_method_trains_a_tiny_llama_on_generation(llama_folder, method):
+    from adarank.compare.methods import plan_for_method
+
+    scored = _plan(llama_folder)
+    plan = plan_for_method(method, scored, 4, seed=0)
+    config = TrainConfig(lr=1e-3, epochs=1, max_steps=6, batch_size=8, max_length=32, bf16=False)
+    record = run_one(llama_folder, _toy_data(), method=method, plan=plan, targets=[m.name for m in scored.modules],
+                     rank=4, config=config, seed=0, device="cpu")
+    assert record["task"] == "generation" and record["metric"] == "exact_match"
+    assert 0.0 <= record["test_score"] <= 1.0
+    assert record["steps"] == (0 if method == "base-model" else 6)
+    types = {name.rsplit(".", 1)[-1] for name in record["ranks"]}
+    assert types == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    if method in ("base-model", "full-ft"):
+        assert record["lora_params"] == 0 and set(record["ranks"].values()) == {0}
+        assert (record["trainable_params"] > 0) == (method == "full-ft")
+    else:
+        assert record["lora_params"] > 0 and record["max_rank"] == max(record["ranks"].values())
+    if method == "uniform":
+        assert set(record["ranks"].values()) == {4}
+    assert record["examples"][0]["reference"] in (" yes", " no")
+
+
+def test_eva_ranks_arm_takes_evas_ranks_with_plain_init(llama_folder):
+    scored = _plan(llama_folder)
+    config = TrainConfig(lr=1e-3, epochs=1, max_steps=2, batch_size=8, max_length=32, bf16=False, eva_rho=2.0)
+    targets = [m.name for m in scored.modules]
+    eva = run_one(llama_folder, _toy_data(), method="eva", plan=None, targets=targets, rank=4, config=config, seed=0,
+                  device="cpu")
+    plain = run_one(llama_folder, _toy_data(), method="eva-ranks", plan=None, targets=targets, rank=4, config=config,
+                    seed=0, device="cpu")
+    assert eva["ranks"] == plain["ranks"] and eva["lora_params"] == plain["lora_params"]
+    assert len(set(eva["ranks"].values())) > 1  # EVA redistributed: the arms share a non-trivial allocation
+
+
+def test_a_tiny_gemma3_trains_and_decodes(tmp_path, minilm_path):
+    folder = _tiny_causal_folder(tmp_path, minilm_path, "gemma3")
+    scored = _plan(folder)
+    from adarank.compare.methods import plan_for_method
+
+    plan = plan_for_method("adarank-exact", scored, 4, seed=1)
+    record = run_one(folder, _toy_data(), method="adarank-exact", plan=plan, targets=[m.name for m in scored.modules],
+                     rank=4, config=TrainConfig(epochs=1, max_steps=3, batch_size=8, max_length=32, bf16=False),
+                     seed=1, device="cpu")
+    assert record["steps"] == 3 and 0.0 <= record["test_score"] <= 1.0
+    assert sum(record["ranks"].values()) > 0
