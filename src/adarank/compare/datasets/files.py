@@ -24,8 +24,6 @@ from .splits import Examples, assemble, split_off_test
 PROMPT_COMPLETION = "prompt-completion"
 TEXT_LABEL = "text-label"
 LABEL_CUE = "\nLabel:"
-_PARQUET_HINT = ("convert it first, e.g. python -c \"import pandas as pd; pd.read_parquet('data.parquet')"
-                 ".to_json('data.jsonl', orient='records', lines=True)\"")
 
 Record = tuple[str, Mapping[str, Any]]
 
@@ -34,7 +32,9 @@ def unsupported_file(path: Path) -> str:
     """Why a file of this type is refused, and how to get a readable one."""
     what = f"unsupported file type {path.suffix or '(no extension)'!r} for {path}"
     if path.suffix.lower() == ".parquet":
-        return f"{what}: Parquet files are not read directly; {_PARQUET_HINT}"
+        return (f"{what}: Parquet files are not read directly; convert it to JSON lines first, e.g. python -c "
+                f"\"import pandas as pd; pd.read_parquet('{path}').to_json('{path.with_suffix('.jsonl')}', "
+                "orient='records', lines=True)\"")
     return (f"{what}; save it as {', '.join(FILE_EXTENSIONS)} with prompt and completion (or text and label) "
             "columns")
 

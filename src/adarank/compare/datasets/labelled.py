@@ -22,7 +22,8 @@ def label_examples(texts: list[str], labels: list[int], label_names: list[str], 
     return Examples([prompt.format(text=t) for t in texts], [" " + w for w in strata], strata)
 
 
-def register_label_corpus(name: str, help: str, prompt: str, words: Mapping[str, str] | None = None) -> DatasetEntry:
+def register_label_corpus(name: str, help: str, prompt: str, words: Mapping[str, str] | None = None,
+                          aliases: tuple[str, ...] = ()) -> DatasetEntry:
     """Register corpus ``name`` of data.py as a generation dataset scored by exact match of its label word.
 
     ``words`` renames label names (``pos`` -> ``positive``); the renaming must keep their sorted order, so
@@ -38,4 +39,4 @@ def register_label_corpus(name: str, help: str, prompt: str, words: Mapping[str,
         return assemble(name, train, test, metric="exact_match", split=data.split, max_train=max_train,
                         max_test=max_test, seed=seed)
 
-    return register(DatasetEntry(name, help, load, classification=name))
+    return register(DatasetEntry(name, help, load, classification=name, aliases=aliases))

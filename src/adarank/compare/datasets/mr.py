@@ -9,4 +9,5 @@ from __future__ import annotations
 from .labelled import register_label_corpus
 
 register_label_corpus("mr", "movie-review sentences -> positive / negative; seeded stratified 90/10 split; exact match",
-                      "Review: {text}\nSentiment:", {"neg": "negative", "pos": "positive"})
+                      "Review: {text}\nSentiment:", {"neg": "negative", "pos": "positive"},
+                      aliases=("sentence_polarity", "sentence-polarity"))

@@ -33,6 +33,7 @@ class DatasetEntry:
     help: str
     load_generation: GenerationLoader
     classification: str | None = None
+    aliases: tuple[str, ...] = ()
 
     def load_classification(self, data_dir: DataDir = None, *, max_train: int | None = None,
                             seed: int = 0) -> TextClassificationData:
@@ -46,8 +47,17 @@ DATASETS: dict[str, DatasetEntry] = {}
 
 
 def register(entry: DatasetEntry) -> DatasetEntry:
-    """Make ``entry`` loadable by its name; a second entry under a taken name is a bug, so it raises."""
-    if entry.name in DATASETS:
-        raise ValueError(f"a dataset named {entry.name!r} is already registered")
+    """Make ``entry`` loadable by its name and aliases; a name or alias already taken is a bug, so it raises."""
+    for name in (entry.name, *entry.aliases):
+        if name in DATASETS or resolve(name) is not None:
+            raise ValueError(f"a dataset named {name!r} is already registered")
     DATASETS[entry.name] = entry
     return entry
+
+
+def resolve(name: str) -> str | None:
+    """The registered name that ``name`` (any case, or an alias such as ``trec``) stands for, if any."""
+    key = name.strip().lower()
+    if key in DATASETS:
+        return key
+    return next((entry.name for entry in DATASETS.values() if key in entry.aliases), None)

@@ -12,7 +12,7 @@ from ..data import FILE_EXTENSIONS
 from .base import GenerationData
 from .files import read_file, unsupported_file, user_dataset
 from .hub import load_hub
-from .registry import DATASETS, DataDir
+from .registry import DATASETS, DataDir, resolve
 from .splits import check_count, check_fraction, check_seed
 
 DEFAULT_TEST_FRACTION = 0.1
@@ -64,8 +64,9 @@ def _classify(spec: str | os.PathLike) -> tuple[str, Any]:
     if not text:
         raise AdaRankError(f"empty dataset spec; pass one of {', '.join(DATASETS)}, a "
                            f"{'/'.join(FILE_EXTENSIONS)} file or hf:<dataset id>")
-    if text.lower() in DATASETS:
-        return "builtin", text.lower()
+    builtin = resolve(text)
+    if builtin is not None:
+        return "builtin", builtin
     if text.lower().startswith("hf:"):
         return "hub", text[3:].strip()
     path = Path(text).expanduser()

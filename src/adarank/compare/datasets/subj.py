@@ -9,4 +9,4 @@ from __future__ import annotations
 from .labelled import register_label_corpus
 
 register_label_corpus("subj", "movie sentences -> subjective / objective; seeded stratified 90/10 split; exact match",
-                      "Sentence: {text}\nSubjective or objective:")
+                      "Sentence: {text}\nSubjective or objective:", aliases=("subjectivity",))

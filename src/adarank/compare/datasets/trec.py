@@ -12,6 +12,6 @@ from .labelled import register_label_corpus
 PROMPT = "Question: {text}\nAnswer type:"
 
 register_label_corpus("trec-coarse", "TREC questions -> one of 6 answer types (HUM, LOC, ...); official 5,452/500 "
-                      "split; exact match", PROMPT)
+                      "split; exact match", PROMPT, aliases=("trec", "trec6", "qc"))
 register_label_corpus("trec-fine", "TREC questions -> one of 50 fine answer types (HUM:ind, ...); official "
-                      "5,452/500 split; exact match", PROMPT)
+                      "5,452/500 split; exact match", PROMPT, aliases=("trec50",))
