@@ -186,6 +186,9 @@ def test_register_a_new_metric(monkeypatch):
     assert score("length_match", ["a b", "c"], ["x y", "x y"]) == {"score": 0.5}
     with pytest.raises(ValueError, match="already registered"):
         metrics.register(Metric("length_match", "again", length_match))
+    metrics.register(Metric("percent", "a metric in percent, by mistake", lambda p, r: {"score": 100.0}))
+    with pytest.raises(ValueError, match="must lie in"):
+        score("percent", ["a"], ["a"])
 
 
 def test_score_errors():

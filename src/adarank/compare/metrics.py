@@ -53,7 +53,10 @@ def score(name: str, predictions: Sequence[str], references: Sequence[str]) -> d
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     if not references:
         raise ValueError("no examples to score")
-    return get_metric(name).fn(predictions, references)
+    result = get_metric(name).fn(predictions, references)
+    if not 0.0 <= result.get("score", -1.0) <= 1.0:
+        raise ValueError(f"metric {name!r} returned {result!r}; its 'score' must lie in [0, 1]")
+    return result
 
 
 # --------------------------------------------------------------------------------------------------

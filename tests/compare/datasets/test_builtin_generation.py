@@ -209,7 +209,8 @@ def test_subsamples_are_seeded_stratified_and_recorded(nltk_dir):
     assert other.train_prompts != small.train_prompts
     assert small.max_new_tokens == full.max_new_tokens  # the cap does not move with the subsample
     chunked = load_generation_spec("conll2000", data_dir=nltk_dir, max_test=50)
-    assert len(chunked.test_prompts) == 50 and set(chunked.test_prompts) <= set(loaded("conll2000", nltk_dir).test_prompts)
+    assert len(chunked.test_prompts) == 50
+    assert set(chunked.test_prompts) <= set(loaded("conll2000", nltk_dir).test_prompts)
 
 
 def test_subsample_errors(nltk_dir):

@@ -13,7 +13,7 @@ import pkgutil
 
 from .base import GenerationData
 from .hub import from_hf_generation
-from .registry import DATASETS, DatasetEntry, register
+from .registry import DATASETS, DatasetEntry, register, resolve
 from .spec import load_generation_spec
 from .splits import hold_out_validation
 
@@ -22,4 +22,4 @@ for _module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["DATASETS", "DatasetEntry", "GenerationData", "from_hf_generation", "hold_out_validation",
-           "load_generation_spec", "register"]
+           "load_generation_spec", "register", "resolve"]
