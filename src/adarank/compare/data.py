@@ -32,7 +32,7 @@ from typing import Any
 
 from ..errors import AdaRankError
 
-NLTK_DOWNLOAD = "python -m nltk.downloader qc sentence_polarity subjectivity"
+NLTK_DOWNLOAD = "python -m nltk.downloader qc sentence_polarity subjectivity conll2000 ppattach rte"
 NLTK_CORPORA = ("trec-coarse", "trec-fine", "mr", "subj")
 FILE_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".ndjson", ".json")
 
@@ -399,7 +399,7 @@ def nltk_data_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
     return dirs + ([home] if home not in dirs else [])
 
 
-def _read_corpus_members(package: str, wanted: list[str], data_dir: str | os.PathLike | None) -> dict[str, bytes]:
+def read_corpus_members(package: str, wanted: list[str], data_dir: str | os.PathLike | None) -> dict[str, bytes]:
     """The files named in ``wanted`` (basenames) from ``<dir>/corpora/<package>.zip`` or its unzipped folder."""
     looked: list[str] = []
     for root in nltk_data_dirs(data_dir):
@@ -477,13 +477,13 @@ def _load_nltk(name: str, data_dir: str | os.PathLike | None, *, test_fraction: 
     package = _NLTK_PACKAGE[name]
     opts = {"test_fraction": test_fraction, "split_seed": split_seed, "max_train": max_train}
     if name in ("trec-coarse", "trec-fine"):
-        files = _read_corpus_members(package, ["train.txt", "test.txt"], data_dir)
+        files = read_corpus_members(package, ["train.txt", "test.txt"], data_dir)
         fine = name == "trec-fine"
         train = _parse_trec(files["train.txt"], "qc/train.txt", fine)
         test = _parse_trec(files["test.txt"], "qc/test.txt", fine)
         return _assemble(name, f"NLTK corpus {package!r}", *train, test, None, **opts)
     class_files = _NLTK_CLASS_FILES[name]
-    files = _read_corpus_members(package, list(class_files.values()), data_dir)
+    files = read_corpus_members(package, list(class_files.values()), data_dir)
     texts: list[str] = []
     labels: list[str] = []
     for label in sorted_label_names(class_files):
@@ -520,7 +520,7 @@ def _decode_file(path: Path) -> str:
         raise AdaRankError(f"{path} is not UTF-8 text (byte 0x{bad} on line {line}); re-save it as UTF-8") from None
 
 
-def _read_records(path: Path) -> tuple[list[str], list[tuple[str, Mapping]]]:
+def read_records(path: Path) -> tuple[list[str], list[tuple[str, Mapping]]]:
     """Column names and ``(where, record)`` pairs of a CSV, TSV, JSON-lines or JSON-array file."""
     text = _decode_file(path)
     if not text.strip():
@@ -599,7 +599,7 @@ def _check_columns(columns: list[str], where: str, text_column: str, label_colum
 
 
 def _file_examples(path: Path, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
-    columns, records = _read_records(path)
+    columns, records = read_records(path)
     if not records:
         raise AdaRankError(f"{path} has no data rows; pass a file with at least one example")
     _check_columns(columns, str(path), text_column, label_column)
