@@ -17,7 +17,7 @@ from adarank.compare.methods import (
     plan_for_method,
     random_scores,
 )
-from adarank.compare.variants import sample_texts, variant_of
+from adarank.compare.methods import sample_texts, variant_of
 from adarank.errors import AdaRankError
 from adarank.plan import Budget, ModuleEntry, RankPlan
 
