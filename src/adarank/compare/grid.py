@@ -20,8 +20,9 @@ into ``DIR/lr-sweep-validation/``, so the test set never picks a hyper-parameter
 ``--sweep-on test`` scores the sweep on the test split instead, into ``DIR/lr-sweep/`` (how the
 published grid was tuned). ``--lr-from-sweep`` reads the sweep that ``--sweep-on`` names.
 
-Only the standard library is imported at module level: spawned workers import this module first,
-and the heavy libraries are loaded where they are used.
+Beyond the core package and the method registry, only the standard library is imported at module
+level: spawned workers import this module first, and the training libraries are loaded where they
+are used.
 """
 
 from __future__ import annotations
