@@ -110,7 +110,7 @@ def listed() -> list[Method]:
     return [m for m in REGISTRY.values() if m.core] + [m for m in REGISTRY.values() if not m.core]
 
 
-class Names(Sequence):
+class Names(Sequence[str]):
     """A read-only tuple of the registered method names that ``keep`` accepts, in listing order.
 
     It is computed on every use, so a method registered later is in it too; it compares equal to
