@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.stats import spearmanr
 
-from adarank.compare.variants import sample_texts
+from adarank.compare.methods import sample_texts
 from adarank.plan import Budget, ModuleEntry, RankPlan
 
 TASKS = {"trec": "trec-coarse", "mr": "mr", "subj": "subj"}

@@ -16,7 +16,7 @@ from pathlib import Path
 from scipy.stats import spearmanr
 
 from adarank.compare.methods import TRANSFORM_METHODS, VARIANT_METHODS, plan_for_method
-from adarank.compare.variants import variant_of
+from adarank.compare.methods import variant_of
 from adarank.plan import RankPlan
 
 DATASETS = ("trec-coarse", "mr", "subj")

@@ -1,7 +1,6 @@
 """adarank: per-module LoRA ranks from output disagreement under weight noise (AdaRank)."""
 
-__version__ = "0.1.0"
-
+from .version import __version__
 from .allocation import Allocation, allocate_ranks
 from .audit import save_adapter
 from .errors import AdaRankError

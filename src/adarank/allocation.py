@@ -46,14 +46,13 @@ from typing import Hashable, Literal, Sequence
 import numpy as np
 
 from .errors import AdaRankError
+from .transforms import RULES, TRANSFORMS, RoundingRule, register_rule
 
-Rule = Literal["floor", "exact"]
+Rule = str  # a name in adarank.transforms.RULES
 Unit = Literal["ranks", "params"]
-Transform = Literal["proportional", "power", "rank-order"]
+Transform = str  # a name in adarank.transforms.TRANSFORMS
 
-_RULES: tuple[str, ...] = ("floor", "exact")
 _UNITS: tuple[str, ...] = ("ranks", "params")
-_TRANSFORMS: tuple[str, ...] = ("proportional", "power", "rank-order")
 
 # A budget that is an integer up to this relative distance is taken to be that integer: rank * M
 # with a decimal rank such as 0.57 * 100 evaluates to 56.99999999999999 in binary floating point,
@@ -171,8 +170,8 @@ def allocate_ranks(
     values = _check_scores(scores)
     n = len(values)
     r_bar = _check_rank(rank)
-    if rule not in _RULES:
-        raise AdaRankError(f"unknown rounding rule {rule!r}; use one of {', '.join(_RULES)}")
+    if rule not in RULES:
+        raise AdaRankError(f"unknown rounding rule {rule!r}; use one of {', '.join(RULES)}")
     if unit not in _UNITS:
         raise AdaRankError(f"unknown budget unit {unit!r}; use one of {', '.join(_UNITS)}")
     lo, hi = _check_clamps(min_rank, max_rank)
@@ -308,9 +307,9 @@ def _check_clamps(min_rank: int, max_rank: int | None) -> tuple[int, int | None]
 
 
 def _check_transform(transform: str, power: float) -> float:
-    if transform not in _TRANSFORMS:
+    if transform not in TRANSFORMS:
         raise AdaRankError(
-            f"unknown score transform {transform!r}; use one of {', '.join(_TRANSFORMS)}"
+            f"unknown score transform {transform!r}; use one of {', '.join(TRANSFORMS)}"
         )
     if isinstance(power, bool):
         raise AdaRankError(f"power must be a number, got {power!r}; pass e.g. --power 2")
@@ -320,7 +319,7 @@ def _check_transform(transform: str, power: float) -> float:
         raise AdaRankError(f"power must be a number, got {power!r}; pass e.g. --power 2") from None
     if not math.isfinite(value) or value <= 0:
         raise AdaRankError(f"power must be finite and > 0, got {power!r}; pass e.g. --power 0.5 or 2")
-    if transform != "power" and value != 1.0:
+    if not TRANSFORMS[transform].uses_power and value != 1.0:
         raise AdaRankError(
             f"power {value:g} only applies to transform 'power', not {transform!r}; "
             "pass --transform power or leave power at 1"
@@ -421,36 +420,11 @@ def _transformed(values: np.ndarray, transform: str, power: float) -> tuple[np.n
     score keeps "a strictly higher score never gets a lower rank".
     """
     s = _normalise(values)
-    if transform == "proportional" or (transform == "power" and power == 1.0):
+    t = TRANSFORMS[transform].apply(values, s, power)
+    if t is None:
         return s, s
-    if transform == "power":
-        # s is in [0, 1) with its largest in [0.5, 1): s ** power cannot overflow, and for an
-        # integer power it equals the scaled power of the raw scores exactly. Only an enormous
-        # power could flush the largest value into subnormals (0.5 ** 1023); then take the
-        # power of s / max(s) instead, whose largest value is exactly 1.
-        t = np.power(s, power)
-        if float(t.max()) < np.finfo(np.float64).tiny:
-            t = np.power(s / float(s.max()), power)
-        t = _normalise(t)
-    else:  # rank-order
-        t = _normalise(_average_positions(values))
+    t = _normalise(t)
     return t, _lexicographic_key(t, s)
-
-
-def _average_positions(values: np.ndarray) -> np.ndarray:
-    """1-based positions in ascending order; a run of equal values shares its average position."""
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    positions = np.empty(len(values), dtype=np.float64)
-    start = 0
-    while start < len(ordered):
-        end = start
-        while end + 1 < len(ordered) and ordered[end + 1] == ordered[start]:
-            end += 1
-        # positions start+1 .. end+1; their mean is exact in binary (an integer or a half)
-        positions[order[start:end + 1]] = (start + end + 2) / 2.0
-        start = end + 1
-    return positions
 
 
 def _lexicographic_key(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
@@ -502,11 +476,9 @@ def _solve_group(
     r = np.clip(r, lo, hi if hi is not None else None)
     remainder = x - r
 
-    if rule == "exact":
-        if w is None:
-            _round_up_to_count(r, remainder, key, hi, int(math.floor(budget)))
-        else:
-            _round_up_within_cost(r, remainder, key, weights, hi, budget)
+    complete = RULES[rule].complete
+    if complete is not None:
+        complete(r, remainder, key, weights, hi, budget, w is None)
     # Both rules: never over the budget, even if float rounding put a share a hair above an
     # integer. (With exact inputs this never triggers.)
     _trim_to_budget(r, remainder, key, weights, lo, budget)
@@ -679,6 +651,19 @@ def _round_up_within_cost(
             continue
         r[i] += 1
         spent += int(w[i])
+
+
+def _largest_remainder(r: np.ndarray, remainder: np.ndarray, key: np.ndarray, weights: np.ndarray,
+                       hi: int | None, budget: float, rank_units: bool) -> None:
+    """The ``exact`` rule: largest-remainder rounding, in rank units or in parameters."""
+    if rank_units:
+        _round_up_to_count(r, remainder, key, hi, int(math.floor(budget)))
+    else:
+        _round_up_within_cost(r, remainder, key, weights, hi, budget)
+
+
+register_rule(RoundingRule("floor", "the paper's rule (scale to mean r̄, then floor; may leave budget unused)"))
+register_rule(RoundingRule("exact", "largest-remainder rounding that spends the budget exactly", _largest_remainder))
 
 
 def _trim_to_budget(

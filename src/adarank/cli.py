@@ -21,6 +21,7 @@ from typing import Callable, Literal, Sequence
 from .checkpoint import CHECKPOINT_NAME
 from .cli_args import add_dataclass_arguments, dataclass_from_namespace
 from .errors import AdaRankError
+from .transforms import RULES, TRANSFORMS, choices_help
 
 APPLY_TO = {"base": None, "seq-cls": "AutoModelForSequenceClassification",
             "causal-lm": "AutoModelForCausalLM", "token-cls": "AutoModelForTokenClassification"}
@@ -29,12 +30,12 @@ APPLY_TO = {"base": None, "seq-cls": "AutoModelForSequenceClassification",
 @dataclass
 class BudgetOptions:
     rank: int = field(default=8, metadata={"help": "target average rank r̄ per module (a positive integer)"})
-    rule: Literal["floor", "exact"] = field(default="floor", metadata={"help": "floor: the paper's rule (scale to mean r̄, then floor; may leave budget unused); exact: largest-remainder rounding that spends the budget exactly"})
+    rule: str = field(default="floor", metadata={"choices": lambda: RULES, "help": lambda: choices_help(RULES)})
     unit: Literal["ranks", "params"] = field(default="ranks", metadata={"help": "count the budget in rank units (sum r_i = r̄·M) or in LoRA parameters (sum r_i·(d_in+d_out) = uniform r̄'s count)"})
     groups: Literal["type", "joint"] = field(default="type", metadata={"help": "type: each module type shares its own budget over the blocks; joint: all targets compete for one budget"})
     min_rank: int = field(default=0, metadata={"help": "smallest rank a module may get; 0 means a module may get no adapter"})
     max_rank: int | None = field(default=None, metadata={"help": "largest rank a module may get (default: no limit)"})
-    transform: Literal["proportional", "power", "rank-order"] = field(default="proportional", metadata={"help": "what ranks are proportional to: proportional: the scores (the paper); power: scores ** --power; rank-order: each score's position in ascending order within its group (ties averaged)"})
+    transform: str = field(default="proportional", metadata={"choices": lambda: TRANSFORMS, "help": lambda: "what ranks are proportional to: " + choices_help(TRANSFORMS)})
     power: float = field(default=1.0, metadata={"help": "exponent for --transform power (> 0): above 1 concentrates ranks on the top modules, below 1 flattens them"})
     lora_alpha: float | None = field(default=None, metadata={"help": "LoRA alpha of the uniform baseline; each module gets alpha·r_i/r̄ so alpha/r stays equal (default: 2·r̄)"})
     apply_to: Literal["base", "seq-cls", "causal-lm", "token-cls"] = field(default="base", metadata={"help": "the model class the LoRA config is for: module names are resolved against it (e.g. seq-cls adds the 'bert.' prefix of AutoModelForSequenceClassification)"})
@@ -48,7 +49,7 @@ class PredictOptions(BudgetOptions):
     tokenizer: str | None = field(default=None, metadata={"help": "tokenizer name or folder (default: the model's)"})
     targets: str = field(default="all-linear", metadata={"help": "modules to score: all-linear (every Linear/Conv1D in the block stack), or comma-separated names or suffixes such as query,key,value"})
     target_regex: str | None = field(default=None, metadata={"help": "a regular expression matching whole module names; replaces --targets"})
-    signal: Literal["disagreement", "fisher", "representation", "combined"] = field(default="disagreement", metadata={"help": "importance signal: disagreement (the paper: output l1 between two perturbed copies), fisher (sum of (θ·∂L/∂θ)² for a head-free loss), representation (cosine distance of the last block's hidden states under the same perturbations), combined (mean normalised rank of disagreement and fisher)"})
+    signal: str = field(default="disagreement", metadata={"choices": lambda: _signals(), "help": lambda: "importance signal: " + ", ".join(f"{s.name} ({s.help})" for s in _signals().values())})
     trials: int = field(default=5, metadata={"help": "trials K per module; the score is their mean and their std is reported"})
     noise_scale: float = field(default=1.0, metadata={"help": "noise std as a multiple of the std of each module's own weights"})
     compare: Literal["pair", "clean"] = field(default="pair", metadata={"help": "pair: disagreement of two perturbed copies (the paper); clean: perturbed vs unperturbed (the authors' code)"})
@@ -81,6 +82,13 @@ class AllocateOptions(BudgetOptions):
 
 
 # ------------------------------------------------------------------------------------ helpers
+def _signals():
+    """The signal registry; imported when the parser is built, since signals load torch."""
+    from .signals import SIGNALS
+
+    return SIGNALS
+
+
 def _targets(spec: str, regex: str | None) -> str | list[str]:
     if regex:
         return regex

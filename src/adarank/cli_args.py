@@ -1,4 +1,9 @@
-"""Dataclass fields become command-line options: the help text lives next to the field it explains."""
+"""Dataclass fields become command-line options: the help text lives next to the field it explains.
+
+A field's ``metadata`` may give ``choices`` and ``help`` as functions, read when the parser is built:
+that is how an option whose values come from a registry (``--signal``, ``--rule``, ``--transform``)
+lists what is registered at that moment instead of a copy made when the class was defined.
+"""
 
 from __future__ import annotations
 
@@ -24,12 +29,15 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, *, posit
     for f in dataclasses.fields(cls):
         if f.metadata.get("cli") is False:
             continue
-        help_text = f.metadata.get("help", "")
+        help_text = _now(f.metadata.get("help", ""))
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
         base, optional = _base_type(hints[f.name])
         kwargs: dict[str, Any] = {"help": help_text + (f" (default: {default})" if default not in (None, False, "") else "")}
-        if get_origin(base) is Literal:
+        if "choices" in f.metadata:
+            kwargs["choices"] = list(_now(f.metadata["choices"]))
+            kwargs["type"] = base
+        elif get_origin(base) is Literal:
             kwargs["choices"] = list(get_args(base))
             kwargs["type"] = type(get_args(base)[0])
         elif base is bool:
@@ -41,6 +49,10 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, *, posit
             continue
         flag = "--" + f.name.replace("_", "-")
         parser.add_argument(flag, dest=f.name, default=default, **kwargs)
+
+
+def _now(value: Any) -> Any:
+    return value() if callable(value) else value
 
 
 def dataclass_from_namespace(cls: type, ns: argparse.Namespace) -> Any:

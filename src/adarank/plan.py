@@ -16,6 +16,9 @@ from typing import Any, Literal, Sequence
 from .allocation import Allocation, allocate_ranks, budget_line
 from .errors import AdaRankError
 from .io import atomic_write_json
+from .peft_export import lora_config_from_plan
+from .transforms import TRANSFORMS
+from .version import __version__
 
 SCHEMA_VERSION = 1
 Groups = Literal["type", "joint"]
@@ -50,13 +53,13 @@ class Budget:
 
     rank: float
     unit: Literal["ranks", "params"] = "ranks"
-    rule: Literal["floor", "exact"] = "floor"
+    rule: str = "floor"  # a name in adarank.transforms.RULES
     groups: Groups = "type"
     min_rank: int = 0
     max_rank: int | None = None
     total: float = 0.0
     used: float = 0.0
-    transform: Literal["proportional", "power", "rank-order"] = "proportional"
+    transform: str = "proportional"  # a name in adarank.transforms.TRANSFORMS
     power: float = 1.0
 
 
@@ -64,8 +67,6 @@ def _versions() -> dict[str, str]:
     import peft
     import torch
     import transformers
-
-    from . import __version__
 
     return {"adarank": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
             "peft": peft.__version__, "python": platform.python_version()}
@@ -99,7 +100,8 @@ class RankPlan:
         if unknown:
             raise AdaRankError(f"cannot change budget field(s) {sorted(unknown)}; "
                                "use rank, unit, rule, groups, min_rank, max_rank, transform, power")
-        if changes.get("transform", "power") != "power" and "power" not in changes:
+        chosen = TRANSFORMS.get(changes.get("transform", ""))
+        if "transform" in changes and "power" not in changes and not (chosen and chosen.uses_power):
             changes = {**changes, "power": 1.0}
         budget = replace(self.budget, **changes)
         if budget.groups not in ("type", "joint"):
@@ -130,7 +132,7 @@ class RankPlan:
         alloc = Allocation(ranks=[m.rank for m in self.modules], total=b.total, used=int(b.used))
         groups = "one group per module type" if b.groups == "type" else "all modules jointly"
         transform = {"proportional": "", "power": f", scores ** {b.power:g}", "rank-order": ", rank-order scores"}
-        return (f"r̄={b.rank:g}, rule {b.rule}{transform.get(b.transform, '')}, {groups}, {len(self.modules)} modules: "
+        return (f"r̄={b.rank:g}, rule {b.rule}{transform.get(b.transform, f', {b.transform} scores')}, {groups}, {len(self.modules)} modules: "
                 + budget_line(alloc, b.unit))
 
     def table(self) -> str:
@@ -195,8 +197,6 @@ class RankPlan:
     # ----------------------------------------------------------------------- PEFT
     def to_lora_config(self, model: Any = None, *, lora_alpha: float | None = None, **lora_kwargs: Any):
         """A ``peft.LoraConfig`` with these ranks; see :func:`adarank.peft_export.lora_config_from_plan`."""
-        from .peft_export import lora_config_from_plan
-
         return lora_config_from_plan(self, model, lora_alpha=lora_alpha, **lora_kwargs)
 
 

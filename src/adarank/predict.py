@@ -13,7 +13,7 @@ from .distributed import gather, rank_and_world, shard
 from .plan import Budget, RankPlan, entries_from_scores
 from .probes import ProbeBatch, ProbeSet, builtin_probes, probes_from_texts, tokenize_probes
 from .scoring import ModuleScore, ScoreConfig
-from .signals import check_signal, score_by_signal
+from .signals import SIGNALS, check_signal, score_by_signal
 from .targets import select_targets
 
 
@@ -97,8 +97,9 @@ def predict_ranks(
             on_module(result)
 
     start = time.perf_counter()
-    mine = found if signal == "combined" else shard(found, process, world)
-    todo = [t for t in mine if t.name not in done or signal == "combined"]
+    whole = not SIGNALS[signal].per_module  # its scores depend on every module: no sharding, no resume
+    mine = found if whole else shard(found, process, world)
+    todo = [t for t in mine if t.name not in done or whole]
     fresh, output = score_by_signal(signal, model, batch, todo, config, progress=progress and process == 0,
                                     on_module=record)
     elapsed = time.perf_counter() - start

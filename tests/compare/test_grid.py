@@ -235,7 +235,7 @@ def test_variant_plans_are_scored_with_their_signal_and_task_texts(tmp_path):
     from transformers import AutoTokenizer
 
     from adarank.compare.data import load_dataset_spec
-    from adarank.compare.variants import sample_texts
+    from adarank.compare.methods import sample_texts
     from adarank.loading import default_model_path
     from adarank.plan import RankPlan
 

@@ -23,13 +23,13 @@ from typing import Sequence
 
 from ..errors import AdaRankError
 from ..io import atomic_write_text
+from .methods import SCORED_METHODS
 from .report import (BASELINE, COLLAPSE_PP, PairedStats, _num, drop_collapses, find_collapses, fmt_ci,
                      load_records, pool, summarize)
 
 PAPER = "adarank-floor"
-DEFAULT_CANDIDATES = (PAPER, "adarank-exact", "adarank-power-0.5", "adarank-power-2", "adarank-rank-order",
-                      "adarank-fisher", "adarank-representation", "adarank-combined", "adarank-task16",
-                      "adarank-task64", "adarank-task256")
+#: Every registered method whose ranks come from a plan's scores, the paper's rule first.
+DEFAULT_CANDIDATES = SCORED_METHODS
 
 
 @dataclass

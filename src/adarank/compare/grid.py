@@ -20,8 +20,9 @@ into ``DIR/lr-sweep-validation/``, so the test set never picks a hyper-parameter
 ``--sweep-on test`` scores the sweep on the test split instead, into ``DIR/lr-sweep/`` (how the
 published grid was tuned). ``--lr-from-sweep`` reads the sweep that ``--sweep-on`` names.
 
-Only the standard library is imported at module level: spawned workers import this module first,
-and the heavy libraries are loaded where they are used.
+Beyond the core package and the method registry, only the standard library is imported at module
+level: spawned workers import this module first, and the training libraries are loaded where they
+are used.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ from typing import Any, Callable, Sequence
 
 from ..errors import AdaRankError
 from ..io import atomic_write_json
-from .variants import TASK_PROBE_SEED, PlanVariant, sample_texts, variant_of
+from .methods import CORE_METHODS, METHODS, TASK_PROBE_SEED, PlanVariant, sample_texts, variant_of
+from .records import SWEEP_DIRS, diverged_keys
 
 TARGET_SETS: dict[str, list[str]] = {
     "value": ["value"],
@@ -55,17 +57,12 @@ TARGET_SETS: dict[str, list[str]] = {
     "all-linear": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
 }
 DEFAULT_DATASETS = ("trec-coarse", "mr", "subj")
-# The methods of adarank.compare.methods.METHODS, used only when that module cannot be imported
-# (a --dry-run while it is being written); a real run always takes the list from methods.py.
-FALLBACK_METHODS = ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth", "eva", "adalora")
 PLAN_RANK = 8
 PLAN_GROUPS = "joint"
 DEFAULT_RESULTS = "benchmarks/results/grid"
 
 
 # ------------------------------------------------------------------------------------- runs
-#: where each kind of learning-rate sweep lives under RESULTS (see --sweep-on)
-SWEEP_DIRS = {"validation": "lr-sweep-validation", "test": "lr-sweep"}
 #: the validation split of a --sweep-on validation run: this share of the training set, stratified
 VALIDATION_FRACTION = 0.1
 VALIDATION_SEED = 0
@@ -335,25 +332,6 @@ class GridOptions:
         return self.sweep_dir if self.lrs is not None else self.results
 
 
-def _default_methods() -> tuple[str, ...]:
-    """The methods run when --methods is not given: CORE_METHODS (not the transform ablations)."""
-    try:
-        from .methods import CORE_METHODS
-    except ImportError:
-        return FALLBACK_METHODS
-    return tuple(CORE_METHODS)
-
-
-def _known_methods(strict: bool) -> tuple[str, ...]:
-    try:
-        from .methods import METHODS
-    except ImportError as exc:
-        if strict:
-            raise AdaRankError(f"adarank.compare.methods cannot be imported ({exc}); the grid needs it") from None
-        return FALLBACK_METHODS
-    return tuple(METHODS)
-
-
 def options_from_args(args: argparse.Namespace) -> GridOptions:
     datasets = list(dict.fromkeys(_split(args.datasets)))
     if not datasets:
@@ -362,8 +340,8 @@ def options_from_args(args: argparse.Namespace) -> GridOptions:
     unknown = [t for t in target_sets if t not in TARGET_SETS]
     if unknown or not target_sets:
         raise AdaRankError(f"unknown target set(s) {unknown}; choose from {', '.join(TARGET_SETS)}")
-    known = _known_methods(strict=not args.dry_run)
-    methods = list(dict.fromkeys(_split(args.methods))) if args.methods else [m for m in _default_methods() if m in known]
+    known = tuple(METHODS)
+    methods = list(dict.fromkeys(_split(args.methods))) if args.methods else list(CORE_METHODS)
     bad = [m for m in methods if m not in known]
     if bad or not methods:
         raise AdaRankError(f"unknown method(s) {bad}; choose from {', '.join(known)}")
@@ -416,7 +394,7 @@ def plan_path(results: Path, target_set: str, variant: PlanVariant | None = None
 
 
 def plan_key(spec: RunSpec) -> PlanKey:
-    """The scored plan a run allocates from (see :mod:`adarank.compare.variants`)."""
+    """The scored plan a run allocates from (see :mod:`adarank.compare.methods.variants`)."""
     variant = variant_of(spec.method)
     return (spec.target_set, variant.name, spec.dataset if variant.per_dataset else None)
 
@@ -543,23 +521,6 @@ def swept_learning_rates(sweep_dir: Path) -> dict[tuple[str, str, int], float]:
 
     runs = load_records(sweep_dir / "runs").runs
     return {(r.dataset, r.target_set, r.rank): r.lr for r in summarize_sweep(runs) if r.chosen}
-
-
-def diverged_keys(errors: Path) -> set[str]:
-    """Keys of runs whose training diverged (a non-finite loss), from ``errors.jsonl``."""
-    keys: set[str] = set()
-    if not errors.is_file():
-        return keys
-    from .train import DIVERGED_MESSAGE
-
-    for line in errors.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if DIVERGED_MESSAGE in str(entry.get("error", "")):
-            keys.add(str(entry.get("key")))
-    return keys
 
 
 def stale_runs(opts: GridOptions, runs: Sequence[RunSpec]) -> dict[str, float]:

@@ -42,13 +42,12 @@ import numpy as np
 
 from ..errors import AdaRankError
 from ..io import atomic_write, atomic_write_text
-from .grid import SWEEP_DIRS, diverged_keys
+from .methods import report_order
+from .records import SWEEP_DIRS, diverged_keys
 
 BASELINE = "uniform"
 TIE_PP = 0.1
 CONFIDENCE = 0.95
-#: Display order of the methods of adarank.compare.methods.METHODS; unknown methods follow, sorted.
-METHOD_ORDER = ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth", "eva", "adalora")
 TARGET_SET_ORDER = ("value", "query", "key", "attn-out", "attention", "all-linear")
 PROVENANCE_FIELDS = ("card", "command", "commit", "date", "seeds")
 PLACEHOLDER = "(fill in)"
@@ -200,7 +199,8 @@ class SettingSummary:
 
 
 def method_sort_key(method: str) -> tuple[int, str]:
-    return (METHOD_ORDER.index(method), "") if method in METHOD_ORDER else (len(METHOD_ORDER), method)
+    order = report_order()  # the registry's core methods; the others follow, by name
+    return (order.index(method), "") if method in order else (len(order), method)
 
 
 def _setting_sort_key(key: tuple[str, str, int]) -> tuple:

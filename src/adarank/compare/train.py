@@ -56,7 +56,7 @@ from torch import nn
 from ..errors import AdaRankError
 from ..peft_export import resolve_module_names
 from ..targets import linear_shape
-from .methods import METHODS, PLAN_METHODS, check_method
+from .methods import METHODS, PLAN_METHODS, REFERENCE_METHODS, check_method
 from .tasks.base import Batches
 from .tasks.classification import head_module_names, macro_f1
 
@@ -267,10 +267,6 @@ def _model_label(model_path: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ run
-#: Methods that train nothing of LoRA: the references a reader needs to judge whether LoRA's rank matters.
-REFERENCE_METHODS = ("base-model", "full-ft")
-
-
 def run_one(
     model_path: str,
     data: Any,

@@ -235,11 +235,11 @@ class Generation(Task):
 
     def evaluate(self, model: nn.Module, tokenizer: Any, data: GenerationData, test: TestPrompts,  # type: ignore[override]
                  config: Any, device: torch.device, autocast: dict[str, Any]) -> dict[str, Any]:
-        from ..metrics import METRICS
+        from ..metrics import score
 
         budget = self.max_new_tokens(data, config)
         predictions = greedy_decode(model, tokenizer, test, budget, config.eval_batch_size, device, autocast)
-        figures = METRICS[data.metric](predictions, list(data.test_completions))
+        figures = score(data.metric, predictions, list(data.test_completions))
         score = float(figures["score"])
         extra = {f"test_{k}": float(v) for k, v in figures.items() if k != "score"}
         return {"score": score, "metric": data.metric, **extra, "max_new_tokens": budget,
