@@ -157,3 +157,81 @@ def test_nan_outputs_name_the_module(tiny_bert):
 def test_config_validation(bad):
     with pytest.raises(AdaRankError):
         ScoreConfig(**bad)
+
+
+def test_tied_lm_head_means_its_output_only(tiny_gpt2):
+    """lm_head shares its weight with the input embedding. Perturbing lm_head perturbs its output only, in both
+    engines (before, the naive engine's in-place noise also moved the embedding lookup, so the engines disagreed)."""
+    assert tiny_gpt2.lm_head.weight is tiny_gpt2.transformer.wte.weight
+    probes = _probes_for(tiny_gpt2)
+    batched, _ = score_modules(tiny_gpt2, probes, ["lm_head"], ScoreConfig(trials=3, engine="batched"), progress=False)
+    naive, _ = score_modules(tiny_gpt2, probes, ["lm_head"], ScoreConfig(trials=3, engine="naive"), progress=False)
+    assert naive[0].scores == pytest.approx(batched[0].scores, rel=1e-4)
+    assert tiny_gpt2.lm_head.weight is tiny_gpt2.transformer.wte.weight  # the tie survives
+
+
+def _module_modes(model) -> dict[str, bool]:
+    return {name: module.training for name, module in model.named_modules()}
+
+
+@pytest.mark.parametrize("engine", ["batched", "naive"])
+def test_every_submodule_gets_its_own_mode_back(tiny_bert, engine):
+    """A model half in train mode (a frozen backbone in eval, one block training) comes back exactly so,
+    after scoring and after a failure mid-scoring."""
+    tiny_bert.eval()
+    tiny_bert.encoder.layer[1].train()
+    before = _module_modes(tiny_bert)
+    assert sorted(set(before.values())) == [False, True]
+    probes = _probes_for(tiny_bert)
+    score_modules(tiny_bert, probes, ["value"], ScoreConfig(trials=2, engine=engine), progress=False)
+    assert _module_modes(tiny_bert) == before
+    victim = tiny_bert.encoder.layer[2].attention.self.value
+    calls = {"n": 0}
+
+    def explode(module, args, output):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("injected")
+
+    handle = victim.register_forward_hook(explode)
+    try:
+        with pytest.raises(RuntimeError, match="injected"):
+            score_modules(tiny_bert, probes, ["value"], ScoreConfig(trials=2, engine=engine), progress=False)
+    finally:
+        handle.remove()
+    assert _module_modes(tiny_bert) == before
+
+
+def test_accelerate_hooks_survive_prefix_replay(tiny_bert):
+    """accelerate (device_map, offloading) wraps a module's forward on the instance; prefix replay shadows the
+    same attribute and must put back exactly what was there, not delete it."""
+    from accelerate.hooks import ModelHook, add_hook_to_module
+
+    class Counting(ModelHook):
+        def __init__(self):
+            self.calls = 0
+
+        def pre_forward(self, module, *args, **kwargs):
+            self.calls += 1
+            return args, kwargs
+
+    probes = _probes_for(tiny_bert)
+    cfg = ScoreConfig(trials=2, prefix_replay=True)
+    plain, _ = score_modules(tiny_bert, probes, ["value"], cfg, progress=False)
+    blocks = list(tiny_bert.encoder.layer)
+    hooks = [Counting() for _ in blocks]
+    for block, hook in zip(blocks, hooks):
+        add_hook_to_module(block, hook)
+    wrappers = [block.__dict__["forward"] for block in blocks]
+    hooked, _ = score_modules(tiny_bert, probes, ["value"], cfg, progress=False)
+    assert _means(hooked).numpy() == pytest.approx(_means(plain).numpy(), rel=1e-6)
+    assert [block.__dict__.get("forward") for block in blocks] == wrappers
+    assert all(block._hf_hook is hook for block, hook in zip(blocks, hooks))
+    counts = [hook.calls for hook in hooks]
+    with torch.no_grad():
+        tiny_bert(**probes.inputs)
+    assert [hook.calls for hook in hooks] == [c + 1 for c in counts]  # every wrapper still runs
+    # a block that had no forward of its own is left with none
+    for name, module in tiny_bert.named_modules():
+        if module not in blocks:
+            assert "forward" not in module.__dict__, name

@@ -9,9 +9,10 @@ instead (the ``representation`` signal of :mod:`adarank.signals`).
 
 The default ``batched`` engine never writes to the model: a forward hook on the target adds each
 replica's noise term ``x @ E_r^T + e_r`` to the module's output, and the probe batch is stacked once
-per replica, so all 2K perturbed models of a module run in one pass. The ``naive`` engine perturbs
-the weight in place and restores it from a copy of that one module after every forward. Both draw
-the same noise from the same seeds.
+per replica, so all 2K perturbed models of a module run in one pass. The ``naive`` engine runs one
+forward per perturbed copy, with the module computing from a perturbed copy of its weight. Both
+draw the same noise from the same seeds, and both perturb the module's output only: a weight tied
+to another module (``lm_head`` and the input embedding) stays clean in that other module.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class ScoreConfig:
     compare: Compare = field(default="pair", metadata={"help": "pair: two perturbed copies (the paper); clean: one perturbed copy vs the clean model (the authors' code)"})
     output: str = field(default="auto", metadata={"help": "auto (logits if the model has a head, else mean of last hidden state), logits, pooled, first, mean, hidden (last hidden state per token)"})
     seed: int = field(default=0, metadata={"help": "base seed of every noise draw; the same seed gives the same scores bit for bit on one machine"})
-    engine: Engine = field(default="batched", metadata={"help": "batched: all perturbed copies of a module in one pass through hooks; naive: perturb weights in place, one forward per copy"})
+    engine: Engine = field(default="batched", metadata={"help": "batched: all perturbed copies of a module in one pass through hooks; naive: one forward per copy, the module computing from a perturbed copy of its weights"})
     max_batch: int = field(default=256, metadata={"help": "most sequences in one forward (replicas x probe examples); halved automatically on CUDA out-of-memory"})
     prefix_replay: bool = field(default=True, metadata={"help": "batched engine: replay the clean outputs of the blocks before the perturbed one instead of recomputing them"})
     distance: Distance = field(default="l1", metadata={"help": "l1 (the paper) or cosine (1 - cos, per token for per-token outputs) between the compared outputs"})
@@ -148,23 +149,30 @@ def _replica_noise_hook(module: nn.Module, noises: list[tuple[torch.Tensor, torc
 
 
 @contextmanager
-def _perturbed_in_place(module: nn.Module, noise: tuple[torch.Tensor, torch.Tensor | None]) -> Iterator[None]:
-    """Add the noise to the weight (and bias), and put back the exact saved values afterwards,
-    also on exceptions and KeyboardInterrupt. Only this module's tensors are copied."""
-    weight, bias = module.weight, getattr(module, "bias", None)
-    saved_w = weight.detach().clone()
-    saved_b = bias.detach().clone() if isinstance(bias, torch.Tensor) else None
+def _perturbed_copy(module: nn.Module, noise: tuple[torch.Tensor, torch.Tensor | None]) -> Iterator[None]:
+    """The module computes with W+E (and b+e) held in new tensors, and gets its own parameters back after.
+
+    Perturbing a module means perturbing its output only. Adding the noise to the parameter in place
+    would also perturb every other user of that tensor (a tied input embedding, when ``lm_head`` is
+    scored), which the batched engine's output hook never does; a separate copy gives both engines
+    one meaning. The original parameters are never written, so they survive exceptions and
+    KeyboardInterrupt bit for bit; they are put back by identity, which keeps the tie intact.
+    """
+    saved: dict[str, nn.Parameter] = {}
     try:
-        with torch.no_grad():
-            weight.add_(noise[0])
-            if saved_b is not None and noise[1] is not None:
-                bias.add_(noise[1])
+        for attr, delta in (("weight", noise[0]), ("bias", noise[1])):
+            param = module._parameters.get(attr)
+            if param is None or delta is None:
+                continue
+            saved[attr] = param
+            setattr(module, attr, nn.Parameter(param.detach() + delta, requires_grad=False))
         yield
     finally:
-        with torch.no_grad():
-            weight.copy_(saved_w)
-            if saved_b is not None:
-                bias.copy_(saved_b)
+        for attr, param in saved.items():
+            setattr(module, attr, param)
+
+
+_ABSENT = object()  # marks "the instance had no forward of its own"
 
 
 def _replicate(value: Any, reps: int, rows: int) -> Any:
@@ -184,16 +192,21 @@ def _replayed_prefix(blocks: Sequence[nn.Module], cached: Sequence[Any], upto: i
     perturbed copy is wasted work. The block's ``forward`` is shadowed on the instance and the
     shadow removed afterwards; no module is replaced and no weight is touched.
     """
-    patched = []
+    # An instance may already carry its own ``forward`` (accelerate's device/offload hooks live there):
+    # it is put back as it was, and an instance that had none is left with none.
+    saved: list[tuple[nn.Module, Any]] = []
     try:
         for i in range(upto):
             out = _replicate(cached[i], reps, rows)
+            saved.append((blocks[i], blocks[i].__dict__.get("forward", _ABSENT)))
             blocks[i].forward = (lambda o: (lambda *args, **kwargs: o))(out)  # type: ignore[method-assign]
-            patched.append(blocks[i])
         yield
     finally:
-        for block in patched:
-            del block.forward
+        for block, previous in saved:
+            if previous is _ABSENT:
+                del block.forward
+            else:
+                block.forward = previous  # type: ignore[method-assign]
 
 
 class _Scorer:
@@ -295,7 +308,7 @@ class _Scorer:
         if self.config.engine == "naive":
             out = []
             for noise in noises:
-                with _perturbed_in_place(module, noise):
+                with _perturbed_copy(module, noise):
                     out.append(self.run(sub.inputs, sub.attention_mask))
             return out
         reps = len(noises)
@@ -319,15 +332,17 @@ def score_modules(
 ) -> tuple[list[ModuleScore], str]:
     """Score every target; returns the scores and the concrete output choice used.
 
-    The model is put in eval mode under ``torch.no_grad`` and given back in its original mode with
-    its weights bit-for-bit unchanged, whether scoring finishes, fails or is interrupted.
+    The model is put in eval mode under ``torch.no_grad`` and given back with every submodule in its
+    own original mode and its weights bit-for-bit unchanged, whether scoring finishes, fails or is interrupted.
     ``forward(model, batch)`` replaces ``model(**batch)`` for models with another call signature.
     """
     config = config or ScoreConfig()
     if not isinstance(targets, (list, tuple)) or (targets and not isinstance(targets[0], Target)):
         targets = select_targets(model, targets)  # type: ignore[arg-type]
     modules = dict(model.named_modules(remove_duplicate=False))
-    was_training = model.training
+    # Each submodule's own flag, not just the root's: a model may be half in train mode on purpose
+    # (a frozen backbone in eval, a head in train), and model.train(flag) would overwrite all of them.
+    modes = [(m, m.training) for m in model.modules()]
     scorer = _Scorer(model, probes, config, forward)
     results: list[ModuleScore] = []
     bar = None
@@ -351,7 +366,8 @@ def score_modules(
     finally:
         if bar is not None:
             bar.close()
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
     return results, scorer.choice
 
 
