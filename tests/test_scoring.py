@@ -235,3 +235,87 @@ def test_accelerate_hooks_survive_prefix_replay(tiny_bert):
     for name, module in tiny_bert.named_modules():
         if module not in blocks:
             assert "forward" not in module.__dict__, name
+
+
+class AttentionBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.ff = nn.Linear(16, 16)
+
+    def forward(self, h, padding):
+        a, _ = self.attn(h, h, h, key_padding_mask=padding, need_weights=False)
+        h = h + a
+        return h + torch.tanh(self.ff(h))
+
+
+class WithMultiheadAttention(nn.Module):
+    """nn.MultiheadAttention calls F.multi_head_attention_forward with out_proj.weight: the out_proj Linear's
+    own forward (and any hook on it) never runs."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(50, 16)
+        self.blocks = nn.ModuleList(AttentionBlock() for _ in range(2))
+
+    def forward(self, input_ids, attention_mask):
+        h = self.embed(input_ids)
+        for block in self.blocks:
+            h = block(h, attention_mask == 0)
+        mask = attention_mask.unsqueeze(-1).float()
+        return (h * mask).sum(1) / mask.sum(1)
+
+
+class SeqFirstBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(16, 16)
+
+    def forward(self, h):
+        return h + torch.tanh(self.proj(h))
+
+
+class SequenceFirst(nn.Module):
+    """Blocks work on (seq, batch, features), as torch's own transformer layers do without batch_first."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(50, 16)
+        self.position = nn.Embedding(16, 16)
+        self.blocks = nn.ModuleList(SeqFirstBlock() for _ in range(3))
+
+    def forward(self, input_ids, attention_mask):
+        h = self.embed(input_ids) + self.position(torch.arange(input_ids.shape[1]))
+        h = h.transpose(0, 1)
+        for block in self.blocks:
+            h = block(h)
+        h = h.transpose(0, 1)
+        mask = attention_mask.unsqueeze(-1).float()
+        return (h * mask).sum(1) / mask.sum(1)
+
+
+@pytest.mark.parametrize("replay", [True, False])
+@pytest.mark.parametrize("case", ["multihead-attention", "seq-first-len-2", "seq-first-len-4", "seq-first-len-8"])
+def test_batched_engine_is_right_where_its_hook_cannot_be(case, replay, caplog):
+    """Where the output hook never runs (out_proj of nn.MultiheadAttention) or sees (seq, batch, ...) inputs,
+    the batched engine scored 0 or mixed the copies up. Here 2K = 4 replicas of 2 examples: 4 and 8 tokens
+    divide the rows evenly, 8 = 4 x 2 even passes a row count, and 2 tokens (= the batch) make the replayed
+    block outputs look batch-first. It must give the naive engine's values, and say which modules."""
+    if case == "multihead-attention":
+        model, targets, probes = WithMultiheadAttention(), ["out_proj", "ff"], random_probes(50)
+    else:
+        length = int(case.rsplit("-", 1)[1])
+        model, targets, probes = SequenceFirst(), ["proj"], random_probes(50, n=2, length=length)
+    cfg = dict(trials=2, prefix_replay=replay)
+    naive, _ = score_modules(model, probes, targets, ScoreConfig(engine="naive", **cfg), progress=False)
+    with caplog.at_level("WARNING", logger="adarank.scoring"):
+        fast, _ = score_modules(model, probes, targets, ScoreConfig(engine="batched", **cfg), progress=False)
+    assert all(s > 0 for r in naive for s in r.scores)
+    for a, b in zip(fast, naive):
+        assert a.target.name == b.target.name
+        assert a.scores == pytest.approx(b.scores, rel=1e-4), a.target.name
+    blind = [r.target.name for r in fast if case != "multihead-attention" or r.target.name.endswith("out_proj")]
+    assert blind and all(name in caplog.text for name in blind)
+    assert not any(name in caplog.text for name in {r.target.name for r in fast} - set(blind))

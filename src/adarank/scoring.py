@@ -124,18 +124,67 @@ def _as_linear_t(module: nn.Module, noise_w: torch.Tensor) -> torch.Tensor:
     return noise_w.t() if isinstance(module, nn.Linear) else noise_w
 
 
+def _close(a: torch.Tensor, b: torch.Tensor, rel: float = 1e-2) -> bool:
+    """Equal up to rounding (a different batch size may change the last bits, more so in bf16/fp16);
+    the layout mix-ups this guards against differ by the size of the values themselves."""
+    if a.shape != b.shape:
+        return False
+    scale = float(b.detach().abs().amax()) if b.numel() else 0.0
+    return bool((a.detach().float() - b.detach().float()).abs().amax() <= rel * scale + 1e-12) if a.numel() else True
+
+
+@dataclass
+class _HookAudit:
+    """What the replica hook saw during one batched forward: it must run, and on batch-first inputs.
+
+    The hook adds replica r's noise to rows r*n..r*n+n-1, which is right only if the module's input
+    holds the R stacked copies of the n examples along dim 0. A module whose forward never runs
+    (``nn.MultiheadAttention`` reads ``out_proj.weight`` directly) or that sees (seq, batch, ...)
+    inputs would otherwise score 0 or mix the copies up without a sign.
+    """
+
+    reps: int
+    rows: int
+    calls: int = 0
+    problem: str | None = None
+
+    def check(self, x: torch.Tensor, output: torch.Tensor) -> bool:
+        self.calls += 1
+        if self.problem is not None:
+            return False
+        if not isinstance(x, torch.Tensor) or not isinstance(output, torch.Tensor) or x.dim() < 1 \
+                or output.shape[:-1] != x.shape[:-1]:
+            self.problem = "its input or output is not a (rows, ..., features) tensor"
+        elif self.reps > 1 and x.shape[0] != self.reps * self.rows:
+            self.problem = (f"its input has {x.shape[0]} rows where {self.reps} stacked copies of {self.rows} "
+                            "examples were expected (not batch-first)")
+        elif self.reps > 1 and self.calls == 1:
+            # Nothing upstream of its first call is perturbed, so every copy must bring the same input.
+            copies = x.reshape(self.reps, -1)
+            if not _close(copies[1:], copies[:1].expand_as(copies[1:])):
+                self.problem = "the stacked copies reach it with different inputs (dim 0 is not the batch)"
+        return self.problem is None
+
+    def verdict(self) -> str | None:
+        if self.calls == 0:
+            return "its forward never runs (the model uses its weight directly)"
+        return self.problem
+
+
 @contextmanager
-def _replica_noise_hook(module: nn.Module, noises: list[tuple[torch.Tensor, torch.Tensor | None]]) -> Iterator[None]:
-    """Add replica r's noise term to rows r*n..r*n+n-1 of the module's output; weights untouched."""
+def _replica_noise_hook(module: nn.Module, noises: list[tuple[torch.Tensor, torch.Tensor | None]],
+                        audit: _HookAudit) -> Iterator[None]:
+    """Add replica r's noise term to rows r*n..r*n+n-1 of the module's output; weights untouched.
+    A call that ``audit`` rejects is left unperturbed, and the caller scores the module another way."""
     reps = len(noises)
     e_w = torch.stack([_as_linear_t(module, w) for w, _ in noises])  # (R, d_in, d_out)
     e_b = None if noises[0][1] is None else torch.stack([b for _, b in noises])  # (R, d_out)
 
     def hook(mod: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
-        x = args[0]
-        if x.shape[0] % reps:
-            raise RuntimeError(f"batch of {x.shape[0]} is not {reps} stacked replicas")
-        xr = x.reshape(reps, -1, x.shape[-1])
+        x = args[0] if args else None
+        if not audit.check(x, output):  # type: ignore[arg-type]
+            return output
+        xr = x.reshape(reps, -1, x.shape[-1])  # type: ignore[union-attr]
         delta = torch.bmm(xr.to(e_w.dtype), e_w)
         if e_b is not None:
             delta = delta + e_b[:, None, :]
@@ -225,6 +274,7 @@ class _Scorer:
         self.hidden_states = False  # call with output_hidden_states=True (``hidden`` on a model with logits)
         self.clean: list[tuple[torch.Tensor, torch.Tensor | None]] = []
         self.block_outputs: list[list[Any]] = []  # per probe chunk, the clean output of every block
+        self.fallbacks: dict[str, str] = {}  # modules the batched hook cannot score, and why: run naively
         stack = find_block_stack(model) if config.prefix_replay and config.engine == "batched" else None
         self.blocks: nn.ModuleList | None = stack[1] if stack else None
         if config.prefix_replay and config.engine == "batched" and stack is None:
@@ -259,11 +309,33 @@ class _Scorer:
             if self.blocks is not None and len(captured) != len(self.blocks):
                 log.info("blocks ran %d times for %d blocks: prefix replay disabled", len(captured), len(self.blocks))
                 self.blocks = None
+            if self.blocks is not None and not self.block_outputs and not self._replay_reproduces(sub, captured, rep):
+                log.info("replaying the clean block outputs does not reproduce the model's output "
+                         "(blocks not batch-first?): prefix replay disabled")
+                self.blocks = None
             self.block_outputs.append(captured)
             if not torch.isfinite(rep).all():
                 raise AdaRankError("the unperturbed model already gives NaN/Inf outputs on the probes; "
                                    "check the model's weights and --dtype (try fp32)")
             self.clean.append((rep, tmask))
+
+    def _replay_reproduces(self, sub: ProbeBatch, captured: list[Any], clean: torch.Tensor) -> bool:
+        """Whether two stacked copies, all blocks but the last replayed, give the clean output twice.
+
+        Replay stacks the cached outputs along dim 0, which is right only for batch-first blocks; a
+        (seq, batch, ...) block whose sequence length equals the batch size would pass every shape test
+        and still be stacked along the sequence. One cheap forward settles it for any architecture.
+        """
+        n, reps = len(sub), 2
+        stacked = sub.repeat(reps)
+        try:
+            with _replayed_prefix(self.blocks or [], captured, len(captured) - 1, reps, n):
+                out, _ = self.run(stacked, stacked["attention_mask"])
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except (RuntimeError, ValueError, IndexError, TypeError):  # shapes that do not fit: not batch-first
+            return False
+        return _close(out, clean.repeat(reps, *([1] * (clean.dim() - 1))))
 
     def score(self, module: nn.Module, target: Target) -> list[float]:
         while True:
@@ -305,19 +377,31 @@ class _Scorer:
     def _perturbed_outputs(self, module: nn.Module, target: Target, sub: ProbeBatch,
                            noises: list[tuple[torch.Tensor, torch.Tensor | None]], chunk: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         n = len(sub)
-        if self.config.engine == "naive":
-            out = []
-            for noise in noises:
-                with _perturbed_copy(module, noise):
-                    out.append(self.run(sub.inputs, sub.attention_mask))
-            return out
+        if self.config.engine == "naive" or target.name in self.fallbacks:
+            return self._naive_outputs(module, sub, noises)
         reps = len(noises)
         stacked = sub.repeat(reps)
         upto = target.block if (self.blocks is not None and target.block is not None) else 0
         cached = self.block_outputs[chunk] if upto else []
-        with _replica_noise_hook(module, noises), _replayed_prefix(self.blocks or [], cached, upto, reps, n):
+        audit = _HookAudit(reps, n)
+        with _replica_noise_hook(module, noises, audit), _replayed_prefix(self.blocks or [], cached, upto, reps, n):
             rep, tmask = self.run(stacked, stacked["attention_mask"])
+        problem = audit.verdict()
+        if problem is None and rep.shape[0] != reps * n:
+            problem = "the model's output has no row per stacked copy"
+        if problem is not None:
+            self.fallbacks[target.name] = problem
+            return self._naive_outputs(module, sub, noises)
         return [(rep[r * n:(r + 1) * n], None if tmask is None else tmask[r * n:(r + 1) * n]) for r in range(reps)]
+
+    def _naive_outputs(self, module: nn.Module, sub: ProbeBatch,
+                       noises: list[tuple[torch.Tensor, torch.Tensor | None]]) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """One full forward per perturbed copy: right whatever the module's inputs look like."""
+        out = []
+        for noise in noises:
+            with _perturbed_copy(module, noise):
+                out.append(self.run(sub.inputs, sub.attention_mask))
+        return out
 
 
 def score_modules(
@@ -368,7 +452,19 @@ def score_modules(
             bar.close()
         for module, training in modes:
             module.training = training
+    _report_fallbacks(scorer.fallbacks)
     return results, scorer.choice
+
+
+def _report_fallbacks(fallbacks: dict[str, str]) -> None:
+    """One warning per reason, naming the modules that the batched engine handed to the naive one."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in fallbacks.items():
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in by_reason.items():
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        log.warning("%s: %s, so the batched engine's output hook cannot perturb it; scored with the naive "
+                    "engine instead (same values, one forward per perturbed copy)", shown, reason)
 
 
 def config_dict(config: ScoreConfig) -> dict[str, Any]:
