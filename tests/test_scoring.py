@@ -319,3 +319,13 @@ def test_batched_engine_is_right_where_its_hook_cannot_be(case, replay, caplog):
     blind = [r.target.name for r in fast if case != "multihead-attention" or r.target.name.endswith("out_proj")]
     assert blind and all(name in caplog.text for name in blind)
     assert not any(name in caplog.text for name in {r.target.name for r in fast} - set(blind))
+
+
+@pytest.mark.parametrize("fixture", MODELS)
+def test_transformers_models_need_no_fallback(fixture, request, caplog):
+    """The hook checks must not hand ordinary batch-first transformer modules to the slow naive engine."""
+    model = request.getfixturevalue(fixture)
+    with caplog.at_level("INFO", logger="adarank.scoring"):
+        score_modules(model, _probes_for(model), "all-linear", ScoreConfig(trials=2), progress=False)
+    assert "naive engine instead" not in caplog.text
+    assert "prefix replay disabled" not in caplog.text
