@@ -63,7 +63,7 @@ def test_apply_to_seq_cls_prefixes_names(capsys, tiny_bert_dir, tmp_path):
                          "--out", tmp_path, *FAST)
     assert code == 0
     config = json.loads((tmp_path / "lora_config.json").read_text())
-    assert all(name.startswith("bert.encoder.layer.") for name in config["target_modules"])
+    assert all(key.startswith("bert\\.encoder\\.layer\\.") for key in config["rank_pattern"])
 
 
 def test_allocate_reuses_scores(capsys, tiny_bert_dir, tmp_path):

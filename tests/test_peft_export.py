@@ -1,4 +1,6 @@
 import json
+import re
+from dataclasses import replace
 
 import pytest
 import torch
@@ -56,26 +58,63 @@ def test_peft_round_trip_on_another_wrapper(bert_plan, tmp_path):
     assert lora_ranks(reloaded) == expected
 
 
-def test_keys_are_anchored_and_exact(bert_plan):
+def test_keys_select_the_full_name_alone_or_under_a_prefix(bert_plan):
+    """A key is the whole planned name: it survives a wrapper's prefix but never hits a neighbour."""
     config = bert_plan.to_lora_config()
-    for key in config.rank_pattern:
-        assert key.startswith("^")
     key_l1 = next(k for k in config.rank_pattern if "layer\\.1\\.attention\\.self\\.value" in k)
     assert peft_pattern_matches(key_l1, "encoder.layer.1.attention.self.value")
+    assert peft_pattern_matches(key_l1, "bert.encoder.layer.1.attention.self.value")
     assert not peft_pattern_matches(key_l1, "encoder.layer.11.attention.self.value")
-    assert not peft_pattern_matches(key_l1, "bert.encoder.layer.1.attention.self.value")
+    assert not peft_pattern_matches(key_l1, "xencoder.layer.1.attention.self.value")  # only after a "."
+    assert not peft_pattern_matches(key_l1, "encoder.layer.1.attention.self.value.extra")
+    regex = re.compile(config.target_modules)
+    assert regex.fullmatch("bert.encoder.layer.1.attention.self.value")
+    assert not regex.fullmatch("encoder.layer.1.attention.self.key")
+    assert not regex.fullmatch("bert_encoder.layer.1.attention.self.value")
     assert config.r == 4 and config.lora_alpha == 8
     for key, r in config.rank_pattern.items():
         assert config.alpha_pattern[key] == pytest.approx(8 * r / 4)
 
 
-def test_unresolved_config_is_refused_by_another_wrapper(bert_plan):
-    """Without model=..., the config must not half-apply to a prefixed wrapper (uniform ranks in disguise)."""
+def test_unresolved_config_gives_planned_ranks_on_a_prefixed_wrapper(bert_plan):
+    """Without model=..., the config gives the planned ranks on the scored model and on a wrapper that
+    adds a prefix (before, the wrapper trained every module at r̄), and is refused where the names are missing."""
     config = bert_plan.to_lora_config()
-    same = get_peft_model(tiny_bert_model(), config)
-    assert lora_ranks(same) == {m.name: m.rank for m in bert_plan.modules if m.rank > 0}
-    with pytest.raises(ValueError):
-        get_peft_model(tiny_bert_model("BertForSequenceClassification", num_labels=3), bert_plan.to_lora_config())
+    planned = {m.name: m.rank for m in bert_plan.modules if m.rank > 0}
+    assert len(set(planned.values())) > 1
+    assert lora_ranks(get_peft_model(tiny_bert_model(), config)) == planned
+    wrapper = get_peft_model(tiny_bert_model("BertForSequenceClassification", num_labels=3), bert_plan.to_lora_config())
+    assert lora_ranks(wrapper) == {"bert." + n: r for n, r in planned.items()}
+    renamed = replace(bert_plan, modules=[replace(m, name="bert." + m.name) for m in bert_plan.modules])
+    with pytest.raises(ValueError, match="not found"):
+        get_peft_model(tiny_bert_model(), renamed.to_lora_config())
+
+
+def test_a_suffix_of_a_planned_name_keeps_its_own_rank():
+    """Top-level `proj` and `blocks.0.proj` both planned: PEFT takes the first matching key, so the deeper
+    name's key must come first or `blocks.0.proj` would get `proj`'s rank."""
+    from torch import nn
+
+    from adarank.plan import RankPlan
+
+    class Nested(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(8, 8)
+            self.blocks = nn.ModuleList(nn.ModuleDict({"proj": nn.Linear(8, 8)}) for _ in range(2))
+
+    data = {"model": "nested", "settings": {}, "schema_version": 1,
+            "budget": {"rank": 4, "unit": "ranks", "rule": "exact", "groups": "joint", "min_rank": 0,
+                       "max_rank": None, "total": 12, "used": 12},
+            "modules": [{"name": n, "type": n, "block": None, "shape": [8, 8], "scores": [1.0],
+                         "score_mean": 1.0, "score_std": 0.0, "rank": r, "aliases": []}
+                        for n, r in (("proj", 6), ("blocks.0.proj", 2), ("blocks.1.proj", 4))]}
+    plan = RankPlan.from_dict(data)
+    assert lora_ranks(get_peft_model(Nested(), plan.to_lora_config())) == {"proj": 6, "blocks.0.proj": 2,
+                                                                           "blocks.1.proj": 4}
+    plan.modules[1].rank = 0  # blocks.0.proj must not be adapted, but no pattern for `proj` can spare it
+    with pytest.raises(AdaRankError, match="blocks.0.proj"):
+        plan.to_lora_config(Nested())
 
 
 def test_rank_zero_modules_are_left_out(bert_plan, tiny_bert):

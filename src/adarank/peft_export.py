@@ -1,10 +1,22 @@
-"""From a plan to PEFT: ``LoraConfig``, ``adapter_config.json``-style JSON and a YAML snippet.
+r"""From a plan to PEFT: ``LoraConfig``, ``adapter_config.json``-style JSON and a YAML snippet.
 
-PEFT reads ``rank_pattern`` keys with ``re.match(rf"(.*\\.)?({key})$", name)``, so a bare key such as
-``layer.1.attention.self.value`` can also hit a module under an unexpected prefix, and a key that
-matches nothing is ignored: the module then trains at the default rank and the comparison silently
-becomes uniform LoRA. Every key written here is therefore an anchored, escaped full module name,
-and is checked against the names it will meet before the config is returned.
+A plan's names are those of the model it was scored on (``encoder.layer.3.attention.self.value``),
+but the config is often applied to a wrapper whose names carry a prefix (``bert.encoder...`` in
+``AutoModelForSequenceClassification``, ``model.layers...`` in a causal LM). PEFT matches the two
+parts of a config by different rules: a ``target_modules`` *list* entry hits any name that equals it
+or ends with ``.``+entry, while ``rank_pattern`` / ``alpha_pattern`` keys are tried in order with
+``re.match(rf"(.*\.)?({key})$", name)`` and a key that matches nothing is ignored. A list of names
+beside anchored keys therefore selects every module of a wrapper at the default rank: uniform LoRA,
+with only a warning.
+
+So both parts are written with one rule, "the full planned name, on its own or after a ``.``":
+every rank/alpha key is the escaped full name (PEFT's own ``(.*\.)?`` prefix supplies the
+boundary), and ``target_modules`` is one regex, ``(?:.*\.)?(?:name|name|...)``, which PEFT
+full-matches. On a model named as scored, or on any wrapper that only adds a prefix, each planned
+module gets exactly its rank and nothing else is adapted; on a model whose names differ otherwise,
+the regex selects nothing and PEFT refuses the config. Keys are ordered deepest name first, so a
+name that is a ``.``-suffix of another planned name can never take that module's rank, and every
+key is checked against the names it will meet before the config is returned.
 """
 
 from __future__ import annotations
@@ -23,13 +35,29 @@ if TYPE_CHECKING:
     from .plan import RankPlan
 
 
-def anchored_key(name: str) -> str:
-    return "^" + re.escape(name)
+def pattern_key(name: str) -> str:
+    r"""The rank/alpha key of one module: its escaped full name (PEFT adds the ``(.*\.)?`` prefix)."""
+    return re.escape(name)
+
+
+def target_regex(names: Sequence[str]) -> str:
+    """``target_modules`` as one regex: exactly these names, alone or under any ``.``-separated prefix."""
+    return r"(?:.*\.)?(?:" + "|".join(re.escape(n) for n in names) + ")"
 
 
 def peft_pattern_matches(key: str, module_name: str) -> bool:
     """PEFT's own rule for rank_pattern / alpha_pattern keys."""
     return re.match(rf"(.*\.)?({key})$", module_name) is not None
+
+
+def peft_pattern_key(keys: Iterable[str], module_name: str) -> str | None:
+    """The key PEFT uses for ``module_name``: the first in order that matches (``get_pattern_key``)."""
+    return next((k for k in keys if peft_pattern_matches(k, module_name)), None)
+
+
+def deepest_first(names: Sequence[str]) -> list[str]:
+    """Names with more ``.``-parts first: a ``.``-suffix of a name then never comes before it."""
+    return sorted(names, key=lambda n: -n.count("."))
 
 
 def resolve_module_names(plan_names: Sequence[str], model: "nn.Module") -> dict[str, str]:
@@ -59,21 +87,28 @@ def resolve_module_names(plan_names: Sequence[str], model: "nn.Module") -> dict[
 
 
 def check_patterns(targets: Sequence[str], all_names: Iterable[str]) -> None:
-    """Each target's pattern key and ``target_modules`` entry must select exactly that module.
+    """The config's entries must adapt exactly ``targets`` among ``all_names``, each with its own key.
 
-    Both PEFT rules are checked: the regex rule of ``rank_pattern``/``alpha_pattern`` keys and the
-    exact-or-suffix rule of a ``target_modules`` list.
+    Checked with PEFT's two rules: ``target_modules`` (one regex, full-matched) must select exactly
+    the targets, and for each of them the first matching rank key (in the order written) must be its
+    own. A failure means two module names overlap (one is a ``.``-suffix of the other) in a way no
+    prefix-tolerant name can separate.
     """
-    names = list(all_names)
+    names = list(dict.fromkeys(all_names))
+    keys = [pattern_key(t) for t in deepest_first(targets)]
+    regex = re.compile(target_regex(targets))
+    selected = {n for n in names if regex.fullmatch(n)}
+    extra = sorted(selected - set(targets))
+    if extra:
+        planned = next(t for t in targets if matches_key(extra[0], t))
+        raise AdaRankError(
+            f"module '{extra[0]}' ends with the name of planned module '{planned}', so no PEFT pattern can adapt "
+            "one without the other; adapt both (target both, with --min-rank 1) or neither"
+        )
     for target in targets:
-        key = anchored_key(target)
-        by_key = [n for n in names if peft_pattern_matches(key, n)]
-        by_list = [n for n in names if matches_key(n, target)]
-        if by_key != [target] or by_list != [target]:
-            raise AdaRankError(
-                f"the PEFT entries for '{target}' would select {sorted(set(by_key + by_list)) or 'nothing'}; "
-                "this is a bug in adarank, please report it"
-            )
+        if peft_pattern_key(keys, target) != pattern_key(target):
+            raise AdaRankError(f"the rank key for '{target}' is shadowed by another planned module's key; "
+                               "this is a bug in adarank, please report it")
 
 
 def lora_config_from_plan(plan: "RankPlan", model: "nn.Module | None" = None, *,
@@ -83,9 +118,10 @@ def lora_config_from_plan(plan: "RankPlan", model: "nn.Module | None" = None, *,
     ``r`` is the plan's average rank r̄ and ``lora_alpha`` defaults to 2·r̄; ``alpha_pattern`` sets
     α_i = lora_alpha·r_i/r̄ so that every module keeps the uniform baseline's scale α/r̄.
     With ``model`` given, names are resolved against that model (see :func:`resolve_module_names`) and
-    ``target_modules`` is a list of full names. Without it the names are the scored model's own and
-    ``target_modules`` is one anchored regex of them, so PEFT refuses (rather than half-applies) the
-    config on a wrapper whose names differ.
+    checked against all its module names; without it they are the scored model's own. Either way the
+    keys and ``target_modules`` follow the module docstring's one rule, so the config gives the
+    planned ranks on that model and on any wrapper that adds a prefix, and is refused by PEFT on a
+    model whose names differ otherwise.
     """
     from peft import LoraConfig
 
@@ -101,19 +137,15 @@ def lora_config_from_plan(plan: "RankPlan", model: "nn.Module | None" = None, *,
     active = [(mapping[m.name], m.rank) for m in plan.modules if m.rank > 0]
     if not active:
         raise AdaRankError("every module got rank 0, so there is nothing to adapt; raise --rank or set --min-rank 1")
-    rank_pattern = {anchored_key(full): int(r) for full, r in active}
-    alpha_pattern = {anchored_key(full): _clean_number(alpha * r / base_r) for full, r in active}
+    by_depth = deepest_first([full for full, _ in active])
+    ranks = dict(active)
+    rank_pattern = {pattern_key(full): int(ranks[full]) for full in by_depth}
+    alpha_pattern = {pattern_key(full): _clean_number(alpha * ranks[full] / base_r) for full in by_depth}
     check_patterns([full for full, _ in active], all_names)
     for key in ("target_modules", "rank_pattern", "alpha_pattern", "r"):
         if key in lora_kwargs:
             raise AdaRankError(f"'{key}' comes from the plan; do not pass it to to_lora_config")
-    targets: list[str] | str = [full for full, _ in active]
-    if model is None:
-        # Unresolved names: a list would also suffix-match a wrapper's prefixed names (bert.encoder...)
-        # while the anchored rank keys would not, silently giving every module rank r̄. One anchored
-        # regex makes PEFT refuse such a model loudly instead.
-        targets = "^(?:" + "|".join(re.escape(full) for full, _ in active) + ")$"
-    return LoraConfig(r=base_r, lora_alpha=_clean_number(alpha), target_modules=targets,
+    return LoraConfig(r=base_r, lora_alpha=_clean_number(alpha), target_modules=target_regex([f for f, _ in active]),
                       rank_pattern=rank_pattern, alpha_pattern=alpha_pattern, **lora_kwargs)
 
 
@@ -154,7 +186,8 @@ def yaml_snippet(config: "LoraConfig", plan: "RankPlan") -> str:
         "lora_alpha_pattern": dict(config.alpha_pattern),
     }
     head = (f"# adarank plan for {plan.model}\n# {plan.budget_summary()}\n"
-            "# keys are anchored full module names; rank-0 modules are left out of lora_target_modules\n")
+            "# keys are full module names, matched alone or after a wrapper's prefix (bert., model.);\n"
+            "# lora_target_modules is one regex of exactly the planned modules (rank-0 modules left out)\n")
     return head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 

@@ -9,9 +9,10 @@ instead (the ``representation`` signal of :mod:`adarank.signals`).
 
 The default ``batched`` engine never writes to the model: a forward hook on the target adds each
 replica's noise term ``x @ E_r^T + e_r`` to the module's output, and the probe batch is stacked once
-per replica, so all 2K perturbed models of a module run in one pass. The ``naive`` engine perturbs
-the weight in place and restores it from a copy of that one module after every forward. Both draw
-the same noise from the same seeds.
+per replica, so all 2K perturbed models of a module run in one pass. The ``naive`` engine runs one
+forward per perturbed copy, with the module computing from a perturbed copy of its weight. Both
+draw the same noise from the same seeds, and both perturb the module's output only: a weight tied
+to another module (``lm_head`` and the input embedding) stays clean in that other module.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class ScoreConfig:
     compare: Compare = field(default="pair", metadata={"help": "pair: two perturbed copies (the paper); clean: one perturbed copy vs the clean model (the authors' code)"})
     output: str = field(default="auto", metadata={"help": "auto (logits if the model has a head, else mean of last hidden state), logits, pooled, first, mean, hidden (last hidden state per token)"})
     seed: int = field(default=0, metadata={"help": "base seed of every noise draw; the same seed gives the same scores bit for bit on one machine"})
-    engine: Engine = field(default="batched", metadata={"help": "batched: all perturbed copies of a module in one pass through hooks; naive: perturb weights in place, one forward per copy"})
+    engine: Engine = field(default="batched", metadata={"help": "batched: all perturbed copies of a module in one pass through hooks; naive: one forward per copy, the module computing from a perturbed copy of its weights"})
     max_batch: int = field(default=256, metadata={"help": "most sequences in one forward (replicas x probe examples); halved automatically on CUDA out-of-memory"})
     prefix_replay: bool = field(default=True, metadata={"help": "batched engine: replay the clean outputs of the blocks before the perturbed one instead of recomputing them"})
     distance: Distance = field(default="l1", metadata={"help": "l1 (the paper) or cosine (1 - cos, per token for per-token outputs) between the compared outputs"})
@@ -123,18 +124,67 @@ def _as_linear_t(module: nn.Module, noise_w: torch.Tensor) -> torch.Tensor:
     return noise_w.t() if isinstance(module, nn.Linear) else noise_w
 
 
+def _close(a: torch.Tensor, b: torch.Tensor, rel: float = 1e-2) -> bool:
+    """Equal up to rounding (a different batch size may change the last bits, more so in bf16/fp16);
+    the layout mix-ups this guards against differ by the size of the values themselves."""
+    if a.shape != b.shape:
+        return False
+    scale = float(b.detach().abs().amax()) if b.numel() else 0.0
+    return bool((a.detach().float() - b.detach().float()).abs().amax() <= rel * scale + 1e-12) if a.numel() else True
+
+
+@dataclass
+class _HookAudit:
+    """What the replica hook saw during one batched forward: it must run, and on batch-first inputs.
+
+    The hook adds replica r's noise to rows r*n..r*n+n-1, which is right only if the module's input
+    holds the R stacked copies of the n examples along dim 0. A module whose forward never runs
+    (``nn.MultiheadAttention`` reads ``out_proj.weight`` directly) or that sees (seq, batch, ...)
+    inputs would otherwise score 0 or mix the copies up without a sign.
+    """
+
+    reps: int
+    rows: int
+    calls: int = 0
+    problem: str | None = None
+
+    def check(self, x: torch.Tensor, output: torch.Tensor) -> bool:
+        self.calls += 1
+        if self.problem is not None:
+            return False
+        if not isinstance(x, torch.Tensor) or not isinstance(output, torch.Tensor) or x.dim() < 1 \
+                or output.shape[:-1] != x.shape[:-1]:
+            self.problem = "its input or output is not a (rows, ..., features) tensor"
+        elif self.reps > 1 and x.shape[0] != self.reps * self.rows:
+            self.problem = (f"its input has {x.shape[0]} rows where {self.reps} stacked copies of {self.rows} "
+                            "examples were expected (not batch-first)")
+        elif self.reps > 1 and self.calls == 1:
+            # Nothing upstream of its first call is perturbed, so every copy must bring the same input.
+            copies = x.reshape(self.reps, -1)
+            if not _close(copies[1:], copies[:1].expand_as(copies[1:])):
+                self.problem = "the stacked copies reach it with different inputs (dim 0 is not the batch)"
+        return self.problem is None
+
+    def verdict(self) -> str | None:
+        if self.calls == 0:
+            return "its forward never runs (the model uses its weight directly)"
+        return self.problem
+
+
 @contextmanager
-def _replica_noise_hook(module: nn.Module, noises: list[tuple[torch.Tensor, torch.Tensor | None]]) -> Iterator[None]:
-    """Add replica r's noise term to rows r*n..r*n+n-1 of the module's output; weights untouched."""
+def _replica_noise_hook(module: nn.Module, noises: list[tuple[torch.Tensor, torch.Tensor | None]],
+                        audit: _HookAudit) -> Iterator[None]:
+    """Add replica r's noise term to rows r*n..r*n+n-1 of the module's output; weights untouched.
+    A call that ``audit`` rejects is left unperturbed, and the caller scores the module another way."""
     reps = len(noises)
     e_w = torch.stack([_as_linear_t(module, w) for w, _ in noises])  # (R, d_in, d_out)
     e_b = None if noises[0][1] is None else torch.stack([b for _, b in noises])  # (R, d_out)
 
     def hook(mod: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
-        x = args[0]
-        if x.shape[0] % reps:
-            raise RuntimeError(f"batch of {x.shape[0]} is not {reps} stacked replicas")
-        xr = x.reshape(reps, -1, x.shape[-1])
+        x = args[0] if args else None
+        if not audit.check(x, output):  # type: ignore[arg-type]
+            return output
+        xr = x.reshape(reps, -1, x.shape[-1])  # type: ignore[union-attr]
         delta = torch.bmm(xr.to(e_w.dtype), e_w)
         if e_b is not None:
             delta = delta + e_b[:, None, :]
@@ -148,23 +198,30 @@ def _replica_noise_hook(module: nn.Module, noises: list[tuple[torch.Tensor, torc
 
 
 @contextmanager
-def _perturbed_in_place(module: nn.Module, noise: tuple[torch.Tensor, torch.Tensor | None]) -> Iterator[None]:
-    """Add the noise to the weight (and bias), and put back the exact saved values afterwards,
-    also on exceptions and KeyboardInterrupt. Only this module's tensors are copied."""
-    weight, bias = module.weight, getattr(module, "bias", None)
-    saved_w = weight.detach().clone()
-    saved_b = bias.detach().clone() if isinstance(bias, torch.Tensor) else None
+def _perturbed_copy(module: nn.Module, noise: tuple[torch.Tensor, torch.Tensor | None]) -> Iterator[None]:
+    """The module computes with W+E (and b+e) held in new tensors, and gets its own parameters back after.
+
+    Perturbing a module means perturbing its output only. Adding the noise to the parameter in place
+    would also perturb every other user of that tensor (a tied input embedding, when ``lm_head`` is
+    scored), which the batched engine's output hook never does; a separate copy gives both engines
+    one meaning. The original parameters are never written, so they survive exceptions and
+    KeyboardInterrupt bit for bit; they are put back by identity, which keeps the tie intact.
+    """
+    saved: dict[str, nn.Parameter] = {}
     try:
-        with torch.no_grad():
-            weight.add_(noise[0])
-            if saved_b is not None and noise[1] is not None:
-                bias.add_(noise[1])
+        for attr, delta in (("weight", noise[0]), ("bias", noise[1])):
+            param = module._parameters.get(attr)
+            if param is None or delta is None:
+                continue
+            saved[attr] = param
+            setattr(module, attr, nn.Parameter(param.detach() + delta, requires_grad=False))
         yield
     finally:
-        with torch.no_grad():
-            weight.copy_(saved_w)
-            if saved_b is not None:
-                bias.copy_(saved_b)
+        for attr, param in saved.items():
+            setattr(module, attr, param)
+
+
+_ABSENT = object()  # marks "the instance had no forward of its own"
 
 
 def _replicate(value: Any, reps: int, rows: int) -> Any:
@@ -184,16 +241,21 @@ def _replayed_prefix(blocks: Sequence[nn.Module], cached: Sequence[Any], upto: i
     perturbed copy is wasted work. The block's ``forward`` is shadowed on the instance and the
     shadow removed afterwards; no module is replaced and no weight is touched.
     """
-    patched = []
+    # An instance may already carry its own ``forward`` (accelerate's device/offload hooks live there):
+    # it is put back as it was, and an instance that had none is left with none.
+    saved: list[tuple[nn.Module, Any]] = []
     try:
         for i in range(upto):
             out = _replicate(cached[i], reps, rows)
+            saved.append((blocks[i], blocks[i].__dict__.get("forward", _ABSENT)))
             blocks[i].forward = (lambda o: (lambda *args, **kwargs: o))(out)  # type: ignore[method-assign]
-            patched.append(blocks[i])
         yield
     finally:
-        for block in patched:
-            del block.forward
+        for block, previous in saved:
+            if previous is _ABSENT:
+                del block.forward
+            else:
+                block.forward = previous  # type: ignore[method-assign]
 
 
 class _Scorer:
@@ -212,6 +274,7 @@ class _Scorer:
         self.hidden_states = False  # call with output_hidden_states=True (``hidden`` on a model with logits)
         self.clean: list[tuple[torch.Tensor, torch.Tensor | None]] = []
         self.block_outputs: list[list[Any]] = []  # per probe chunk, the clean output of every block
+        self.fallbacks: dict[str, str] = {}  # modules the batched hook cannot score, and why: run naively
         stack = find_block_stack(model) if config.prefix_replay and config.engine == "batched" else None
         self.blocks: nn.ModuleList | None = stack[1] if stack else None
         if config.prefix_replay and config.engine == "batched" and stack is None:
@@ -246,11 +309,33 @@ class _Scorer:
             if self.blocks is not None and len(captured) != len(self.blocks):
                 log.info("blocks ran %d times for %d blocks: prefix replay disabled", len(captured), len(self.blocks))
                 self.blocks = None
+            if self.blocks is not None and not self.block_outputs and not self._replay_reproduces(sub, captured, rep):
+                log.info("replaying the clean block outputs does not reproduce the model's output "
+                         "(blocks not batch-first?): prefix replay disabled")
+                self.blocks = None
             self.block_outputs.append(captured)
             if not torch.isfinite(rep).all():
                 raise AdaRankError("the unperturbed model already gives NaN/Inf outputs on the probes; "
                                    "check the model's weights and --dtype (try fp32)")
             self.clean.append((rep, tmask))
+
+    def _replay_reproduces(self, sub: ProbeBatch, captured: list[Any], clean: torch.Tensor) -> bool:
+        """Whether two stacked copies, all blocks but the last replayed, give the clean output twice.
+
+        Replay stacks the cached outputs along dim 0, which is right only for batch-first blocks; a
+        (seq, batch, ...) block whose sequence length equals the batch size would pass every shape test
+        and still be stacked along the sequence. One cheap forward settles it for any architecture.
+        """
+        n, reps = len(sub), 2
+        stacked = sub.repeat(reps)
+        try:
+            with _replayed_prefix(self.blocks or [], captured, len(captured) - 1, reps, n):
+                out, _ = self.run(stacked, stacked["attention_mask"])
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except (RuntimeError, ValueError, IndexError, TypeError):  # shapes that do not fit: not batch-first
+            return False
+        return _close(out, clean.repeat(reps, *([1] * (clean.dim() - 1))))
 
     def score(self, module: nn.Module, target: Target) -> list[float]:
         while True:
@@ -292,19 +377,31 @@ class _Scorer:
     def _perturbed_outputs(self, module: nn.Module, target: Target, sub: ProbeBatch,
                            noises: list[tuple[torch.Tensor, torch.Tensor | None]], chunk: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         n = len(sub)
-        if self.config.engine == "naive":
-            out = []
-            for noise in noises:
-                with _perturbed_in_place(module, noise):
-                    out.append(self.run(sub.inputs, sub.attention_mask))
-            return out
+        if self.config.engine == "naive" or target.name in self.fallbacks:
+            return self._naive_outputs(module, sub, noises)
         reps = len(noises)
         stacked = sub.repeat(reps)
         upto = target.block if (self.blocks is not None and target.block is not None) else 0
         cached = self.block_outputs[chunk] if upto else []
-        with _replica_noise_hook(module, noises), _replayed_prefix(self.blocks or [], cached, upto, reps, n):
+        audit = _HookAudit(reps, n)
+        with _replica_noise_hook(module, noises, audit), _replayed_prefix(self.blocks or [], cached, upto, reps, n):
             rep, tmask = self.run(stacked, stacked["attention_mask"])
+        problem = audit.verdict()
+        if problem is None and rep.shape[0] != reps * n:
+            problem = "the model's output has no row per stacked copy"
+        if problem is not None:
+            self.fallbacks[target.name] = problem
+            return self._naive_outputs(module, sub, noises)
         return [(rep[r * n:(r + 1) * n], None if tmask is None else tmask[r * n:(r + 1) * n]) for r in range(reps)]
+
+    def _naive_outputs(self, module: nn.Module, sub: ProbeBatch,
+                       noises: list[tuple[torch.Tensor, torch.Tensor | None]]) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """One full forward per perturbed copy: right whatever the module's inputs look like."""
+        out = []
+        for noise in noises:
+            with _perturbed_copy(module, noise):
+                out.append(self.run(sub.inputs, sub.attention_mask))
+        return out
 
 
 def score_modules(
@@ -319,15 +416,17 @@ def score_modules(
 ) -> tuple[list[ModuleScore], str]:
     """Score every target; returns the scores and the concrete output choice used.
 
-    The model is put in eval mode under ``torch.no_grad`` and given back in its original mode with
-    its weights bit-for-bit unchanged, whether scoring finishes, fails or is interrupted.
+    The model is put in eval mode under ``torch.no_grad`` and given back with every submodule in its
+    own original mode and its weights bit-for-bit unchanged, whether scoring finishes, fails or is interrupted.
     ``forward(model, batch)`` replaces ``model(**batch)`` for models with another call signature.
     """
     config = config or ScoreConfig()
     if not isinstance(targets, (list, tuple)) or (targets and not isinstance(targets[0], Target)):
         targets = select_targets(model, targets)  # type: ignore[arg-type]
     modules = dict(model.named_modules(remove_duplicate=False))
-    was_training = model.training
+    # Each submodule's own flag, not just the root's: a model may be half in train mode on purpose
+    # (a frozen backbone in eval, a head in train), and model.train(flag) would overwrite all of them.
+    modes = [(m, m.training) for m in model.modules()]
     scorer = _Scorer(model, probes, config, forward)
     results: list[ModuleScore] = []
     bar = None
@@ -351,8 +450,21 @@ def score_modules(
     finally:
         if bar is not None:
             bar.close()
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
+    _report_fallbacks(scorer.fallbacks)
     return results, scorer.choice
+
+
+def _report_fallbacks(fallbacks: dict[str, str]) -> None:
+    """One warning per reason, naming the modules that the batched engine handed to the naive one."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in fallbacks.items():
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in by_reason.items():
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        log.warning("%s: %s, so the batched engine's output hook cannot perturb it; scored with the naive "
+                    "engine instead (same values, one forward per perturbed copy)", shown, reason)
 
 
 def config_dict(config: ScoreConfig) -> dict[str, Any]:

@@ -171,6 +171,8 @@ def test_patterns_that_match_nothing_abort_before_training(tiny_bert_dir, data, 
         # them on the task model) but rank keys anchored to the backbone's names (they match nothing).
         config = lora_config_from_plan(self, None, **kw)
         config.target_modules = {m.name for m in self.modules if m.rank > 0}
+        config.rank_pattern = {"^" + k: v for k, v in config.rank_pattern.items()}
+        config.alpha_pattern = {"^" + k: v for k, v in config.alpha_pattern.items()}
         return config
 
     monkeypatch.setattr(plan_module.RankPlan, "to_lora_config", suffix_matching_config)
