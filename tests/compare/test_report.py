@@ -325,3 +325,21 @@ def test_paired_plot_draws_an_interval_wholly_beyond_the_axis(tmp_path):
     assert summary[0].methods["random"].paired.hi < -report.PAIRED_AXIS_CLIP
     png = report.plot_paired(summary, tmp_path / "paired.png")
     assert png.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_a_baseline_seed_that_chose_the_learning_rate_shows_its_margin(tmp_path):
+    # uniform seed 0 sits +1 pp above seeds 1 and 2 in each setting (plus noise that cancels)
+    settings = {}
+    for i, (base, noise) in enumerate([(0.80, 0.002), (0.90, -0.002), (0.70, 0.0)]):
+        settings[(f"d{i}", "value", 2)] = {"uniform": [base + 0.01, base + noise, base - noise],
+                                           "random": [base, base, base]}
+    write_runs(tmp_path / "res", settings)
+    summary = summarize(report.load_records(tmp_path / "res" / "runs").runs)
+    offsets = {o.seed: o.stats for o in report.seed_offsets(summary)}
+    assert offsets[0].n == 3 and offsets[0].mean == pytest.approx(1.0) and offsets[0].side == 1
+    # seed 1: (base + noise) − mean(base + 0.01, base − noise) in pp, i.e. 1.5·noise·100 − 0.5
+    expected = np.mean([150 * noise - 0.5 for noise in (0.002, -0.002, 0.0)])
+    assert offsets[1].mean == pytest.approx(expected)
+    assert sum(o.mean for o in offsets.values()) == pytest.approx(0.0)  # offsets of one setting sum to 0
+    text = build_report(tmp_path / "res", out=tmp_path / "s.md", plots=tmp_path / "p")
+    assert "### Is any seed of uniform special?" in text and "| 0 | 3 | +1.00 | [+1.00, +1.00] |" in text

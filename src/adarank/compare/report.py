@@ -396,6 +396,32 @@ def holm_survivors(settings: Sequence[SettingSummary]) -> list[HolmRow]:
     return rows
 
 
+@dataclass
+class SeedOffset:
+    seed: int
+    stats: PairedStats  # over settings: this seed's accuracy − the mean of the other seeds', in pp
+
+
+def seed_offsets(settings: Sequence[SettingSummary], method: str = BASELINE) -> list[SeedOffset]:
+    """How far each seed of ``method`` sits above the mean of its other seeds, setting by setting.
+
+    An ordinary seed averages 0. The grid's ``--lr-from-sweep`` picks each setting's rate by the best
+    single seed-0 run of the sweep and then trains seed 0 again at that rate, which reproduces the
+    selected run when training is deterministic. When the sweep was scored on the test split, seed 0
+    of uniform then carries the winner's margin; in a 5-seed mean it counts one fifth. Pass settings without collapsed runs:
+    one collapse moves every other seed's offset by tens of points.
+    """
+    offsets: dict[int, list[float]] = defaultdict(list)
+    for s in settings:
+        m = s.methods.get(method)
+        if m is None or m.n < 2:
+            continue
+        for i, seed in enumerate(m.seeds):
+            others = m.acc[:i] + m.acc[i + 1:]
+            offsets[seed].append(m.acc[i] - _mean(others))
+    return [SeedOffset(seed, paired_stats(offsets[seed])) for seed in sorted(offsets)]
+
+
 # -------------------------------------------------------------------------------------- formatting
 def _num(v: float, digits: int = 2, sign: bool = False) -> str:
     if not math.isfinite(v):
@@ -681,6 +707,19 @@ def _versions_line(runs: Sequence[dict[str, Any]]) -> list[str]:
     return [f"- **Software / model**: {'; '.join(parts)}"] if parts else []
 
 
+def _seed_offset_lines(settings: Sequence[SettingSummary], baseline: str) -> list[str]:
+    rows = [o for o in seed_offsets(settings, baseline) if o.stats.n >= 2]
+    if not rows:
+        return []
+    return [f"### Is any seed of {baseline} special?", "",
+            f"Per setting, each seed's {baseline} accuracy minus the mean of its other seeds (pp; collapsed runs "
+            "left out), averaged over the settings with a 95% CI. An ordinary seed is near 0. A seed that also "
+            "chose the learning rate on the same split sits above 0; it enters each mean above as 1 of n "
+            "seeds.", ""] + _table(
+        ("seed", "settings", "mean offset (pp)", "95% CI"),
+        [[str(o.seed), str(o.stats.n), _num(o.stats.mean, sign=True), fmt_ci(o.stats)] for o in rows]) + [""]
+
+
 def _holm_lines(settings: Sequence[SettingSummary]) -> list[str]:
     rows = holm_survivors(settings)
     if not rows:
@@ -785,6 +824,7 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
             md += ["", "Pooled again without the collapsed runs (every pair that had one is dropped); a "
                    "sensitivity check, not a replacement:", ""]
             md += _table(POOLED_HEADER, pooled_rows(kept)) + [""]
+        md += _seed_offset_lines(summarize(drop_collapses(loaded.runs, collapses), baseline=baseline), baseline)
 
     heatmaps = sorted((results / "plans").glob("*.png")) if main_report and (results / "plans").is_dir() else []
     if heatmaps:
