@@ -21,7 +21,12 @@ Conventions (also printed in the report):
 * The pooled table treats every (setting, seed) difference as one observation: it pools unlike
   settings (datasets, target sets and budgets with different spreads) and pairs that share seeds,
   so its CI is a summary, not a test. The per-method count of settings whose own CI lies above 0,
-  contains 0 or lies below 0 is the more careful read.
+  contains 0 or lies below 0 is the more careful read, and the count after Holm's correction over
+  the method's settings (:func:`holm`) the one that survives testing 12 settings at once.
+* The date is the span of the records' own ``timestamp`` fields (:func:`record_dates`), not the
+  day the report was printed.
+* "Is any seed of uniform special?" compares each baseline seed with the mean of its other seeds
+  (:func:`seed_offsets`): a sweep seed re-used by ``--lr-from-sweep`` shows its selection margin there.
 """
 
 from __future__ import annotations
@@ -408,8 +413,8 @@ def seed_offsets(settings: Sequence[SettingSummary], method: str = BASELINE) -> 
     An ordinary seed averages 0. The grid's ``--lr-from-sweep`` picks each setting's rate by the best
     single seed-0 run of the sweep and then trains seed 0 again at that rate, which reproduces the
     selected run when training is deterministic. When the sweep was scored on the test split, seed 0
-    of uniform then carries the winner's margin; in a 5-seed mean it counts one fifth. Pass settings without collapsed runs:
-    one collapse moves every other seed's offset by tens of points.
+    of uniform then carries the winner's margin; in a 5-seed mean it counts one fifth. Pass settings
+    without collapsed runs: one collapse moves every other seed's offset by tens of points.
     """
     offsets: dict[int, list[float]] = defaultdict(list)
     for s in settings:
@@ -869,8 +874,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    "(default: the records' device field)")
     p.add_argument("--command", default=None, help="provenance: the grid command that produced the runs")
     p.add_argument("--commit", default=None, help="provenance: the code commit (default: the records' grid_commit)")
-    p.add_argument("--date", default=None, help="provenance: the date of the runs (default: the first and last day of the records' "
-                   "timestamps)")
+    p.add_argument("--date", default=None, help="provenance: the date of the runs (default: the first and "
+                   "last day of the records' timestamps)")
     p.add_argument("--seeds", default=None, help="provenance: the seeds (default: those in the records)")
     p.add_argument("--baseline", default=BASELINE, help="the method every other is paired with "
                    "(default: %(default)s; e.g. adarank-floor to compare variants with the paper's rule)")
