@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import run_provenance  # noqa: E402
 from scoring_speed import MODELS, build, probes  # noqa: E402
 
 from adarank.distributed import init_if_launched  # noqa: E402
@@ -44,6 +45,7 @@ def _sync() -> None:
 
 
 def run(model_name: str, trials: int, n: int, length: int, max_batch: int) -> None:
+    provenance = run_provenance()
     gpu = torch.cuda.is_available()
     rank, world = init_if_launched("cuda" if gpu else "cpu")
     device = f"cuda:{torch.cuda.current_device()}" if gpu else "cpu"
@@ -66,7 +68,7 @@ def run(model_name: str, trials: int, n: int, length: int, max_batch: int) -> No
     if rank == 0:
         out = Path(os.environ.get("OUT", ".")) / f"multi_gpu_{world}.json"
         out.write_text(json.dumps({
-            "model": model_name, "world": world, "card": torch.cuda.get_device_name() if gpu else "cpu", "seconds": seconds,
+            **provenance, "model": model_name, "world": world, "seconds": seconds,
             "modules": len(plan.modules), "trials": trials, "probe": [n, length],
             "ranks": plan.ranks, "scores": {m.name: m.score_mean for m in plan.modules},
         }, indent=1))
@@ -79,7 +81,9 @@ def compare(one: Path, many: Path) -> None:
     a, b = json.loads(one.read_text()), json.loads(many.read_text())
     same_ranks = a["ranks"] == b["ranks"]
     worst = max(abs(a["scores"][k] - b["scores"][k]) / max(abs(a["scores"][k]), 1e-30) for k in a["scores"])
-    summary = {"model": a["model"], "card": a["card"], "seconds_1": a["seconds"], "world": b["world"],
+    summary = {"inputs": {str(p): {k: r.get(k) for k in ("commit", "date", "command", "card")}
+                          for p, r in ((one, a), (many, b))},
+               "model": a["model"], "card": a["card"], "seconds_1": a["seconds"], "world": b["world"],
                f"seconds_{b['world']}": b["seconds"], "speedup": a["seconds"] / b["seconds"],
                "same_ranks": same_ranks, "max_relative_score_difference": worst}
     out = Path(os.environ.get("OUT", ".")) / "multi_gpu_summary.json"

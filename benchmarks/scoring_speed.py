@@ -29,6 +29,7 @@ import torch
 from adarank.probes import ProbeBatch
 from adarank.scoring import ScoreConfig, score_modules
 from adarank.targets import select_targets
+from provenance import run_provenance  # benchmarks/provenance.py, beside this script
 
 MODELS = {
     "bert-base": ("bert", dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)),
@@ -126,6 +127,11 @@ def eva_seconds(model, batch: ProbeBatch, names: list[str], rank: int = 8) -> fl
     return seconds
 
 
+def header(provenance: dict, peak: float) -> dict:
+    """What heads every scoring_speed.json, partial or final: where and how it was measured."""
+    return {**provenance, "matmul_peak_tflops": peak / 1e12}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="bert-base,llama-1b,llama-7b")
@@ -140,6 +146,7 @@ def main() -> None:
                          "all-module time is extrapolated from the subset (time per module is affine in the "
                          "number of blocks it runs, L - l) and labelled as such")
     args = ap.parse_args()
+    provenance = run_provenance()
     device, dtype = "cuda", torch.bfloat16
     out_dir = Path(os.environ.get("OUT", "."))
     peak = matmul_peak(device)
@@ -206,12 +213,11 @@ def main() -> None:
             row["eva_seconds"] = eva_seconds(model, batch, [t.name for t in targets])
             print(f"{name}: PEFT get_eva_state_dict: {row['eva_seconds']}", flush=True)
         rows.append(row)
-        partial = {"card": torch.cuda.get_device_name(), "matmul_peak_tflops": peak / 1e12, "rows": rows}
+        partial = {**header(provenance, peak), "rows": rows}
         (out_dir / "scoring_speed.json").write_text(json.dumps(partial, indent=2))
         model = None  # free this model's memory before the next one is built
         torch.cuda.empty_cache()
-    result = {"card": torch.cuda.get_device_name(), "matmul_peak_tflops": peak / 1e12, "torch": torch.__version__,
-              "rows": rows}
+    result = {**header(provenance, peak), "rows": rows}
     (out_dir / "scoring_speed.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 

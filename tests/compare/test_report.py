@@ -157,7 +157,7 @@ def test_markdown_rows_plots_and_provenance(tmp_path):
     assert "### trec-coarse · value · r̄=8" in lines and "### mr · attention · r̄=2" in lines
     assert "### Pooled over all settings" in lines
     pooled_row = next(line for line in lines if line.startswith("| adarank-exact | 2 | 8 |"))
-    assert pooled_row.endswith("| 1 / 0 / 1 |")
+    assert pooled_row.endswith("| 1 / 0 / 1 | 1 / 1 |")  # both CIs off zero, both survive Holm over 2
     assert "broken.json: unreadable" in text
 
     plots = results / "plots"
@@ -248,3 +248,98 @@ def test_collapsed_runs_are_listed_and_a_pooled_table_without_them_is_added(tmp_
     clean = tmp_path / "clean"
     write_runs(clean)
     assert "Collapsed runs" not in build_report(clean, out=tmp_path / "c.md", plots=tmp_path / "p2")
+
+
+def test_paired_p_is_the_t_test_of_the_ci_and_holm_adjusts_step_down():
+    d = np.array([0.4, -0.2, 1.1, 0.3, 0.9])
+    assert report.paired_p(paired_stats(d)) == pytest.approx(stats.ttest_1samp(d, 0.0).pvalue)
+    assert math.isnan(report.paired_p(paired_stats([0.3])))
+    # p below 0.05 exactly when the 95% CI excludes zero
+    for diffs in ([0.5, 0.7, 0.6], [0.5, -0.7, 0.6], [-1.0, -1.2, -0.1, -0.4]):
+        st = paired_stats(diffs)
+        assert (report.paired_p(st) < 0.05) == (st.side in (1, -1))
+
+    raw = [0.01, 0.04, 0.03, 0.005, math.nan]
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04 -> running max 0.06
+    adjusted = report.holm(raw)
+    assert adjusted[:4] == [pytest.approx(v) for v in (0.03, 0.06, 0.06, 0.02)] and math.isnan(adjusted[4])
+    rng = np.random.default_rng(0)
+    p = list(rng.uniform(0, 0.2, size=12))
+    adj = report.holm(p)
+    assert all(a >= r for a, r in zip(adj, p)) and all(a <= min(1.0, 12 * r) + 1e-12 for a, r in zip(adj, p))
+    order = np.argsort(p)
+    assert all(adj[i] <= adj[j] + 1e-12 for i, j in zip(order, order[1:]))  # the order of the raw p is kept
+
+
+def test_holm_over_the_settings_drops_a_marginal_ci_and_keeps_a_clear_one(tmp_path):
+    base = [0.800, 0.810, 0.805, 0.795, 0.800]
+    settings = {(f"d{i}", "value", 2): {"uniform": base, "adarank-exact": [b + e for b, e in zip(base, noise)]}
+                for i, noise in enumerate([(0.001, -0.002, 0.002, 0.0, -0.001)] * 8)}
+    settings[("clear", "value", 2)] = {"uniform": base, "adarank-exact": [b - 0.05 for b in base]}  # -5 pp each
+    marginal = [-0.004, -0.001, -0.006, -0.002, -0.003]  # a CI just below zero, p ~ 0.01
+    settings[("marginal", "value", 2)] = {"uniform": base, "adarank-exact": [b + e for b, e in zip(base, marginal)]}
+    write_runs(tmp_path / "res", settings)
+    summary = summarize(report.load_records(tmp_path / "res" / "runs").runs)
+    rows = {h.setting: h for h in report.holm_survivors(summary)}
+    assert set(rows) == {"clear · value · r̄=2", "marginal · value · r̄=2"}
+    low = rows["marginal · value · r̄=2"]
+    assert low.stats.side == -1 and 0.001 < low.p < 0.05 and low.p_holm == pytest.approx(min(1.0, 9 * low.p))
+    assert not low.survives and rows["clear · value · r̄=2"].survives
+    pooled = {p.method: p for p in pool(summary)}["adarank-exact"]
+    assert (pooled.below, pooled.holm_below, pooled.holm_above) == (2, 1, 0)
+    text = build_report(tmp_path / "res", out=tmp_path / "s.md", plots=tmp_path / "p")
+    row = next(line for line in text.splitlines() if line.startswith("| adarank-exact | 10 | 50 |"))
+    assert row.endswith("| 0 / 8 / 2 | 0 / 1 |") and "| after Holm: >0 / <0 |" in text
+    assert any(line.startswith("| adarank-exact | marginal · value · r̄=2 |") and line.endswith("| no |")
+               for line in text.splitlines())
+
+
+def test_the_report_dates_the_records_not_the_day_it_is_printed(tmp_path):
+    res = tmp_path / "res"
+    write_runs(res)
+    files = sorted((res / "runs").glob("*.json"))
+    stamps = ["2026-11-27T23:30:00-02:00", "2026-11-28T04:00:00+00:00", "2026-11-26T12:00:00+00:00"]
+    for i, path in enumerate(files):
+        rec = json.loads(path.read_text())
+        if i < len(files) - 1:  # the last record has no timestamp
+            rec["timestamp"] = stamps[i % 2] if i else stamps[2]
+        path.write_text(json.dumps(rec))
+    runs = report.load_records(res / "runs").runs
+    # 23:30 at -02:00 is 01:30 UTC the next day; the first record ran on the 26th
+    assert report.record_dates(runs) == "2026-11-26 to 2026-11-28 (1 record(s) without a timestamp)"
+    assert report.record_dates(runs[:2]) == "2026-11-26 to 2026-11-28"
+    assert report.record_dates([runs[1], runs[3]]) == "2026-11-28"
+    assert report.record_dates([{"timestamp": "yesterday"}]) is None
+    text = build_report(res, out=tmp_path / "s.md", plots=tmp_path / "p")
+    assert "- **Date**: 2026-11-26 to 2026-11-28 (1 record(s) without a timestamp)" in text
+    assert build_report(res, out=tmp_path / "s.md", plots=tmp_path / "p",
+                        provenance={"date": "2030-01-01"}).count("- **Date**: 2030-01-01") == 1
+
+
+def test_paired_plot_draws_an_interval_wholly_beyond_the_axis(tmp_path):
+    settings = {("subj", "attention", 8): {"uniform": [0.50, 0.52, 0.51], "random": [0.60, 0.61, 0.62]},
+                ("mr", "value", 2): {"uniform": [0.80, 0.81, 0.80], "random": [0.70, 0.70, 0.71]}}
+    write_runs(tmp_path / "res", settings)
+    summary = summarize(report.load_records(tmp_path / "res" / "runs").runs)
+    assert summary[1].methods["random"].paired.lo > report.PAIRED_AXIS_CLIP  # +10 pp, CI above the edge
+    assert summary[0].methods["random"].paired.hi < -report.PAIRED_AXIS_CLIP
+    png = report.plot_paired(summary, tmp_path / "paired.png")
+    assert png.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_a_baseline_seed_that_chose_the_learning_rate_shows_its_margin(tmp_path):
+    # uniform seed 0 sits +1 pp above seeds 1 and 2 in each setting (plus noise that cancels)
+    settings = {}
+    for i, (base, noise) in enumerate([(0.80, 0.002), (0.90, -0.002), (0.70, 0.0)]):
+        settings[(f"d{i}", "value", 2)] = {"uniform": [base + 0.01, base + noise, base - noise],
+                                           "random": [base, base, base]}
+    write_runs(tmp_path / "res", settings)
+    summary = summarize(report.load_records(tmp_path / "res" / "runs").runs)
+    offsets = {o.seed: o.stats for o in report.seed_offsets(summary)}
+    assert offsets[0].n == 3 and offsets[0].mean == pytest.approx(1.0) and offsets[0].side == 1
+    # seed 1: (base + noise) − mean(base + 0.01, base − noise) in pp, i.e. 1.5·noise·100 − 0.5
+    expected = np.mean([150 * noise - 0.5 for noise in (0.002, -0.002, 0.0)])
+    assert offsets[1].mean == pytest.approx(expected)
+    assert sum(o.mean for o in offsets.values()) == pytest.approx(0.0)  # offsets of one setting sum to 0
+    text = build_report(tmp_path / "res", out=tmp_path / "s.md", plots=tmp_path / "p")
+    assert "### Is any seed of uniform special?" in text and "| 0 | 3 | +1.00 | [+1.00, +1.00] |" in text

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import io
 import json
 import math
@@ -139,6 +140,35 @@ def _classify_spec(spec: str | os.PathLike) -> tuple[str, Any]:
     if suffix in _OTHER_FILE_EXTENSIONS:
         raise AdaRankError(_unsupported_extension(path))
     return "hf", text
+
+
+def is_builtin_corpus(spec: str | os.PathLike) -> bool:
+    """Whether ``spec`` names one of the NLTK corpora, the only kind that reads an NLTK data directory."""
+    text = os.fspath(spec).strip().lower()
+    return text.startswith("nltk:") or text in _NLTK_ALIASES
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*(_[A-Za-z0-9.-]+)*\Z")  # no "/", ":" or "__"
+
+
+def dataset_slug(spec: str | os.PathLike) -> str:
+    """A name for ``spec`` that is safe as one part of a file name and of a grid run key.
+
+    Run keys join their parts with ``__`` and name one file in one folder, so a dataset given as
+    ``my/data/train.csv`` or ``user/name:config`` cannot appear in them as it is. Built-in corpora
+    and other plain names stay unchanged (the committed records' keys). A file becomes its stem plus
+    8 hex digits of the hash of its resolved path, so two ``train.csv`` in different folders never
+    share a key; any other name is cleaned the same way and hashed as written.
+    """
+    text = os.fspath(spec).strip()
+    path = Path(text).expanduser()
+    is_file = path.suffix.lower() in FILE_EXTENSIONS or path.is_file()
+    if not is_file and _SAFE_NAME.match(text):
+        return text
+    identity = str(path.resolve()) if is_file else text
+    digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:8]
+    stem = re.sub(r"_{2,}", "_", re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem if is_file else text)).strip("-._")
+    return f"{stem or 'data'}-{digest}"
 
 
 def _unsupported_extension(path: Path) -> str:

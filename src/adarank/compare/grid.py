@@ -4,7 +4,8 @@
 scores one AdaRank plan per target set on the base model (``DIR/plans/<target-set>.json`` and a
 heatmap next to it; re-used when present), then runs every missing run in a pool of worker
 processes. Each run's record is written atomically to ``DIR/runs/<key>.json`` with
-``key = <dataset>__<target-set>__r<rank>__<method>__s<seed>``, so a finished run is never repeated
+``key = <dataset>__<target-set>__r<rank>__<method>__s<seed>`` (a dataset file or hub name enters as
+:func:`~adarank.compare.data.dataset_slug`, without path separators), so a finished run is never repeated
 and a killed one (no file) runs again on the next call. A run that raises is appended to
 ``DIR/errors.jsonl`` and the grid goes on; the exit code is 1 when any run failed.
 
@@ -44,6 +45,7 @@ from typing import Any, Callable, Sequence
 
 from ..errors import AdaRankError
 from ..io import atomic_write_json
+from .data import dataset_slug, is_builtin_corpus
 from .methods import CORE_METHODS, METHODS, TASK_PROBE_SEED, PlanVariant, sample_texts, variant_of
 from .records import SWEEP_DIRS, diverged_keys
 
@@ -81,7 +83,7 @@ class RunSpec:
     @property
     def key(self) -> str:
         lr = f"__lr{format_lr(self.lr)}" if self.lr is not None else ""
-        return f"{self.dataset}__{self.target_set}__r{self.rank}__{self.method}{lr}__s{self.seed}"
+        return f"{dataset_slug(self.dataset)}__{self.target_set}__r{self.rank}__{self.method}{lr}__s{self.seed}"
 
 
 def format_lr(lr: float) -> str:
@@ -256,7 +258,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model folder or hub id to fine-tune and score "
                    "(default: the packaged all-MiniLM-L6-v2)")
     p.add_argument("--data-dir", default=None, help="NLTK data directory holding corpora/qc.zip, "
-                   "corpora/sentence_polarity.zip, corpora/subjectivity.zip (default: $NLTK_DATA; required)")
+                   "corpora/sentence_polarity.zip, corpora/subjectivity.zip (default: $NLTK_DATA; needed only for "
+                   "those built-in corpora, not for your own .csv/.tsv/.jsonl files)")
     p.add_argument("--datasets", default=",".join(DEFAULT_DATASETS), help="comma-separated dataset specs "
                    "(default: %(default)s)")
     p.add_argument("--target-sets", default="value,attention", help="comma-separated target sets out of "
@@ -358,10 +361,12 @@ def options_from_args(args: argparse.Namespace) -> GridOptions:
         if value is not None and not value > 0:
             raise AdaRankError(f"--{name} must be > 0, got {value}")
     # Without --data-dir the data loader reads $NLTK_DATA itself (it may list several folders).
+    # Only the built-in corpora read it: a user's own files and hub datasets need no data folder.
     data_dir = args.data_dir or None
-    if data_dir is None and not os.environ.get("NLTK_DATA", "").strip() and not args.dry_run:
-        raise AdaRankError("no data directory: pass --data-dir (an NLTK data folder with corpora/*.zip) "
-                           "or set NLTK_DATA")
+    builtin = [d for d in datasets if is_builtin_corpus(d)]
+    if data_dir is None and builtin and not os.environ.get("NLTK_DATA", "").strip() and not args.dry_run:
+        raise AdaRankError(f"no data directory for the built-in corpora {', '.join(builtin)}: pass --data-dir "
+                           "(an NLTK data folder with corpora/*.zip) or set NLTK_DATA")
     if data_dir is not None and not args.dry_run and not Path(data_dir).expanduser().is_dir():
         raise AdaRankError(f"--data-dir '{data_dir}' is not a folder")
     if args.model:
@@ -390,7 +395,8 @@ PlanKey = tuple[str, str, "str | None"]
 
 
 def plan_path(results: Path, target_set: str, variant: PlanVariant | None = None, dataset: str | None = None) -> Path:
-    return results / "plans" / f"{(variant or PlanVariant()).file_stem(target_set, dataset)}.json"
+    slug = dataset_slug(dataset) if dataset else dataset
+    return results / "plans" / f"{(variant or PlanVariant()).file_stem(target_set, slug)}.json"
 
 
 def plan_key(spec: RunSpec) -> PlanKey:

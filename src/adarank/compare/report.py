@@ -21,7 +21,12 @@ Conventions (also printed in the report):
 * The pooled table treats every (setting, seed) difference as one observation: it pools unlike
   settings (datasets, target sets and budgets with different spreads) and pairs that share seeds,
   so its CI is a summary, not a test. The per-method count of settings whose own CI lies above 0,
-  contains 0 or lies below 0 is the more careful read.
+  contains 0 or lies below 0 is the more careful read, and the count after Holm's correction over
+  the method's settings (:func:`holm`) the one that survives testing 12 settings at once.
+* The date is the span of the records' own ``timestamp`` fields (:func:`record_dates`), not the
+  day the report was printed.
+* "Is any seed of uniform special?" compares each baseline seed with the mean of its other seeds
+  (:func:`seed_offsets`): a sweep seed re-used by ``--lr-from-sweep`` shows its selection margin there.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import numpy as np
 
 from ..errors import AdaRankError
 from ..io import atomic_write, atomic_write_text
+from .data import dataset_slug
 from .methods import report_order
 from .records import SWEEP_DIRS, diverged_keys
 
@@ -90,6 +96,40 @@ def paired_stats(diffs: Iterable[float], confidence: float = CONFIDENCE) -> Pair
     sd = float(d.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
     return PairedStats(n, mean, sd, mean - half, mean + half)
+
+
+def paired_p(st: PairedStats) -> float:
+    """Two-sided p-value of the paired t-test behind ``st``'s CI (nan without a CI).
+
+    It is the same t statistic, so p < 1 − confidence exactly when the CI excludes 0; the p-value is
+    what a multiplicity correction needs.
+    """
+    from scipy import stats
+
+    if st.n < 2 or not math.isfinite(st.sd):
+        return math.nan
+    if st.sd == 0:
+        return 1.0 if st.mean == 0 else 0.0
+    t = st.mean / (st.sd / math.sqrt(st.n))
+    return float(2.0 * stats.t.sf(abs(t), st.n - 1))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given; nan stays nan and is not counted.
+
+    Holm controls the chance of any false "CI excludes 0" among m tests at the nominal level under
+    any dependence between them (settings share seeds and data), and never rejects less than
+    Bonferroni: the i-th smallest p is multiplied by m − i + 1, and the running maximum keeps the
+    adjusted values in the order of the raw ones.
+    """
+    order = sorted((i for i, p in enumerate(pvalues) if math.isfinite(p)), key=lambda i: pvalues[i])
+    m = len(order)
+    adjusted = [math.nan] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def win_tie_loss(diffs: Iterable[float], tie: float = TIE_PP) -> tuple[int, int, int]:
@@ -191,7 +231,7 @@ class SettingSummary:
 
     @property
     def slug(self) -> str:
-        return f"{self.dataset}__{self.target_set}__r{self.rank}"
+        return f"{dataset_slug(self.dataset)}__{self.target_set}__r{self.rank}"
 
     @property
     def label(self) -> str:
@@ -298,6 +338,8 @@ class PooledSummary:
     contains: int  # ... contains 0
     below: int  # ... lies below 0
     no_ci: int  # settings with fewer than 2 pairs
+    holm_above: int = 0  # settings whose CI lies above 0 and whose test survives Holm over the settings
+    holm_below: int = 0  # ... below 0
 
 
 def pool(settings: Sequence[SettingSummary]) -> list[PooledSummary]:
@@ -311,13 +353,78 @@ def pool(settings: Sequence[SettingSummary]) -> list[PooledSummary]:
                 continue
             diffs[m.method].extend(m.diffs)
             sides[m.method].append(m.paired.side)
+    survivors = holm_survivors(settings)
     out = []
     for method in sorted(diffs, key=method_sort_key):
         sd = sides[method]
+        kept = [h.stats.mean for h in survivors if h.method == method and h.survives]
         out.append(PooledSummary(method=method, settings=len(sd), stats=paired_stats(diffs[method]),
                                  wtl=win_tie_loss(diffs[method]), above=sd.count(1), contains=sd.count(0),
-                                 below=sd.count(-1), no_ci=sd.count(None)))
+                                 below=sd.count(-1), no_ci=sd.count(None),
+                                 holm_above=sum(v > 0 for v in kept), holm_below=sum(v < 0 for v in kept)))
     return out
+
+
+@dataclass
+class HolmRow:
+    """One (method, setting) whose own CI excludes 0, with its p-value before and after Holm."""
+
+    method: str
+    setting: str  # SettingSummary.label
+    stats: PairedStats
+    p: float
+    p_holm: float
+
+    @property
+    def survives(self) -> bool:
+        return self.p_holm < 1.0 - CONFIDENCE
+
+
+def holm_survivors(settings: Sequence[SettingSummary]) -> list[HolmRow]:
+    """Every (method, setting) CI that excludes 0, with Holm's correction over that method's settings.
+
+    Read one at a time, 12 settings at 95 % give a CI off zero by chance about every second method;
+    the family is a method's settings because the question asked is "does this method differ from
+    the baseline anywhere?".
+    """
+    tested: dict[str, list[tuple[str, PairedStats]]] = defaultdict(list)
+    for s in settings:
+        for m in s.methods.values():
+            if m.paired is not None and m.paired.n >= 2:
+                tested[m.method].append((s.label, m.paired))
+    rows = []
+    for method in sorted(tested, key=method_sort_key):
+        ps = [paired_p(st) for _, st in tested[method]]
+        for (label, st), p, adj in zip(tested[method], ps, holm(ps)):
+            if st.side in (1, -1):
+                rows.append(HolmRow(method, label, st, p, adj))
+    return rows
+
+
+@dataclass
+class SeedOffset:
+    seed: int
+    stats: PairedStats  # over settings: this seed's accuracy − the mean of the other seeds', in pp
+
+
+def seed_offsets(settings: Sequence[SettingSummary], method: str = BASELINE) -> list[SeedOffset]:
+    """How far each seed of ``method`` sits above the mean of its other seeds, setting by setting.
+
+    An ordinary seed averages 0. The grid's ``--lr-from-sweep`` picks each setting's rate by the best
+    single seed-0 run of the sweep and then trains seed 0 again at that rate, which reproduces the
+    selected run when training is deterministic. When the sweep was scored on the test split, seed 0
+    of uniform then carries the winner's margin; in a 5-seed mean it counts one fifth. Pass settings
+    without collapsed runs: one collapse moves every other seed's offset by tens of points.
+    """
+    offsets: dict[int, list[float]] = defaultdict(list)
+    for s in settings:
+        m = s.methods.get(method)
+        if m is None or m.n < 2:
+            continue
+        for i, seed in enumerate(m.seeds):
+            others = m.acc[:i] + m.acc[i + 1:]
+            offsets[seed].append(m.acc[i] - _mean(others))
+    return [SeedOffset(seed, paired_stats(offsets[seed])) for seed in sorted(offsets)]
 
 
 # -------------------------------------------------------------------------------------- formatting
@@ -382,7 +489,7 @@ def setting_rows(setting: SettingSummary, baseline: str = BASELINE) -> list[list
 
 
 POOLED_HEADER = ("method", "settings", "pairs", "mean Δacc (pp)", "95% CI", "W/T/L (pairs)",
-                 "settings: CI>0 / CI∋0 / CI<0")
+                 "settings: CI>0 / CI∋0 / CI<0", "after Holm: >0 / <0")
 
 
 def pooled_rows(pooled: Sequence[PooledSummary]) -> list[list[str]]:
@@ -390,7 +497,8 @@ def pooled_rows(pooled: Sequence[PooledSummary]) -> list[list[str]]:
     for p in pooled:
         extra = f" ({p.no_ci} without CI)" if p.no_ci else ""
         rows.append([p.method, str(p.settings), str(p.stats.n), _num(p.stats.mean, sign=True), fmt_ci(p.stats),
-                     "/".join(map(str, p.wtl)), f"{p.above} / {p.contains} / {p.below}{extra}"])
+                     "/".join(map(str, p.wtl)), f"{p.above} / {p.contains} / {p.below}{extra}",
+                     f"{p.holm_above} / {p.holm_below}"])
     return rows
 
 
@@ -463,7 +571,8 @@ def plot_paired(settings: Sequence[SettingSummary], path: str | os.PathLike,
             color = {1: "tab:green", -1: "tab:red", 0: "tab:blue", None: "tab:gray"}[st.side]
             mean = float(np.clip(st.mean, -clip, clip))
             if st.n >= 2:
-                lo, hi = max(st.lo, -clip), min(st.hi, clip)
+                # clamped into the axis, so an interval wholly beyond the edge is a point on it
+                lo, hi = min(max(st.lo, -clip), clip), max(min(st.hi, clip), -clip)
                 ax.errorbar(mean, y, xerr=[[mean - lo], [hi - mean]], fmt="o", capsize=3, color=color)
                 for edge, bound in ((-clip, st.lo), (clip, st.hi)):
                     if (bound < -clip and edge < 0) or (bound > clip and edge > 0):
@@ -546,14 +655,38 @@ def _provenance_lines(provenance: dict[str, Any]) -> list[str]:
     return lines
 
 
+def record_dates(runs: Sequence[dict[str, Any]]) -> str | None:
+    """The UTC day, or first and last day, of the records' own ``timestamp`` fields.
+
+    A report describes when its runs ran, not when it was printed; records without a readable
+    timestamp are counted in the text rather than guessed. None when no record has one.
+    """
+    days: set[str] = set()
+    undated = 0
+    for rec in runs:
+        try:
+            stamp = _dt.datetime.fromisoformat(str(rec["timestamp"]))
+        except (KeyError, TypeError, ValueError):
+            undated += 1
+            continue
+        if stamp.tzinfo is not None:
+            stamp = stamp.astimezone(_dt.timezone.utc)
+        days.add(stamp.date().isoformat())
+    if not days:
+        return None
+    first, last = min(days), max(days)
+    text = first if first == last else f"{first} to {last}"
+    return text + (f" ({undated} record(s) without a timestamp)" if undated else "")
+
+
 def infer_provenance(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """What the records themselves say: devices, commits, seeds, today's date; no command."""
+    """What the records themselves say: devices, commits, seeds, the days they ran; no command."""
     def distinct(key: str) -> str | None:
         values = sorted({str(r[key]) for r in runs if r.get(key) not in (None, "")})
         return ", ".join(values) if values else None
 
     return {"card": distinct("device"), "command": None, "commit": distinct("grid_commit"),
-            "date": _dt.date.today().isoformat(), "seeds": sorted({int(r["seed"]) for r in runs}) or None}
+            "date": record_dates(runs), "seeds": sorted({int(r["seed"]) for r in runs}) or None}
 
 
 def _hparams_lines(runs: Sequence[dict[str, Any]]) -> list[str]:
@@ -577,6 +710,31 @@ def _versions_line(runs: Sequence[dict[str, Any]]) -> list[str]:
             shown = ", ".join(Path(v).name if key == "model" else v for v in values)
             parts.append(f"{key} {shown}")
     return [f"- **Software / model**: {'; '.join(parts)}"] if parts else []
+
+
+def _seed_offset_lines(settings: Sequence[SettingSummary], baseline: str) -> list[str]:
+    rows = [o for o in seed_offsets(settings, baseline) if o.stats.n >= 2]
+    if not rows:
+        return []
+    return [f"### Is any seed of {baseline} special?", "",
+            f"Per setting, each seed's {baseline} accuracy minus the mean of its other seeds (pp; collapsed runs "
+            "left out), averaged over the settings with a 95% CI. An ordinary seed is near 0. A seed that also "
+            "chose the learning rate on the same split sits above 0; it enters each mean above as 1 of n "
+            "seeds.", ""] + _table(
+        ("seed", "settings", "mean offset (pp)", "95% CI"),
+        [[str(o.seed), str(o.stats.n), _num(o.stats.mean, sign=True), fmt_ci(o.stats)] for o in rows]) + [""]
+
+
+def _holm_lines(settings: Sequence[SettingSummary]) -> list[str]:
+    rows = holm_survivors(settings)
+    if not rows:
+        return []
+    return ["### Settings whose CI excludes zero, before and after Holm's correction", "",
+            "p: two-sided paired t-test (p < 0.05 exactly when the 95% CI excludes 0); Holm p: adjusted over "
+            "the method's settings. A setting is a finding only when its Holm p is below 0.05.", ""] + _table(
+        ("method", "setting", "Δacc (pp)", "95% CI", "p", "Holm p", "survives"),
+        [[h.method, h.setting, _num(h.stats.mean, sign=True), fmt_ci(h.stats), f"{h.p:.3f}", f"{h.p_holm:.3f}",
+          "yes" if h.survives else "no"] for h in rows]) + [""]
 
 
 def _rel(path: Path, base: Path) -> str:
@@ -618,6 +776,7 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
     pooled = pool(settings)
 
     prov = infer_provenance(loaded.runs or sweep_runs)
+    prov["date"] = record_dates(loaded.runs + sweep_runs)
     prov.update({k: v for k, v in (provenance or {}).items() if v not in (None, "")})
     md: list[str] = [f"## {title}", ""]
     md += _provenance_lines(prov)
@@ -643,9 +802,11 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
         md += ["### Pooled over all settings", "",
                f"Every (setting, seed) difference to {baseline} counts as one observation. This pools unlike settings "
                "(datasets, target sets and budgets with different spreads) and pairs that share seeds and data, so "
-               "the pooled CI is a summary, not a test; the last column counts settings by where their own 95% CI "
-               "lies.", ""]
+               "the pooled CI is a summary, not a test; the second-last column counts settings by where their own "
+               "95% CI lies, and the last counts those that stay off zero after Holm's correction over the "
+               "method's settings (family-wise 5%).", ""]
         md += _table(POOLED_HEADER, pooled_rows(pooled)) + [""]
+        md += _holm_lines(settings)
         png = plot_paired(settings, plots_dir / "paired_diff.png", baseline)
         if png is not None:
             md += [f"![paired differences to {baseline}]({_rel(png, link_base)})", ""]
@@ -668,6 +829,7 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
             md += ["", "Pooled again without the collapsed runs (every pair that had one is dropped); a "
                    "sensitivity check, not a replacement:", ""]
             md += _table(POOLED_HEADER, pooled_rows(kept)) + [""]
+        md += _seed_offset_lines(summarize(drop_collapses(loaded.runs, collapses), baseline=baseline), baseline)
 
     heatmaps = sorted((results / "plans").glob("*.png")) if main_report and (results / "plans").is_dir() else []
     if heatmaps:
@@ -712,7 +874,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    "(default: the records' device field)")
     p.add_argument("--command", default=None, help="provenance: the grid command that produced the runs")
     p.add_argument("--commit", default=None, help="provenance: the code commit (default: the records' grid_commit)")
-    p.add_argument("--date", default=None, help="provenance: the date of the runs (default: today)")
+    p.add_argument("--date", default=None, help="provenance: the date of the runs (default: the first and "
+                   "last day of the records' timestamps)")
     p.add_argument("--seeds", default=None, help="provenance: the seeds (default: those in the records)")
     p.add_argument("--baseline", default=BASELINE, help="the method every other is paired with "
                    "(default: %(default)s; e.g. adarank-floor to compare variants with the paper's rule)")
