@@ -71,8 +71,9 @@ def _dequantize_kwargs() -> dict[str, Any]:
 def _drop_quantizer(model: Any) -> None:
     """The weights are dense now; without this the model would claim to be quantized (no ``.half()``,
     no Trainer, and a ``save_pretrained`` that refuses)."""
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer = None
+    for marker in ("hf_quantizer", "is_quantized", "quantization_method"):
+        if marker in vars(model):
+            delattr(model, marker)
     config = getattr(model, "config", None)
     if config is not None and hasattr(config, "quantization_config"):
         del config.quantization_config
