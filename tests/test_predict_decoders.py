@@ -85,3 +85,34 @@ def test_an_encoder_folder_still_loads_headless(tiny_bert_dir):
     from adarank.loading import load_model
 
     assert type(load_model(str(tiny_bert_dir))).__name__ == "BertModel"
+
+
+DECODER_CONFIGS = {
+    "Qwen2ForCausalLM": ("Qwen2Config", SEVEN_TYPES),
+    "Qwen3ForCausalLM": ("Qwen3Config", SEVEN_TYPES),
+    "MistralForCausalLM": ("MistralConfig", SEVEN_TYPES),
+    "Gemma2ForCausalLM": ("Gemma2Config", SEVEN_TYPES),
+    "GPT2LMHeadModel": ("GPT2Config", {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"}),
+}
+
+
+@pytest.mark.parametrize("cls_name", list(DECODER_CONFIGS))
+def test_other_decoder_folders_load_with_their_lm_head(cls_name, tmp_path):
+    import transformers
+
+    from adarank.loading import load_model
+    from adarank.targets import select_targets
+
+    config_name, types = DECODER_CONFIGS[cls_name]
+    if config_name == "GPT2Config":
+        config = transformers.GPT2Config(n_layer=LAYERS, n_embd=32, n_head=2, vocab_size=64, n_positions=64)
+    else:
+        config = getattr(transformers, config_name)(hidden_size=32, intermediate_size=64, num_hidden_layers=LAYERS,
+                                                    num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                                                    vocab_size=64, max_position_embeddings=64)
+    getattr(transformers, cls_name)(config).save_pretrained(tmp_path)
+    model = load_model(str(tmp_path))
+    assert type(model).__name__ == cls_name and model.get_output_embeddings() is not None
+    targets = select_targets(model)
+    assert {t.type for t in targets} == types and {t.block for t in targets} == set(range(LAYERS))
+    assert all("lm_head" not in t.name for t in targets)  # the head is compared, not adapted
