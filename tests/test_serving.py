@@ -33,7 +33,7 @@ def test_plan_stores_its_largest_rank_and_says_what_it_costs(tmp_path):
     data = json.loads(plan.save(tmp_path / "plan.json").read_text())
     assert data["budget"]["max_rank_used"] == largest
     line = plan.serving_line()
-    assert line.startswith(f"largest rank {largest} (uniform: 8)")
+    assert line.startswith(f"largest rank {largest} (uniform: 8) at model.layers.0.mlp.down_proj —")
     assert "vLLM" in line and "max_lora_rank" in line and "--max-rank" in line
 
 

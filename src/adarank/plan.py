@@ -147,6 +147,8 @@ class RankPlan:
         uniform = max(1, int(round(self.budget.rank)))
         line = f"largest rank {largest} (uniform: {uniform})"
         if largest > uniform:
+            top = [m.name for m in self.modules if m.rank == largest]
+            line += f" at {top[0]}" + (f" (+{len(top) - 1} more)" if len(top) > 1 else "")
             line += " — servers such as vLLM size adapter slots by max_lora_rank; cap with --max-rank"
         return line
 
