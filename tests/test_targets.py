@@ -78,3 +78,48 @@ def test_describe_groups_by_type_and_block(tiny_bert):
     text = describe_targets(select_targets(tiny_bert))
     assert "attention.self.value" in text and "0-2" in text
     assert "18 modules in 6 types over 3 blocks" in text
+
+
+def _tiny_t5(cls_name: str):
+    import transformers
+
+    config = transformers.T5Config(d_model=32, d_ff=64, d_kv=16, num_layers=2, num_heads=2, vocab_size=128,
+                                   decoder_start_token_id=0, pad_token_id=0)
+    torch.manual_seed(0)
+    return getattr(transformers, cls_name)(config).eval()
+
+
+@pytest.mark.parametrize("cls_name", ["T5Model", "T5ForConditionalGeneration"])
+def test_encoder_decoder_is_refused_with_the_reason(cls_name):
+    """Not a raw transformers ValueError at scoring time, and not a silent decoder-only target list."""
+    with pytest.raises(AdaRankError, match="encoder-decoder model.*decoder inputs.*T5EncoderModel"):
+        select_targets(_tiny_t5(cls_name))
+
+
+@pytest.mark.parametrize("command", ["inspect", "predict"])
+def test_encoder_decoder_folder_is_one_line_and_exit_2(command, tmp_path, capsys):
+    from adarank.cli import main
+
+    _tiny_t5("T5ForConditionalGeneration").save_pretrained(tmp_path / "t5")
+    argv = [command, str(tmp_path / "t5")] + (["--out", str(tmp_path / "plan")] if command == "predict" else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("adarank: error:")]
+    assert len(lines) == 1 and "Traceback" not in err
+    assert lines[0].startswith("adarank: error: T5") and "encoder-decoder" in lines[0]
+    assert not (tmp_path / "plan" / "plan.json").exists()
+
+
+def test_t5_encoder_alone_is_scored():
+    """What the refusal suggests works: T5's encoder has one block stack and needs no decoder inputs."""
+    from adarank.predict import predict_ranks
+    from adarank.scoring import ScoreConfig
+    from conftest import random_probes
+
+    model = _tiny_t5("T5EncoderModel")
+    plan = predict_ranks(model, probes=random_probes(128, n=3), rank=2, score_config=ScoreConfig(trials=1),
+                         progress=False)
+    assert {m.type for m in plan.modules} == {"layer.0.SelfAttention.q", "layer.0.SelfAttention.k",
+                                               "layer.0.SelfAttention.v", "layer.0.SelfAttention.o",
+                                               "layer.1.DenseReluDense.wi", "layer.1.DenseReluDense.wo"}
+    assert sorted({m.block for m in plan.modules}) == [0, 1]

@@ -155,6 +155,7 @@ def _report(plan, out: Path, quiet: bool) -> None:
     if not quiet:
         print(plan.table())
     print(f"budget: {plan.budget_summary()}")
+    print(f"serving: {plan.serving_line()}")
     seconds = plan.settings.get("scoring_seconds")
     if seconds is not None:
         print(f"scored {len(plan.modules)} modules in {seconds:.1f} s on {plan.settings.get('device')}")

@@ -1,4 +1,4 @@
-"""Loading models and tokenizers by name or path, with the packaged MiniLM as the built-in default."""
+"""Loading models and tokenizers by name, path or GGUF file, with the packaged MiniLM as the built-in default."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 import torch
 
 from .errors import AdaRankError
+# materialize_gguf is re-exported: the compare harness takes all its loading from this module.
+from .gguf import is_gguf_path, load_gguf_model, load_gguf_tokenizer, materialize_gguf  # noqa: F401
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2 (packaged)"
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
@@ -54,19 +56,42 @@ def _looks_local(name: str) -> bool:
     return name.startswith((".", "/", "~")) or Path(name).expanduser().exists()
 
 
+def default_model_class(name_or_path: str) -> Any:
+    """``AutoModelForCausalLM`` for a checkpoint saved as a causal LM, else ``AutoModel``.
+
+    A decoder LLM is scored with its LM head, so the compared output is its logits (what the paper
+    compares) and the module names are those PEFT sees when the causal LM is fine-tuned. Everything
+    else keeps the headless ``AutoModel``, as before. The saved ``architectures`` decide, not the
+    model type: BERT also has a causal-LM class, but a BERT checkpoint is not saved as one.
+    """
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(name_or_path)
+    except (OSError, ValueError, KeyError):
+        return AutoModel  # from_pretrained below reports the problem in its own words
+    if getattr(config, "is_encoder_decoder", False):
+        return AutoModel
+    causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in (getattr(config, "architectures", None) or []))
+    return AutoModelForCausalLM if causal else AutoModel
+
+
 def load_model(name_or_path: str, *, dtype: str = "fp32", device: str | None = None,
                model_class: Any = None) -> Any:
-    """``AutoModel.from_pretrained`` (or ``model_class``) with a clear error instead of a traceback."""
-    from transformers import AutoModel
-
-    cls = model_class or AutoModel
+    """``from_pretrained`` of ``model_class`` (default: :func:`default_model_class`) with a clear error
+    instead of a traceback. A ``.gguf`` file goes through transformers' GGUF loader, dequantised to
+    ``dtype`` (:mod:`adarank.gguf`), as a causal LM unless ``model_class`` says otherwise."""
+    if is_gguf_path(name_or_path):
+        return load_gguf_model(name_or_path, dtype=parse_dtype(dtype), model_class=model_class).to(parse_device(device))
     path = Path(name_or_path).expanduser()
     if _looks_local(name_or_path) and not path.exists():
         raise AdaRankError(f"model path '{name_or_path}' does not exist; give a model folder or a hub id")
     if path.is_dir() and not (path / "config.json").is_file():
         raise AdaRankError(f"'{name_or_path}' is not a model folder (no config.json); give a folder written by save_pretrained")
+    source = str(path) if path.exists() else name_or_path
+    cls = model_class or default_model_class(source)
     try:
-        model = cls.from_pretrained(str(path) if path.exists() else name_or_path, dtype=parse_dtype(dtype))
+        model = cls.from_pretrained(source, dtype=parse_dtype(dtype))
     except AdaRankError:
         raise
     except (OSError, ValueError, EnvironmentError) as exc:
@@ -76,8 +101,11 @@ def load_model(name_or_path: str, *, dtype: str = "fp32", device: str | None = N
 
 
 def load_tokenizer(name_or_path: str) -> Any:
+    """The tokenizer of a model folder, hub id or GGUF file (rebuilt from the file's metadata)."""
     from transformers import AutoTokenizer
 
+    if is_gguf_path(name_or_path):
+        return load_gguf_tokenizer(name_or_path)
     path = Path(name_or_path).expanduser()
     try:
         return AutoTokenizer.from_pretrained(str(path) if path.exists() else name_or_path)

@@ -49,6 +49,8 @@ class Budget:
 
     ``transform`` and ``power`` (see :func:`adarank.allocation.allocate_ranks`) have defaults that
     mean "plain proportional", so plans written before they existed load unchanged.
+    ``max_rank_used`` is the largest rank the plan gives any module: servers such as vLLM size every
+    adapter slot by it (``max_lora_rank``), so it, not r̄, sets a peaked plan's serving memory.
     """
 
     rank: float
@@ -61,6 +63,7 @@ class Budget:
     used: float = 0.0
     transform: str = "proportional"  # a name in adarank.transforms.TRANSFORMS
     power: float = 1.0
+    max_rank_used: int | None = None
 
 
 def _versions() -> dict[str, str]:
@@ -96,7 +99,7 @@ class RankPlan:
         (``rank``, ``unit``, ``rule``, ``groups``, ``min_rank``, ``max_rank``, ``transform``, ``power``);
         no model needed. Changing ``transform`` to one other than ``"power"`` without giving ``power``
         resets ``power`` to 1 (the only value those transforms accept)."""
-        unknown = set(changes) - {f.name for f in fields(Budget)} | ({"total", "used"} & set(changes))
+        unknown = set(changes) - {f.name for f in fields(Budget)} | ({"total", "used", "max_rank_used"} & set(changes))
         if unknown:
             raise AdaRankError(f"cannot change budget field(s) {sorted(unknown)}; "
                                "use rank, unit, rule, groups, min_rank, max_rank, transform, power")
@@ -119,7 +122,8 @@ class RankPlan:
             power=budget.power,
         )
         modules = [replace(m, rank=int(r)) for m, r in zip(self.modules, alloc.ranks)]
-        budget = replace(budget, total=float(alloc.total), used=float(alloc.used))
+        budget = replace(budget, total=float(alloc.total), used=float(alloc.used),
+                         max_rank_used=max((int(r) for r in alloc.ranks), default=0))
         return replace(self, modules=modules, budget=budget)
 
     # ------------------------------------------------------------------ accessors
@@ -134,6 +138,21 @@ class RankPlan:
         transform = {"proportional": "", "power": f", scores ** {b.power:g}", "rank-order": ", rank-order scores"}
         return (f"r̄={b.rank:g}, rule {b.rule}{transform.get(b.transform, f', {b.transform} scores')}, {groups}, {len(self.modules)} modules: "
                 + budget_line(alloc, b.unit))
+
+    def serving_line(self) -> str:
+        """The largest rank next to uniform's, and why it matters when the adapter is served.
+
+        vLLM and similar servers allocate every adapter slot at ``max_lora_rank``, so a plan whose
+        largest rank is 14 at r̄ = 8 costs serving memory as if every module had rank 14.
+        """
+        largest = max(m.rank for m in self.modules)
+        uniform = max(1, int(round(self.budget.rank)))
+        line = f"largest rank {largest} (uniform: {uniform})"
+        if largest > uniform:
+            top = [m.name for m in self.modules if m.rank == largest]
+            line += f" at {top[0]}" + (f" (+{len(top) - 1} more)" if len(top) > 1 else "")
+            line += " — servers such as vLLM size adapter slots by max_lora_rank; cap with --max-rank"
+        return line
 
     def table(self) -> str:
         """Module, score ± std, rank: the summary printed after ``adarank predict``."""
@@ -167,6 +186,8 @@ class RankPlan:
             raise AdaRankError(f"{source} is not a valid rank plan ({exc}); re-run `adarank predict`") from None
         if not plan.modules:
             raise AdaRankError(f"{source} lists no modules; re-run `adarank predict`")
+        if plan.budget.max_rank_used is None:  # a plan written before the field existed
+            plan.budget.max_rank_used = max(m.rank for m in plan.modules)
         return plan
 
     def save(self, path: str | Path) -> Path:

@@ -23,6 +23,7 @@ def show(path: str | Path) -> str:
     lines.append("settings: " + ", ".join(f"{k}={v}" for k, v in plan.settings.items()))
     lines.append(plan.table())
     lines.append(f"budget: {plan.budget_summary()}")
+    lines.append(f"serving: {plan.serving_line()}")
     if adapter_dir is not None:
         actual = adapter_ranks(adapter_dir)
         if not actual:

@@ -123,6 +123,31 @@ def matches_key(name: str, key: str) -> bool:
     return name == key or name.endswith("." + key)
 
 
+def is_encoder_decoder(model: nn.Module) -> bool:
+    """T5, BART and their kin: an encoder stack and a decoder stack side by side.
+
+    Checked structurally as well as by the config flag, because the flag is not reliable across
+    head classes (``T5ForConditionalGeneration`` can carry ``is_encoder_decoder=False``).
+    """
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        return True
+    return any({"encoder", "decoder"} <= {n for n, _ in m.named_children()} for m in model.modules())
+
+
+def refuse_encoder_decoder(model: nn.Module) -> None:
+    """Encoder-decoder models are refused rather than half-scored.
+
+    Their forward needs decoder inputs (without them transformers raises a ValueError), and only one
+    block stack is recognised, so ``all-linear`` would silently cover the decoder alone.
+    """
+    if is_encoder_decoder(model):
+        raise AdaRankError(
+            f"{type(model).__name__} is an encoder-decoder model, which adarank does not score (its forward needs "
+            "decoder inputs and its two block stacks would be ranked as one); score a decoder-only or an encoder "
+            "model, e.g. T5's encoder alone as transformers.T5EncoderModel through the Python API"
+        )
+
+
 def select_targets(
     model: nn.Module,
     targets: str | Sequence[str] = ALL_LINEAR,
@@ -136,7 +161,9 @@ def select_targets(
     name suffixes (``["query", "value"]``), or a single string taken as a regular expression that
     must match whole names, as in PEFT. Every list entry must match at least one linear module: a
     pattern that silently matches nothing would turn a comparison into plain uniform LoRA.
+    Encoder-decoder models are refused (:func:`refuse_encoder_decoder`).
     """
+    refuse_encoder_decoder(model)
     found, aliases = adaptable_modules(model)
     stack = find_block_stack(model)
     prefix = stack[0] if stack else None
