@@ -52,14 +52,22 @@ def llama_folder(tmp_path_factory, minilm_path):
     return _tiny_causal_folder(tmp_path_factory.mktemp("gen"), minilm_path, "llama")
 
 
+_PLANS: dict[str, object] = {}
+
+
 def _plan(folder: str):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """An AdaRank plan of every linear module (one trial, a few probes: the ranks only need to differ)."""
+    if folder not in _PLANS:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from adarank import predict_ranks
+        from adarank import ScoreConfig, predict_ranks
 
-    model = AutoModelForCausalLM.from_pretrained(folder)
-    return predict_ranks(model, AutoTokenizer.from_pretrained(folder), rank=4, targets="all-linear", groups="joint",
-                         unit="params", progress=False)
+        model = AutoModelForCausalLM.from_pretrained(folder)
+        _PLANS[folder] = predict_ranks(model, AutoTokenizer.from_pretrained(folder), rank=4, targets="all-linear",
+                                       groups="joint", unit="params", progress=False,
+                                       probes=["the cat sat on the mat", "a dark colour"],
+                                       score_config=ScoreConfig(trials=1))
+    return _PLANS[folder]
 
 
 def test_training_pairs_mask_the_prompt_and_end_with_eos(llama_folder):
