@@ -39,10 +39,10 @@ if [ "${GRID_SWEEP:-1}" = 1 ]; then
         --timeout-minutes "$minutes" || true
 fi
 if [ "${GRID_CORE:-1}" = 1 ] && enough; then
-    python3 -m adarank.compare.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --timeout-minutes "$(left)" || true
+    python3 -m adarank.compare.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --lr-choice shared --timeout-minutes "$(left)" || true
 fi
 for method in "${extra[@]}"; do
     enough || break
-    python3 -m adarank.compare.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --methods "$method" \
+    python3 -m adarank.compare.grid "${common[@]}" --seeds 0,1,2,3,4 --lr-from-sweep --lr-choice shared --methods "$method" \
         --timeout-minutes "$(left)" || true
 done

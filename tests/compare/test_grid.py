@@ -64,7 +64,7 @@ def test_runs_at_a_learning_rate_the_sweep_no_longer_chooses_are_rerun(tmp_path,
     _record(sweep / "mr__value__r2__uniform__lr0.001__s0.json", 1e-3, 0.80, lr_sweep=True)
     _record(sweep / "mr__value__r2__uniform__lr0.003__s0.json", 3e-3, 0.82, lr_sweep=True)
     args = ("--datasets", "mr", "--target-sets", "value", "--ranks", "2", "--methods", "uniform,random",
-            "--seeds", "0", "--lr-from-sweep", "--sweep-on", "test")
+            "--seeds", "0", "--lr-from-sweep", "--lr-choice", "shared", "--sweep-on", "test")
     _record(res / "runs" / "mr__value__r2__uniform__s0.json", 3e-3)
     _record(res / "runs" / "mr__value__r2__random__s0.json", 3e-3)
     assert grid.stale_runs(grid.options_from_args(grid.build_parser().parse_args(
@@ -299,7 +299,7 @@ def test_the_sweep_is_scored_on_validation_by_default_and_lr_from_sweep_reads_th
 
     # only a test-split sweep exists: --lr-from-sweep (validation by default) says which sweep is missing
     _record(res / "lr-sweep" / "runs" / "mr__value__r2__uniform__lr0.003__s0.json", 3e-3, lr_sweep=True)
-    use = grid.options_from_args(grid.build_parser().parse_args([*base, "--lr-from-sweep"]))
+    use = grid.options_from_args(grid.build_parser().parse_args([*base, "--lr-from-sweep", "--lr-choice", "shared"]))
     with pytest.raises(grid.AdaRankError, match="lr-sweep-validation"):
         grid.make_jobs(use, plan_grid(["mr"], ["value"], [2], ["uniform"], [0]),
                        {grid.plan_key(grid.RunSpec("mr", "value", 2, "uniform", 0)): tmp_path / "p.json"}, "abc")
@@ -308,3 +308,30 @@ def test_the_sweep_is_scored_on_validation_by_default_and_lr_from_sweep_reads_th
     job = grid.make_jobs(use, plan_grid(["mr"], ["value"], [2], ["uniform"], [0]),
                          {grid.plan_key(grid.RunSpec("mr", "value", 2, "uniform", 0)): tmp_path / "p.json"}, "abc")[0]
     assert job.config["lr"] == 1e-3 and job.extra["lr_swept_on"] == "validation" and not job.validation
+
+
+def test_per_method_rates_come_from_each_methods_own_sweep_on_a_seed_kept_out_of_evaluation(tmp_path):
+    res = tmp_path / "res"
+    runs = res / "lr-sweep-validation" / "runs"
+    for method, scores in (("uniform", {1e-3: 0.80, 3e-3: 0.70}), ("adarank-exact", {1e-3: 0.70, 3e-3: 0.90})):
+        for lr, acc in scores.items():
+            _record(runs / f"mr__value__r2__{method}__lr{lr:g}__s100.json", lr, acc, lr_sweep=True, method=method,
+                    seed=100)
+    # a diverged rate is never chosen, however good its other seeds were
+    _record(runs / "mr__value__r2__random__lr0.01__s100.json", 1e-2, 0.99, lr_sweep=True, method="random", seed=100)
+    _record(runs / "mr__value__r2__random__lr0.001__s100.json", 1e-3, 0.60, lr_sweep=True, method="random", seed=100)
+    (res / "lr-sweep-validation" / "errors.jsonl").write_text(json.dumps(
+        {"key": "mr__value__r2__random__lr0.01__s101", "error": "training loss became non-finite by step 25"}) + "\n")
+    base = ["--model", str(tmp_path), "--results", str(res), "--datasets", "mr", "--target-sets", "value",
+            "--ranks", "2", "--dry-run", "--lr-from-sweep"]
+    methods = ["uniform", "adarank-exact", "random"]
+    plans = {grid.plan_key(grid.RunSpec("mr", "value", 2, m, 0)): tmp_path / "p.json" for m in methods}
+    opts = grid.options_from_args(grid.build_parser().parse_args([*base, "--seeds", "0,1"]))
+    jobs = grid.make_jobs(opts, plan_grid(["mr"], ["value"], [2], methods, [0]), plans, "abc")
+    assert {j.spec.method: j.config["lr"] for j in jobs} == {"uniform": 1e-3, "adarank-exact": 3e-3, "random": 1e-3}
+    shared = grid.options_from_args(grid.build_parser().parse_args([*base, "--seeds", "0,1", "--lr-choice", "shared"]))
+    jobs = grid.make_jobs(shared, plan_grid(["mr"], ["value"], [2], methods, [0]), plans, "abc")
+    assert {j.config["lr"] for j in jobs} == {1e-3}
+    reuse = grid.options_from_args(grid.build_parser().parse_args([*base, "--seeds", "0,100"]))
+    with pytest.raises(grid.AdaRankError, match="sweep seed"):
+        grid.make_jobs(reuse, plan_grid(["mr"], ["value"], [2], methods, [0]), plans, "abc")

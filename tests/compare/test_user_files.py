@@ -73,9 +73,9 @@ def test_a_csv_in_a_subfolder_runs_through_sweep_and_lr_from_sweep_without_data_
     assert sorted(p.name for p in sweep_runs.iterdir()) == [f"{slug}__value__r2__uniform__lr{lr}__s0.json"
                                                             for lr in ("0.001", "0.003")]  # flat, no subfolder
     chosen = grid.swept_learning_rates(sweep_runs.parent)
-    assert set(chosen) == {("my/data/train.csv", "value", 2)}
+    assert set(chosen) == {("my/data/train.csv", "value", 2, "uniform")}
 
-    assert grid.main([*common, "--methods", "uniform,adarank-exact", "--lr-from-sweep"]) == 0
+    assert grid.main([*common, "--methods", "uniform,adarank-exact", "--lr-from-sweep", "--lr-choice", "shared"]) == 0
     assert "2 runs: 2 done, 0 skipped (already done), 0 failed" in capsys.readouterr().out
     runs = tmp_path / "res" / "runs"
     assert sorted(p.name for p in runs.iterdir()) == [f"{slug}__value__r2__{m}__s0.json"

@@ -49,15 +49,22 @@ from .data import dataset_slug, is_builtin_corpus
 from .methods import CORE_METHODS, METHODS, TASK_PROBE_SEED, PlanVariant, sample_texts, variant_of
 from .records import SWEEP_DIRS, diverged_keys
 
-TARGET_SETS: dict[str, list[str]] = {
+TARGET_SETS: dict[str, "list[str] | str"] = {
     "value": ["value"],
     "query": ["query"],
     "key": ["key"],
     "attn-out": ["attention.output.dense"],
     "attention": ["query", "key", "value", "attention.output.dense"],
-    # "output.dense" also matches attention.output.dense (listed anyway); the pooler is not matched
-    "all-linear": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
+    # every Linear / Conv1D inside the block stack of any architecture (for BERT: the six above; for a
+    # Llama / Gemma / Qwen decoder: q, k, v, o, gate, up, down), as `adarank predict --targets all-linear`
+    "all-linear": "all-linear",
+    # a decoder's attention projections
+    "attention-proj": ["q_proj", "k_proj", "v_proj", "o_proj"],
 }
+#: the training tasks (adarank.compare.tasks); a dataset name is read as that task's data
+TASK_NAMES = ("classification", "generation")
+#: what a sweep's best rate is chosen for: each method its own (the fair protocol), or uniform's for all
+LR_CHOICES = ("per-method", "shared")
 DEFAULT_DATASETS = ("trec-coarse", "mr", "subj")
 PLAN_RANK = 8
 PLAN_GROUPS = "joint"
@@ -101,7 +108,7 @@ def plan_grid(datasets: Sequence[str], target_sets: Sequence[str], ranks: Sequen
                     if lrs is None:
                         runs.extend(RunSpec(dataset, target_set, rank, m, seed) for m in methods)
                     else:
-                        runs.extend(RunSpec(dataset, target_set, rank, "uniform", seed, lr) for lr in lrs)
+                        runs.extend(RunSpec(dataset, target_set, rank, m, seed, lr) for m in methods for lr in lrs)
     return runs
 
 
@@ -120,6 +127,8 @@ class Job:
     groups: str
     extra: dict[str, Any] = field(default_factory=dict)
     validation: bool = False  # score on a held-out part of the training set instead of the test split
+    task: str = "classification"
+    max_test: int | None = None
 
 
 @dataclass
@@ -162,18 +171,15 @@ def execute_run(job: Job) -> Outcome:
     start = time.perf_counter()
     try:
         from ..plan import RankPlan
-        from .data import load_dataset_spec
         from .methods import plan_for_method
         from .train import TrainConfig, run_one
 
         spec = job.spec
-        data = _cached(("data", spec.dataset, job.data_dir, job.max_train),
-                       lambda: load_dataset_spec(spec.dataset, data_dir=job.data_dir, max_train=job.max_train))
+        where = (job.task, spec.dataset, job.data_dir, job.max_train, job.max_test)
+        data = _cached(("data", *where), lambda: load_task_data(job.task, spec.dataset, job.data_dir, job.max_train,
+                                                                 job.max_test))
         if job.validation:
-            from .data import hold_out_validation
-
-            data = _cached(("validation", spec.dataset, job.data_dir, job.max_train),
-                           lambda: hold_out_validation(data, VALIDATION_FRACTION, VALIDATION_SEED))
+            data = _cached(("validation", *where), lambda: hold_out_task_data(job.task, data))
         scored = _cached(("plan", job.plan_path), lambda: RankPlan.load(job.plan_path))
         plan = plan_for_method(spec.method, scored, spec.rank, spec.seed, groups=job.groups)
         config = TrainConfig(**job.config)
@@ -249,6 +255,29 @@ def _floats(text: str, what: str) -> list[float]:
     return list(dict.fromkeys(values))
 
 
+def load_task_data(task: str, spec: str, data_dir: str | None, max_train: int | None, max_test: int | None) -> Any:
+    """Dataset ``spec`` in the form ``task`` trains on (classification data or prompt/completion pairs)."""
+    if task == "generation":
+        from .datasets import load_generation_spec
+
+        return load_generation_spec(spec, data_dir=data_dir, max_train=max_train, max_test=max_test)
+    from .data import load_dataset_spec
+
+    if max_test is not None:
+        raise AdaRankError("--max-test applies to generation tasks only (their evaluation decodes); "
+                           "classification scores the whole test split")
+    return load_dataset_spec(spec, data_dir=data_dir, max_train=max_train)
+
+
+def hold_out_task_data(task: str, data: Any) -> Any:
+    """``data`` with the sweep's validation split (VALIDATION_FRACTION of training, stratified) as its test set."""
+    if task == "generation":
+        from .datasets import hold_out_validation
+    else:
+        from .data import hold_out_validation
+    return hold_out_validation(data, VALIDATION_FRACTION, VALIDATION_SEED)
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog or "python -m adarank.compare.grid",
@@ -264,6 +293,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    "(default: %(default)s)")
     p.add_argument("--target-sets", default="value,attention", help="comma-separated target sets out of "
                    + ", ".join(TARGET_SETS) + " (default: %(default)s)")
+    p.add_argument("--task", choices=TASK_NAMES, default="classification",
+                   help="classification: a new head, accuracy; generation: causal-LM SFT on prompt -> completion "
+                        "pairs, scored by greedy decoding with the dataset's metric (default: %(default)s)")
+    p.add_argument("--unit", choices=("ranks", "params"), default="ranks",
+                   help="budget of the scored plans (and so of every plan method): equal rank units, or equal "
+                        "trainable parameters as uniform r̄ (use params when module shapes differ, e.g. all-linear "
+                        "on a decoder; default: %(default)s)")
     p.add_argument("--ranks", default="2,8", help="comma-separated average ranks r̄ (default: %(default)s)")
     p.add_argument("--methods", default=None, help="comma-separated rank-allocation methods "
                    "(default: adarank.compare.methods.CORE_METHODS; the others, e.g. adarank-power-2, by name)")
@@ -283,12 +319,24 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    "(default: TrainConfig's)")
     p.add_argument("--max-train", type=int, default=None, help="use at most this many training examples "
                    "per dataset (default: all)")
+    p.add_argument("--max-test", type=int, default=None, help="generation: evaluate on a seeded subsample of at "
+                   "most this many test examples, the same for every method (default: all)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="generation: cap on decoded tokens "
+                   "(default: the dataset's own)")
+    p.add_argument("--eval-batch-size", type=int, default=None, help="evaluation batch size "
+                   "(default: TrainConfig's)")
+    p.add_argument("--chat-template", action="store_true", help="generation: wrap prompts in the tokenizer's "
+                   "chat template")
     p.add_argument("--lr-from-sweep", action="store_true",
-                   help="give each (dataset, target set, r̄) the learning rate with the best mean uniform accuracy in "
-                        "the sweep that --sweep-on names (run that first with --lr-sweep); the same lr serves every "
-                        "method of a setting")
-    p.add_argument("--lr-sweep", default=None, help="comma-separated learning rates, e.g. 1e-4,3e-4,1e-3: "
-                   "run ONLY method uniform over them, into the sweep folder that --sweep-on names")
+                   help="run each method at the learning rate with its best mean score in the sweep that --sweep-on "
+                        "names (run that first with --lr-sweep); see --lr-choice")
+    p.add_argument("--lr-choice", choices=LR_CHOICES, default="per-method",
+                   help="with --lr-from-sweep: 'per-method' (default; each method its own best rate, and the sweep "
+                        "seeds must not be evaluation seeds) or 'shared' (uniform's best rate for every method, as "
+                        "the published MiniLM grid did)")
+    p.add_argument("--lr-sweep", default=None, help="comma-separated learning rates, e.g. 1e-4,3e-4,1e-3: run "
+                   "the --methods over them on the --seeds given (use a sweep seed that is not an evaluation "
+                   "seed, e.g. --seeds 100), into the sweep folder that --sweep-on names")
     p.add_argument("--sweep-on", choices=tuple(SWEEP_DIRS), default="validation",
                    help="what the learning-rate sweep is scored on: 'validation' (default; 10%% of the training "
                         "set held out, stratified, seed 0; RESULTS/lr-sweep-validation) or 'test' (the test split; "
@@ -324,6 +372,10 @@ class GridOptions:
     lr_from_sweep: bool = False
     retry_diverged: bool = False
     sweep_on: str = "validation"  # a key of SWEEP_DIRS
+    task: str = "classification"
+    unit: str = "ranks"
+    lr_choice: str = "per-method"
+    max_test: int | None = None
     argv: list[str] = field(default_factory=list)  # the command line, kept in invocations.jsonl
 
     @property
@@ -352,7 +404,8 @@ def options_from_args(args: argparse.Namespace) -> GridOptions:
         raise AdaRankError(f"--workers must be >= 0, got {args.workers}")
     if args.timeout_minutes is not None and not args.timeout_minutes > 0:
         raise AdaRankError(f"--timeout-minutes must be > 0, got {args.timeout_minutes}")
-    for name in ("max_steps", "batch_size", "max_length", "max_train"):
+    for name in ("max_steps", "batch_size", "max_length", "max_train", "max_test", "max_new_tokens",
+                 "eval_batch_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise AdaRankError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -376,8 +429,11 @@ def options_from_args(args: argparse.Namespace) -> GridOptions:
         from ..loading import default_model_path
 
         model = default_model_path()
-    config = {k: getattr(args, k) for k in ("lr", "epochs", "max_steps", "batch_size", "max_length")
+    config = {k: getattr(args, k) for k in ("lr", "epochs", "max_steps", "batch_size", "max_length",
+                                            "max_new_tokens", "eval_batch_size")
               if getattr(args, k) is not None}
+    if args.chat_template:
+        config["chat_template"] = True
     return GridOptions(
         model=model, data_dir=str(Path(data_dir).expanduser()) if data_dir else None, datasets=datasets,
         target_sets=target_sets, ranks=_ints(args.ranks, "ranks", 1),
@@ -385,7 +441,8 @@ def options_from_args(args: argparse.Namespace) -> GridOptions:
         results=Path(args.results), device=args.device, config=config, max_train=args.max_train,
         lrs=_floats(args.lr_sweep, "lr-sweep") if args.lr_sweep else None,
         timeout_minutes=args.timeout_minutes, dry_run=args.dry_run, lr_from_sweep=args.lr_from_sweep,
-        retry_diverged=args.retry_diverged, sweep_on=args.sweep_on,
+        retry_diverged=args.retry_diverged, sweep_on=args.sweep_on, task=args.task, unit=args.unit,
+        lr_choice=args.lr_choice, max_test=args.max_test,
     )
 
 
@@ -407,7 +464,7 @@ def plan_key(spec: RunSpec) -> PlanKey:
 
 def needed_plans(opts: GridOptions) -> dict[PlanKey, tuple[PlanVariant, Path]]:
     """Every scored plan the grid's runs allocate from, in a stable order."""
-    methods = ["uniform"] if opts.lrs is not None else opts.methods
+    methods = opts.methods
     needed: dict[PlanKey, tuple[PlanVariant, Path]] = {}
     for ts in opts.target_sets:
         for method in methods:
@@ -436,10 +493,11 @@ def ensure_plans(opts: GridOptions, log: Callable[[str], None] = print) -> dict[
             stored = plan.settings.get("targets")
             made = PlanVariant.of_plan(plan.settings)
             if (stored != TARGET_SETS[key[0]] or plan.settings.get("grid_model") not in (None, opts.model)
-                    or made != variant):
+                    or made != variant or plan.budget.unit != opts.unit):
                 raise AdaRankError(
                     f"plan '{path}' was made for targets {stored} of model {plan.settings.get('grid_model')!r} "
-                    f"({made.describe()}), not {TARGET_SETS[key[0]]} of {opts.model!r} ({variant.describe()}); "
+                    f"({made.describe()}, budget in {plan.budget.unit}), not {TARGET_SETS[key[0]]} of {opts.model!r} "
+                    f"({variant.describe()}, budget in {opts.unit}); "
                     "delete it or use another --results"
                 )
             log(f"plan {_plan_label(key)}: re-using {path}")
@@ -453,7 +511,6 @@ def ensure_plans(opts: GridOptions, log: Callable[[str], None] = print) -> dict[
     from ..loading import load_model, load_tokenizer
     from ..predict import predict_ranks
     from ..scoring import ScoreConfig
-    from .data import load_dataset_spec
 
     model = load_model(opts.model, device=opts.device).eval()
     tokenizer = load_tokenizer(opts.model)
@@ -464,11 +521,12 @@ def ensure_plans(opts: GridOptions, log: Callable[[str], None] = print) -> dict[
         probes = None
         if variant.per_dataset:
             assert dataset is not None and variant.task_texts is not None
-            data = load_dataset_spec(dataset, data_dir=opts.data_dir, max_train=opts.max_train)
-            probes = sample_texts(data.train_texts, variant.task_texts)
+            data = load_task_data(opts.task, dataset, opts.data_dir, opts.max_train, opts.max_test)
+            texts = data.train_prompts if opts.task == "generation" else data.train_texts
+            probes = sample_texts(texts, variant.task_texts)
             extra.update(task_texts=variant.task_texts, task_dataset=dataset, task_probe_seed=TASK_PROBE_SEED)
         start = time.perf_counter()
-        plan = predict_ranks(model, tokenizer, rank=PLAN_RANK, targets=TARGET_SETS[ts], groups=PLAN_GROUPS,
+        plan = predict_ranks(model, tokenizer, rank=PLAN_RANK, targets=TARGET_SETS[ts], groups=PLAN_GROUPS, unit=opts.unit,
                              probes=probes, signal=variant.signal, score_config=ScoreConfig(), progress=False,
                              extra_settings=extra)
         plan.save(path)
@@ -521,12 +579,30 @@ def _log_error(path: Path, outcome: Outcome) -> None:
         fh.flush()
 
 
-def swept_learning_rates(sweep_dir: Path) -> dict[tuple[str, str, int], float]:
-    """The chosen (best mean uniform accuracy) lr of every setting in the sweep folder ``sweep_dir``."""
+#: (dataset, target set, r̄, method) -> the learning rate the sweep chose for it
+SweptRates = dict[tuple[str, str, int, str], float]
+
+
+def swept_learning_rates(sweep_dir: Path) -> SweptRates:
+    """The chosen lr (best mean score; rates where a run diverged excluded) of every method of every
+    setting in the sweep folder ``sweep_dir``."""
     from .report import load_records, summarize_sweep
 
     runs = load_records(sweep_dir / "runs").runs
-    return {(r.dataset, r.target_set, r.rank): r.lr for r in summarize_sweep(runs) if r.chosen}
+    rows = summarize_sweep(runs, diverged=diverged_keys(sweep_dir / "errors.jsonl"))
+    return {(r.dataset, r.target_set, r.rank, r.method): r.lr for r in rows if r.chosen}
+
+
+def sweep_seeds(sweep_dir: Path) -> set[int]:
+    from .report import load_records
+
+    return {int(rec["seed"]) for rec in load_records(sweep_dir / "runs").runs}
+
+
+def chosen_lr(swept: SweptRates, spec: RunSpec, choice: str) -> float | None:
+    """The rate ``spec`` runs at: its method's own (``per-method``) or uniform's (``shared``)."""
+    method = spec.method if choice == "per-method" else "uniform"
+    return swept.get((spec.dataset, spec.target_set, spec.rank, method))
 
 
 def stale_runs(opts: GridOptions, runs: Sequence[RunSpec]) -> dict[str, float]:
@@ -542,7 +618,7 @@ def stale_runs(opts: GridOptions, runs: Sequence[RunSpec]) -> dict[str, float]:
     stale: dict[str, float] = {}
     for spec in runs:
         path = opts.out_dir / "runs" / f"{spec.key}.json"
-        chosen = swept.get((spec.dataset, spec.target_set, spec.rank))
+        chosen = chosen_lr(swept, spec, opts.lr_choice)
         if chosen is None or not path.is_file():
             continue
         try:
@@ -567,17 +643,24 @@ def make_jobs(opts: GridOptions, runs: Sequence[RunSpec], plans: dict[PlanKey, P
     jobs = []
     use_sweep = opts.lr_from_sweep and opts.lrs is None
     swept = swept_learning_rates(opts.sweep_dir) if use_sweep else {}
+    if use_sweep and opts.lr_choice == "per-method":
+        reused = sorted(sweep_seeds(opts.sweep_dir) & set(opts.seeds))
+        if reused:
+            raise AdaRankError(f"--lr-choice per-method: sweep seed(s) {reused} are also evaluation seeds, so a "
+                               "method's best sweep run would be scored again as one of its seeds; sweep on another "
+                               "seed (e.g. --seeds 100 with --lr-sweep) or use --lr-choice shared")
     for spec in runs:
         config = dict(opts.config)
         extra: dict[str, Any] = {"target_set": spec.target_set, "grid_commit": commit}
         if use_sweep:  # an empty or missing sweep is an error too, not a silent fall-back to the default lr
-            chosen = swept.get((spec.dataset, spec.target_set, spec.rank))
+            chosen = chosen_lr(swept, spec, opts.lr_choice)
             if chosen is None:
-                raise AdaRankError(f"--lr-from-sweep: no sweep result for {spec.dataset}/{spec.target_set}/r{spec.rank} "
-                                   f"in '{opts.sweep_dir}'; run the --lr-sweep (with the same --sweep-on) for "
-                                   "that setting first")
+                whose = spec.method if opts.lr_choice == "per-method" else "uniform"
+                raise AdaRankError(f"--lr-from-sweep: no sweep result for {whose} at {spec.dataset}/{spec.target_set}/"
+                                   f"r{spec.rank} in '{opts.sweep_dir}' (or every rate diverged); run the --lr-sweep "
+                                   f"(with the same --sweep-on) for {whose} in that setting first")
             config["lr"] = chosen
-            extra.update({"lr_source": "sweep", "lr_swept_on": opts.sweep_on})
+            extra.update({"lr_source": "sweep", "lr_swept_on": opts.sweep_on, "lr_choice": opts.lr_choice})
         validation = spec.lr is not None and opts.sweep_on == "validation"
         if spec.lr is not None:
             config["lr"] = spec.lr
@@ -585,14 +668,14 @@ def make_jobs(opts: GridOptions, runs: Sequence[RunSpec], plans: dict[PlanKey, P
         jobs.append(Job(spec=spec, model=opts.model, data_dir=opts.data_dir, max_train=opts.max_train,
                         plan_path=str(plans[plan_key(spec)]),
                         out_path=str(opts.out_dir / "runs" / f"{spec.key}.json"), config=config,
-                        device=opts.device, groups=PLAN_GROUPS, extra=extra, validation=validation))
+                        device=opts.device, groups=PLAN_GROUPS, extra=extra, validation=validation,
+                        task=opts.task, max_test=opts.max_test))
     return jobs
 
 
 def _preflight(opts: GridOptions) -> None:
     """Fail in one line before any work when a compare module or a dataset cannot be loaded."""
     try:
-        from .data import load_dataset_spec
         from .methods import plan_for_method  # noqa: F401
         from .train import TrainConfig, run_one  # noqa: F401
     except ImportError as exc:
@@ -603,7 +686,7 @@ def _preflight(opts: GridOptions) -> None:
         raise AdaRankError(f"training options do not fit TrainConfig: {exc}") from None
     for name in opts.datasets:
         try:
-            load_dataset_spec(name, data_dir=opts.data_dir, max_train=opts.max_train)
+            load_task_data(opts.task, name, opts.data_dir, opts.max_train, opts.max_test)
         except AdaRankError:
             raise
         except Exception as exc:  # noqa: BLE001 - every run would fail the same way

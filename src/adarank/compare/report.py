@@ -160,7 +160,13 @@ class Records:
     problems: list[str] = field(default_factory=list)
 
 
-REQUIRED = ("dataset", "method", "rank", "seed", "test_accuracy")
+REQUIRED = ("dataset", "method", "rank", "seed")
+
+
+def score_of(rec: dict[str, Any]) -> Any:
+    """A record's primary test score: ``test_score`` (every task's, with its ``metric``), or the
+    ``test_accuracy`` of records written before tasks had their own metrics."""
+    return rec["test_score"] if "test_score" in rec else rec["test_accuracy"]
 
 
 def load_records(folder: str | os.PathLike) -> Records:
@@ -178,7 +184,8 @@ def load_records(folder: str | os.PathLike) -> Records:
         if not isinstance(rec, dict):
             out.problems.append(f"{file.name}: not a JSON object")
             continue
-        missing = [k for k in REQUIRED if k not in rec]
+        missing = [k for k in REQUIRED if k not in rec] + ([] if ("test_score" in rec or "test_accuracy" in rec)
+                                                           else ["test_score"])
         if missing:
             out.problems.append(f"{file.name}: missing {', '.join(missing)}")
             continue
@@ -271,7 +278,7 @@ def summarize(runs: Sequence[dict[str, Any]], problems: list[str] | None = None,
             seeds = sorted(recs)
             methods[method] = MethodSummary(
                 method=method, seeds=seeds,
-                acc=[_pp(recs[s]["test_accuracy"]) for s in seeds],
+                acc=[_pp(score_of(recs[s])) for s in seeds],
                 f1=[_pp(recs[s].get("test_macro_f1")) for s in seeds],
                 params=[_float(recs[s].get("lora_params")) for s in seeds],
                 params_train=[_float(recs[s].get("lora_params_train", recs[s].get("lora_params"))) for s in seeds],
@@ -605,6 +612,9 @@ class SweepRow:
     lr: float
     acc: list[float]
     chosen: bool = False
+    method: str = "uniform"
+    #: sweep runs at this lr that diverged (no record): they make the rate ineligible
+    diverged: int = 0
 
 
 def _lr_of(rec: dict[str, Any]) -> float | None:
@@ -614,26 +624,49 @@ def _lr_of(rec: dict[str, Any]) -> float | None:
     return None if lr is None else float(lr)
 
 
-def summarize_sweep(runs: Sequence[dict[str, Any]], problems: list[str] | None = None) -> list[SweepRow]:
-    """Uniform accuracy per (dataset, target set, r̄, lr); the best mean of each setting is ``chosen``."""
+def summarize_sweep(runs: Sequence[dict[str, Any]], problems: list[str] | None = None,
+                    diverged: Iterable[str] = ()) -> list[SweepRow]:
+    """Test score per (dataset, target set, r̄, method, lr); the best mean of each (setting, method)
+    is ``chosen`` (the smaller lr on a tie). ``diverged`` are keys of sweep runs whose training
+    diverged (they leave no record): a rate at which any seed diverged is never chosen."""
     problems = problems if problems is not None else []
-    cells: dict[tuple[str, str, int, float], list[float]] = defaultdict(list)
+    cells: dict[tuple[str, str, int, str, float], list[float]] = defaultdict(list)
     for rec in runs:
         lr = _lr_of(rec)
         if lr is None:
             problems.append(f"sweep record {rec.get('_file', '?')}: no learning rate recorded")
             continue
-        cells[(str(rec["dataset"]), str(rec["target_set"]), int(rec["rank"]), lr)].append(_pp(rec["test_accuracy"]))
-    rows = [SweepRow(k[0], k[1], k[2], k[3], v) for k, v in cells.items()]
-    rows.sort(key=lambda r: (*_setting_sort_key((r.dataset, r.target_set, r.rank)), r.lr))
-    best: dict[tuple[str, str, int], SweepRow] = {}
+        key = (str(rec["dataset"]), str(rec["target_set"]), int(rec["rank"]), str(rec["method"]), lr)
+        cells[key].append(_pp(score_of(rec)))
+    failed: dict[tuple[str, str, int, str, float], int] = defaultdict(int)
+    for key in diverged:
+        parsed = _parse_sweep_key(key)
+        if parsed is not None:
+            failed[parsed] += 1
+    rows = [SweepRow(k[0], k[1], k[2], k[4], v, method=k[3], diverged=failed.get(k, 0)) for k, v in cells.items()]
+    rows += [SweepRow(k[0], k[1], k[2], k[4], [], method=k[3], diverged=n) for k, n in failed.items() if k not in cells]
+    rows.sort(key=lambda r: (*_setting_sort_key((r.dataset, r.target_set, r.rank)), method_sort_key(r.method), r.lr))
+    best: dict[tuple[str, str, int, str], SweepRow] = {}
     for r in rows:  # ascending lr: on a tie the smaller lr stays chosen
-        k = (r.dataset, r.target_set, r.rank)
+        if r.diverged or not r.acc:
+            continue
+        k = (r.dataset, r.target_set, r.rank, r.method)
         if k not in best or _mean(r.acc) > _mean(best[k].acc):
             best[k] = r
     for r in best.values():
         r.chosen = True
     return rows
+
+
+def _parse_sweep_key(key: str) -> tuple[str, str, int, str, float] | None:
+    """(dataset, target set, r̄, method, lr) of a sweep run key ``d__t__rR__m__lrX__sS``."""
+    parts = key.split("__")
+    if len(parts) != 6 or not parts[2].startswith("r") or not parts[4].startswith("lr"):
+        return None
+    try:
+        return parts[0], parts[1], int(parts[2][1:]), parts[3], float(parts[4][2:])
+    except ValueError:
+        return None
 
 
 # -------------------------------------------------------------------------------------- the report
@@ -844,15 +877,17 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
     for on, rec in sweeps.items():
         if not rec.runs:
             continue
-        rows = summarize_sweep(rec.runs, problems)
-        scored = ("validation accuracy (10 % of the training set held out)" if on == "validation"
-                  else "test accuracy")
-        md += [f"### Learning-rate sweep (uniform ranks, scored on the {on} split)", "",
-               f"Uniform-rank {scored} per learning rate, mean ± std over seeds; ✓ marks the best mean of each "
-               f"setting (the smaller lr on a tie). Folder: `{SWEEP_DIRS[on]}/`.", ""]
-        md += _table(("dataset", "target set", "r̄", "lr", "n", "accuracy %", "chosen"),
-                     [[r.dataset, r.target_set, str(r.rank), format(r.lr, "g"), str(len(r.acc)), fmt_mean_std(r.acc),
-                       "✓" if r.chosen else ""] for r in rows])
+        rows = summarize_sweep(rec.runs, problems, diverged_keys(results / SWEEP_DIRS[on] / "errors.jsonl"))
+        scored = ("validation score (10 % of the training set held out)" if on == "validation"
+                  else "test score")
+        swept = sorted({r.method for r in rows}, key=method_sort_key)
+        md += [f"### Learning-rate sweep ({', '.join(swept)}; scored on the {on} split)", "",
+               f"{scored.capitalize()} per method and learning rate, mean ± std over the sweep seeds; ✓ marks "
+               f"each method's best mean in each setting (the smaller lr on a tie; a rate where a run diverged "
+               f"is never chosen). Folder: `{SWEEP_DIRS[on]}/`.", ""]
+        md += _table(("dataset", "target set", "r̄", "method", "lr", "n", "score %", "diverged", "chosen"),
+                     [[r.dataset, r.target_set, str(r.rank), r.method, format(r.lr, "g"), str(len(r.acc)),
+                       fmt_mean_std(r.acc) if r.acc else "–", str(r.diverged), "✓" if r.chosen else ""] for r in rows])
         md += [""]
 
     if problems:

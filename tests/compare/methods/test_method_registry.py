@@ -55,7 +55,7 @@ def test_new_methods_are_appended_and_core_methods_are_the_original_seven():
     assert CORE_METHODS == ("uniform", "adarank-floor", "adarank-exact", "random", "linear-depth", "eva", "adalora")
     assert METHODS[: len(CORE_METHODS)] == CORE_METHODS
     assert TRANSFORM_METHODS == ("adarank-power-0.5", "adarank-power-2", "adarank-rank-order")
-    assert METHODS[len(CORE_METHODS):] == TRANSFORM_METHODS + VARIANT_METHODS
+    assert METHODS[len(CORE_METHODS):] == TRANSFORM_METHODS + VARIANT_METHODS + ("eva-ranks", "base-model", "full-ft")
     assert set(TRANSFORM_METHODS + VARIANT_METHODS) <= set(PLAN_METHODS)  # ordinary LoRA with a rank pattern
 
 
