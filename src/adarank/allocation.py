@@ -709,3 +709,58 @@ def _trim_to_budget(
                 progressed = True
         if not progressed:
             break
+
+
+# --------------------------------------------------------------------------------------------------
+# module widths: a LoRA update of a d_out x d_in module has rank at most min(d_out, d_in)
+# --------------------------------------------------------------------------------------------------
+
+
+def check_width_budget(
+    rank: float,
+    widths: Sequence[int],
+    *,
+    names: Sequence[str],
+    unit: Unit = "ranks",
+    groups: Sequence[Hashable] | None = None,
+    costs: Sequence[int] | None = None,
+    min_rank: int = 0,
+) -> None:
+    """Refuse a budget that no ranks within the modules' widths can spend.
+
+    A rank above ``min(d_out, d_in)`` buys parameters but no capacity (the update matrix cannot have
+    a higher rank), so when a group's average rank exceeds what its modules can hold, e.g. r̄ = 64 on
+    32-wide modules, the request is a mistake, not something to round away.
+    """
+    labels = [None] * len(widths) if groups is None else list(groups)
+    per_unit = [1] * len(widths) if unit == "ranks" or costs is None else list(costs)
+    for i, w in enumerate(widths):
+        if min_rank > w:
+            raise AdaRankError(f"min_rank {min_rank} exceeds the width of module '{names[i]}' "
+                               f"(min(d_out, d_in) = {w}); lower --min-rank to {w} or less")
+    members: dict[Hashable, list[int]] = {}
+    for i, label in enumerate(labels):
+        members.setdefault(label, []).append(i)
+    for label, idx in members.items():
+        need = _snap(float(rank) * math.fsum(per_unit[i] for i in idx))
+        room = math.fsum(widths[i] * per_unit[i] for i in idx)
+        if need > room:
+            most = room / math.fsum(per_unit[i] for i in idx)
+            name = "all modules" if groups is None else f"the modules of type {label!r}"
+            raise AdaRankError(
+                f"average rank {rank:g} does not fit: {name} ({len(idx)}, at most {max(widths[i] for i in idx)} wide) "
+                f"can hold an average rank of at most {most:g}, as a LoRA rank cannot exceed min(d_out, d_in); "
+                f"lower --rank to {math.floor(most + 1e-9):d} or less"
+            )
+
+
+def cap_to_width(ranks: Sequence[int], widths: Sequence[int]) -> tuple[list[int], dict[int, int]]:
+    """Ranks cut to each module's width, and {index: the rank it was cut from} for those cut.
+
+    The units cut are not handed to other modules: doing that would need per-module clamps in the
+    water-filling solver. ``max_rank`` set to the width already redistributes, when modules share one
+    width, and the caller reports what was cut so that nothing is lost silently.
+    """
+    capped = [min(int(r), int(w)) for r, w in zip(ranks, widths)]
+    cut = {i: int(r) for i, (r, w) in enumerate(zip(ranks, widths)) if int(r) > int(w)}
+    return capped, cut

@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from .allocation import Allocation, allocate_ranks, budget_line
+from .allocation import Allocation, allocate_ranks, budget_line, cap_to_width, check_width_budget
 from .errors import AdaRankError
 from .io import atomic_write_json
+from .plan_checks import check_plan_dict
 
 SCHEMA_VERSION = 1
 Groups = Literal["type", "joint"]
@@ -39,13 +40,20 @@ class ModuleEntry:
     def cost(self) -> int:
         return int(self.shape[0]) + int(self.shape[1])
 
+    @property
+    def width(self) -> int:
+        """The highest rank a LoRA update of this module can have: min(d_out, d_in)."""
+        return min(int(self.shape[0]), int(self.shape[1]))
+
 
 @dataclass
 class Budget:
     """The allocation settings and what they produced; ``total`` and ``used`` are in ``unit``.
 
     ``transform`` and ``power`` (see :func:`adarank.allocation.allocate_ranks`) have defaults that
-    mean "plain proportional", so plans written before they existed load unchanged.
+    mean "plain proportional", so plans written before they existed load unchanged. ``capped`` maps
+    each module whose share exceeded its width min(d_out, d_in) to that share; its rank was cut to
+    the width, and the units cut are left unspent (``used`` shows it).
     """
 
     rank: float
@@ -58,6 +66,7 @@ class Budget:
     used: float = 0.0
     transform: Literal["proportional", "power", "rank-order"] = "proportional"
     power: float = 1.0
+    capped: dict[str, int] = field(default_factory=dict)
 
 
 def _versions() -> dict[str, str]:
@@ -95,7 +104,7 @@ class RankPlan:
         (``rank``, ``unit``, ``rule``, ``groups``, ``min_rank``, ``max_rank``, ``transform``, ``power``);
         no model needed. Changing ``transform`` to one other than ``"power"`` without giving ``power``
         resets ``power`` to 1 (the only value those transforms accept)."""
-        unknown = set(changes) - {f.name for f in fields(Budget)} | ({"total", "used"} & set(changes))
+        unknown = set(changes) - {f.name for f in fields(Budget)} | ({"total", "used", "capped"} & set(changes))
         if unknown:
             raise AdaRankError(f"cannot change budget field(s) {sorted(unknown)}; "
                                "use rank, unit, rule, groups, min_rank, max_rank, transform, power")
@@ -104,20 +113,27 @@ class RankPlan:
         budget = replace(self.budget, **changes)
         if budget.groups not in ("type", "joint"):
             raise AdaRankError(f"groups must be 'type' or 'joint', got {budget.groups!r}")
+        groups = [m.type for m in self.modules] if budget.groups == "type" else None
+        check_width_budget(budget.rank, [m.width for m in self.modules], names=[m.name for m in self.modules],
+                           unit=budget.unit, groups=groups, costs=[m.cost for m in self.modules],
+                           min_rank=budget.min_rank if isinstance(budget.min_rank, int) else 0)
         alloc: Allocation = allocate_ranks(
             [m.score_mean for m in self.modules],
             budget.rank,
             rule=budget.rule,
             unit=budget.unit,
-            groups=[m.type for m in self.modules] if budget.groups == "type" else None,
+            groups=groups,
             costs=[m.cost for m in self.modules],
             min_rank=budget.min_rank,
             max_rank=budget.max_rank,
             transform=budget.transform,
             power=budget.power,
         )
-        modules = [replace(m, rank=int(r)) for m, r in zip(self.modules, alloc.ranks)]
-        budget = replace(budget, total=float(alloc.total), used=float(alloc.used))
+        ranks, cut = cap_to_width(alloc.ranks, [m.width for m in self.modules])
+        modules = [replace(m, rank=int(r)) for m, r in zip(self.modules, ranks)]
+        used = sum(r * (1 if budget.unit == "ranks" else m.cost) for m, r in zip(self.modules, ranks))
+        budget = replace(budget, total=float(alloc.total), used=float(used),
+                         capped={self.modules[i].name: wanted for i, wanted in cut.items()})
         return replace(self, modules=modules, budget=budget)
 
     # ------------------------------------------------------------------ accessors
@@ -130,8 +146,9 @@ class RankPlan:
         alloc = Allocation(ranks=[m.rank for m in self.modules], total=b.total, used=int(b.used))
         groups = "one group per module type" if b.groups == "type" else "all modules jointly"
         transform = {"proportional": "", "power": f", scores ** {b.power:g}", "rank-order": ", rank-order scores"}
+        capped = f"; {len(b.capped)} module(s) capped at their width" if b.capped else ""
         return (f"r̄={b.rank:g}, rule {b.rule}{transform.get(b.transform, '')}, {groups}, {len(self.modules)} modules: "
-                + budget_line(alloc, b.unit))
+                + budget_line(alloc, b.unit) + capped)
 
     def table(self) -> str:
         """Module, score ± std, rank: the summary printed after ``adarank predict``."""
@@ -155,6 +172,7 @@ class RankPlan:
                 f"{source} has schema_version {version!r}, this adarank reads version {SCHEMA_VERSION}; "
                 "re-run `adarank predict` or use a matching adarank version"
             )
+        check_plan_dict(data, source)
         try:
             modules = [ModuleEntry(**m) for m in data["modules"]]
             budget = Budget(**data["budget"])
@@ -190,6 +208,9 @@ class RankPlan:
         except json.JSONDecodeError as exc:
             raise AdaRankError(f"plan file '{p}' is not valid JSON ({exc.msg} at line {exc.lineno}); "
                                "it may be truncated: re-run `adarank predict`") from None
+        except RecursionError:
+            raise AdaRankError(f"plan file '{p}' nests JSON too deeply to be a rank plan; "
+                               "give the plan.json that `adarank predict` wrote") from None
         return cls.from_dict(data, source=f"plan file '{p}'")
 
     # ----------------------------------------------------------------------- PEFT
@@ -197,6 +218,7 @@ class RankPlan:
         """A ``peft.LoraConfig`` with these ranks; see :func:`adarank.peft_export.lora_config_from_plan`."""
         from .peft_export import lora_config_from_plan
 
+        check_plan_dict(self.to_dict(), "plan")  # a plan built or edited in Python gets the checks a file gets
         return lora_config_from_plan(self, model, lora_alpha=lora_alpha, **lora_kwargs)
 
 
