@@ -338,8 +338,27 @@ BENCH_COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
 }
 
 
+def _stderr_handler() -> logging.Handler:
+    """adarank's own warnings as ``adarank: ...`` lines on the current stderr, whatever logging setup
+    the host process has (``basicConfig`` does nothing once the root logger has a handler)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("adarank: %(message)s"))
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="adarank: %(message)s")
+    logger, handler = logging.getLogger("adarank"), _stderr_handler()
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        return _main(argv)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in BENCH_COMMANDS:

@@ -9,6 +9,7 @@ and is checked against the names it will meet before the config is returned.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -81,7 +82,8 @@ def lora_config_from_plan(plan: "RankPlan", model: "nn.Module | None" = None, *,
     """A ``LoraConfig`` that gives every planned module its rank and leaves rank-0 modules out.
 
     ``r`` is the plan's average rank r̄ and ``lora_alpha`` defaults to 2·r̄; ``alpha_pattern`` sets
-    α_i = lora_alpha·r_i/r̄ so that every module keeps the uniform baseline's scale α/r̄.
+    α_i = lora_alpha·r_i/r̄ so that every module keeps the uniform baseline's scale α/r̄
+    (α_i = lora_alpha·√(r_i/r̄) with ``use_rslora=True``, whose scale is α/√r; see :func:`module_alpha`).
     With ``model`` given, names are resolved against that model (see :func:`resolve_module_names`) and
     ``target_modules`` is a list of full names. Without it the names are the scored model's own and
     ``target_modules`` is one anchored regex of them, so PEFT refuses (rather than half-applies) the
@@ -102,7 +104,8 @@ def lora_config_from_plan(plan: "RankPlan", model: "nn.Module | None" = None, *,
     if not active:
         raise AdaRankError("every module got rank 0, so there is nothing to adapt; raise --rank or set --min-rank 1")
     rank_pattern = {anchored_key(full): int(r) for full, r in active}
-    alpha_pattern = {anchored_key(full): _clean_number(alpha * r / base_r) for full, r in active}
+    rslora = bool(lora_kwargs.get("use_rslora", False))
+    alpha_pattern = {anchored_key(full): _clean_number(module_alpha(alpha, r, base_r, rslora)) for full, r in active}
     check_patterns([full for full, _ in active], all_names)
     for key in ("target_modules", "rank_pattern", "alpha_pattern", "r"):
         if key in lora_kwargs:
@@ -115,6 +118,16 @@ def lora_config_from_plan(plan: "RankPlan", model: "nn.Module | None" = None, *,
         targets = "^(?:" + "|".join(re.escape(full) for full, _ in active) + ")$"
     return LoraConfig(r=base_r, lora_alpha=_clean_number(alpha), target_modules=targets,
                       rank_pattern=rank_pattern, alpha_pattern=alpha_pattern, **lora_kwargs)
+
+
+def module_alpha(alpha: float, rank: int, base_rank: int, rslora: bool = False) -> float:
+    """α_i that gives a rank-``rank`` module the uniform baseline's scale.
+
+    PEFT scales a LoRA update by α/r, or by α/√r under ``use_rslora``; keeping α_i/r_i = α/r̄ (or
+    α_i/√r_i = α/√r̄) means the plan changes how much each module can learn, not how loud it is.
+    """
+    ratio = rank / base_rank
+    return alpha * (math.sqrt(ratio) if rslora else ratio)
 
 
 def _clean_number(x: float) -> float | int:

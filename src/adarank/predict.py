@@ -63,8 +63,8 @@ def predict_ranks(
     other, so it always scores every target in every process and ignores finished modules in a
     checkpoint.
 
-    ``seed`` is a shortcut for ``score_config=ScoreConfig(seed=...)``; giving both with different
-    seeds is refused rather than resolved silently.
+    ``seed`` sets the seed of ``score_config`` (or of the default one). A ``score_config`` that
+    sets another seed of its own, not the default 0, is refused rather than resolved silently.
 
     Zero-score modules, groups whose scores are all equal, and ranks cut at a module's width are
     logged as warnings (logger ``adarank``) that name the modules.
@@ -141,7 +141,7 @@ def predict_ranks(
 def _with_seed(config: ScoreConfig | None, seed: int | None) -> ScoreConfig:
     if seed is None:
         return config or ScoreConfig()
-    if config is not None and config.seed != seed:
+    if config is not None and config.seed not in (seed, ScoreConfig().seed):
         raise AdaRankError(f"seed={seed} and score_config.seed={config.seed} disagree; give the seed once")
     return replace(config or ScoreConfig(), seed=seed)
 
