@@ -86,3 +86,9 @@ def test_alpha_pattern_keeps_the_uniform_scale(tiny_bert, rslora):
     scales = [m.scaling["default"] for _, m in peft_model.named_modules() if hasattr(m, "lora_A") and "default" in m.scaling]
     assert len(scales) == sum(m.rank > 0 for m in plan.modules)
     assert scales == pytest.approx([uniform] * len(scales), rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [None, ["a", "b"], 3])
+def test_probe_lists_hold_strings_only(tiny_bert, bad):
+    with pytest.raises(AdaRankError, match="not a string"):
+        probes_from_texts(["fine", bad])

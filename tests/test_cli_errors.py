@@ -110,12 +110,12 @@ def test_a_second_run_on_a_busy_out_stops_at_once(capsys, tiny_bert_dir, tmp_pat
     other = subprocess.Popen(["sleep", "60"])  # a live process holding the lock
     try:
         (out / LOCK_NAME).write_text(f"{other.pid} {os.uname().nodename}\n")
+        assert run_cli(capsys, "predict", tiny_bert_dir, "--targets", "value", "--out", tmp_path / "first", *FAST)[0] == 0
         for command in (["predict", tiny_bert_dir, "--targets", "value", "--out", out, *FAST],
-                        ["allocate", tiny_bert_dir / "missing", "--out", out]):
+                        ["allocate", tmp_path / "first", "--rank", "2", "--out", out]):
             code, stdout, err = run_cli(capsys, *command)
-            if command[0] == "predict":
-                assert_clean_error(code, err, f"process {other.pid}", "another adarank run", "another --out")
-                assert "wrote" not in stdout
+            assert_clean_error(code, err, f"process {other.pid}", "another adarank run", "another --out")
+            assert "wrote" not in stdout
         assert (out / LOCK_NAME).read_text().split()[0] == str(other.pid)  # the owner's lock is left alone
         assert not (out / "plan.json").exists()
     finally:
@@ -163,3 +163,15 @@ def test_degenerate_scores_are_warned_about_by_name(capsys, tiny_bert_dir, tmp_p
     assert code == 0
     assert "1 of 4 modules scored 0 (pooler.dense)" in err and "output ignores them" in err
     assert "scored the same" not in err
+
+
+def test_two_locks_on_one_folder_exclude_each_other(tmp_path):
+    from adarank.errors import AdaRankError
+    from adarank.outlock import OutputLock
+
+    with OutputLock(tmp_path):
+        with pytest.raises(AdaRankError, match=f"process {os.getpid()}"):
+            OutputLock(tmp_path).acquire()
+    assert not (tmp_path / LOCK_NAME).exists()
+    with OutputLock(tmp_path):  # free again once released
+        pass

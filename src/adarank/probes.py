@@ -82,7 +82,12 @@ def builtin_probes() -> ProbeSet:
 
 
 def probes_from_texts(texts: Sequence[str], description: str = "python list") -> ProbeSet:
-    cleaned = tuple(t.strip() for t in texts if isinstance(t, str) and t.strip())
+    """Blank texts are dropped; a non-string is refused, as str() would make None the probe text "None"."""
+    wrong = next((t for t in texts if not isinstance(t, str)), "")
+    if not isinstance(wrong, str):
+        raise AdaRankError(f"probe input '{description}' holds {type(wrong).__name__} {str(wrong)[:40]!r}, "
+                           "not a string; give texts only")
+    cleaned = tuple(t.strip() for t in texts if t.strip())
     return ProbeSet(cleaned, f"{description}:{len(cleaned)} texts")
 
 
