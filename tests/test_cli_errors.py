@@ -17,6 +17,19 @@ def test_out_name_too_long_for_the_file_system(capsys, tiny_bert_dir, tmp_path):
     assert_clean_error(code, err, "output folder", "choose another --out")
 
 
+def test_plan_path_too_long_for_the_file_system(capsys, tmp_path):
+    for command in (["show", tmp_path / ("x" * 300)], ["allocate", tmp_path / ("x" * 300), "--out", tmp_path / "o"]):
+        code, _, err = run_cli(capsys, *command)
+        assert_clean_error(code, err, "x" * 20, "File name too long")
+
+
+def test_dtype_help_says_what_bf16_costs(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "bf16 scoring is less exact" in help_text and "~38%" in help_text and "3 of 28 ranks" in help_text
+
+
 def test_deeply_nested_json_plan(capsys, tmp_path):
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     for command in (["show", tmp_path / "deep.json"], ["allocate", tmp_path / "deep.json", "--out", tmp_path / "o"]):

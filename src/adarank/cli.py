@@ -17,12 +17,16 @@ import tempfile
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 from .checkpoint import CHECKPOINT_NAME
 from .cli_args import add_dataclass_arguments, dataclass_from_namespace
 from .errors import AdaRankError
 from .outlock import STAGING_PREFIX, OutputLock
+
+if TYPE_CHECKING:
+    from .probes import ProbeSet
+    from .scoring import ScoreConfig
 
 APPLY_TO = {"base": None, "seq-cls": "AutoModelForSequenceClassification",
             "causal-lm": "AutoModelForCausalLM", "token-cls": "AutoModelForTokenClassification"}
@@ -61,7 +65,7 @@ class PredictOptions(BudgetOptions):
     probe: str | None = field(default=None, metadata={"help": "probe texts: a .txt file (one example a line) or a .jsonl/.csv/.tsv file (see --probe-column); default: built-in generic sentences"})
     probe_column: str = field(default="text", metadata={"help": "column of a JSONL/CSV/TSV probe file"})
     max_length: int | None = field(default=None, metadata={"help": "truncate probe texts to this many tokens (default: the model's limit); truncation is reported"})
-    dtype: Literal["fp32", "bf16", "fp16"] = field(default="fp32", metadata={"help": "dtype the model is loaded in; distances are always accumulated in fp32/fp64. bf16 rounds the small perturbations of low-importance modules: on all-MiniLM-L6-v2 it inflated the lowest scores by up to ~38%% against fp32 and changed 3 of 28 ranks, so prefer fp32 when the model fits"})
+    dtype: Literal["fp32", "bf16", "fp16"] = field(default="fp32", metadata={"help": "dtype the model is loaded in; distances are always accumulated in fp32/fp64. bf16 scoring is less exact: measured against fp32 it inflated the lowest scores by up to ~38%% and changed 3 of 28 ranks, so prefer fp32 when the model fits"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto (cuda when available)"})
     devices: int = field(default=1, metadata={"help": "score on this many GPUs of this host: starts torchrun with one process per GPU (modules are split across them)"})
     resume: bool = field(default=True, metadata={"help": "continue an interrupted run from the checkpoint in --out (same settings required); --no-resume starts fresh"})
@@ -216,7 +220,9 @@ def cmd_predict(opts: PredictOptions, argv: Sequence[str] = ()) -> None:
         _predict_into(opts, out, name, device, targets, probes, config, rank)
 
 
-def _predict_into(opts: PredictOptions, out: Path, name: str, device: str, targets, probes, config, rank: int) -> None:
+def _predict_into(opts: PredictOptions, out: Path, name: str, device: str, targets: str | list[str],
+                  probes: "ProbeSet", config: "ScoreConfig", rank: int) -> None:
+    """Load, score, write: the part of ``predict`` that runs while this process holds the lock on ``out``."""
     from .loading import load_model, load_tokenizer
     from .predict import predict_ranks
     from .probes import check_takes_text

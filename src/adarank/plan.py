@@ -192,12 +192,12 @@ class RankPlan:
     @classmethod
     def load(cls, path: str | Path) -> "RankPlan":
         p = Path(path)
-        if p.is_dir():
-            for name in ("plan.json", "adarank_plan.json"):
-                if (p / name).is_file():
-                    p = p / name
-                    break
         try:
+            if p.is_dir():
+                for name in ("plan.json", "adarank_plan.json"):
+                    if (p / name).is_file():
+                        p = p / name
+                        break
             text = p.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise AdaRankError(f"plan file '{p}' does not exist; give the plan.json that `adarank predict` wrote") from None

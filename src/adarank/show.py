@@ -18,7 +18,11 @@ def show(path: str | Path) -> str:
 def show_report(path: str | Path) -> tuple[str, list[str]]:
     """The report and the adapter's shape mismatches (empty for a plan, or an adapter that follows it)."""
     p = Path(path)
-    if not p.exists():
+    try:
+        exists = p.exists()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise AdaRankError(f"cannot read '{p}': {exc.strerror or exc}; give a plan.json, a plan folder or an adapter folder") from None
+    if not exists:
         raise AdaRankError(f"'{p}' does not exist; give a plan.json, a plan folder or an adapter folder")
     adapter_dir = p if p.is_dir() and (p / "adapter_config.json").is_file() else None
     if adapter_dir is not None and not (p / PLAN_BESIDE_ADAPTER).is_file():
