@@ -162,18 +162,49 @@ def test_deeply_nested_json_is_a_clean_error(tmp_path):
         RankPlan.load(tmp_path / "deep.json")
 
 
-def test_ranks_are_capped_at_the_module_width_and_the_cap_is_recorded(tmp_path):
-    # one module scores far above the rest: its proportional share (8 * 4 * 0.94 = 30) exceeds 16
+def test_ranks_are_capped_at_the_module_width_and_the_rest_redistributed(tmp_path):
+    # one module scores far above the rest: its proportional share (8 * 4 * 100/106 = 30.2) exceeds 16
     modules = [ModuleEntry(name=f"m{i}", type="t", block=i, shape=[16, 64], scores=[s], score_mean=s,
                            score_std=0.0, rank=0) for i, s in enumerate((100.0, 2.0, 2.0, 2.0))]
     plan = RankPlan.allocate("tiny", {}, modules, Budget(rank=8, rule="exact"))
-    assert max(m.rank for m in plan.modules) == 16  # min(d_out, d_in)
+    assert [m.rank for m in plan.modules] == [16, 6, 5, 5]  # min(d_out, d_in), then 16 more units over 3
     assert plan.budget.capped == {"m0": 30}
-    assert plan.budget.used == sum(m.rank for m in plan.modules) < plan.budget.total
+    assert plan.budget.used == plan.budget.total == 32
     assert "capped" in plan.budget_summary()
+    from adarank.plan_notes import plan_warnings
+
+    assert [n for n in plan_warnings(plan) if "m0 was given rank 30" in n and "width min(d_out, d_in) = 16" in n]
     assert RankPlan.load(plan.save(tmp_path / "plan.json")) == plan
+    floor = plan.reallocate(rule="floor")
+    assert [m.rank for m in floor.modules] == [16, 5, 5, 5]
     uncapped = plan.reallocate(rank=2)
-    assert uncapped.budget.capped == {} and all(m.rank <= 16 for m in uncapped.modules)
+    assert uncapped.budget.capped == {}
+
+
+def test_width_caps_hold_and_exact_spends_the_budget_on_random_inputs():
+    import numpy as np
+
+    from adarank.allocation import allocate_ranks, allocate_within_widths, check_width_budget
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(2, 12))
+        scores = (rng.pareto(1.0, n) * (rng.random(n) < 0.9)).tolist()
+        widths = rng.integers(1, 20, n).tolist()
+        groups = rng.integers(0, 2, n).tolist()
+        rank = float(rng.uniform(0.5, 6))
+        try:
+            check_width_budget(rank, widths, names=[f"m{i}" for i in range(n)], groups=groups)
+        except AdaRankError:
+            continue  # an r̄ some group cannot hold: refused before allocation, as the plan does
+        alloc, wanted = allocate_within_widths(scores, rank, widths=widths, rule="exact", groups=groups)
+        assert all(r <= w for r, w in zip(alloc.ranks, widths))
+        for g in set(groups):
+            idx = [i for i in range(n) if groups[i] == g]
+            assert sum(alloc.ranks[i] for i in idx) == int(np.floor(rank * len(idx) + 1e-9))
+        if not wanted:
+            assert alloc == allocate_ranks(scores, rank, rule="exact", groups=groups)
+        assert all(widths[i] < r for i, r in wanted.items())
 
 
 @pytest.mark.parametrize("rank", [64, 10**9])

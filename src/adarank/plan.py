@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from .allocation import Allocation, allocate_ranks, budget_line, cap_to_width, check_width_budget
+from .allocation import Allocation, allocate_within_widths, budget_line, check_width_budget
 from .errors import AdaRankError
 from .io import atomic_write_json
 from .plan_checks import check_plan_dict
@@ -52,8 +52,9 @@ class Budget:
 
     ``transform`` and ``power`` (see :func:`adarank.allocation.allocate_ranks`) have defaults that
     mean "plain proportional", so plans written before they existed load unchanged. ``capped`` maps
-    each module whose share exceeded its width min(d_out, d_in) to that share; its rank was cut to
-    the width, and the units cut are left unspent (``used`` shows it).
+    each module whose share exceeded its width min(d_out, d_in) to that share; its rank is the
+    width, and the rest of its group's budget went to the other modules
+    (:func:`adarank.allocation.allocate_within_widths`).
     """
 
     rank: float
@@ -116,10 +117,12 @@ class RankPlan:
         groups = [m.type for m in self.modules] if budget.groups == "type" else None
         check_width_budget(budget.rank, [m.width for m in self.modules], names=[m.name for m in self.modules],
                            unit=budget.unit, groups=groups, costs=[m.cost for m in self.modules],
-                           min_rank=budget.min_rank if isinstance(budget.min_rank, int) else 0)
-        alloc: Allocation = allocate_ranks(
+                           min_rank=budget.min_rank if isinstance(budget.min_rank, int) else 0,
+                           max_rank=budget.max_rank)
+        alloc, wanted = allocate_within_widths(
             [m.score_mean for m in self.modules],
             budget.rank,
+            widths=[m.width for m in self.modules],
             rule=budget.rule,
             unit=budget.unit,
             groups=groups,
@@ -129,11 +132,9 @@ class RankPlan:
             transform=budget.transform,
             power=budget.power,
         )
-        ranks, cut = cap_to_width(alloc.ranks, [m.width for m in self.modules])
-        modules = [replace(m, rank=int(r)) for m, r in zip(self.modules, ranks)]
-        used = sum(r * (1 if budget.unit == "ranks" else m.cost) for m, r in zip(self.modules, ranks))
-        budget = replace(budget, total=float(alloc.total), used=float(used),
-                         capped={self.modules[i].name: wanted for i, wanted in cut.items()})
+        modules = [replace(m, rank=int(r)) for m, r in zip(self.modules, alloc.ranks)]
+        budget = replace(budget, total=float(alloc.total), used=float(alloc.used),
+                         capped={self.modules[i].name: share for i, share in wanted.items()})
         return replace(self, modules=modules, budget=budget)
 
     # ------------------------------------------------------------------ accessors

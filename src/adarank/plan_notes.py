@@ -1,7 +1,7 @@
 """Warnings about a plan whose ranks do not come from what the scores say.
 
-Zero or all-equal scores make the allocation fall back to uniform ranks, and a rank cut at a
-module's width leaves budget unspent. Both are legitimate outcomes, but a user who reads only the
+Zero or all-equal scores make the allocation fall back to uniform ranks, and a module held at its
+width passes budget to its neighbours. Both are legitimate outcomes, but a user who reads only the
 ranks would take them for AdaRank's judgement, so each is stated, naming the modules and the cause.
 """
 
@@ -23,7 +23,7 @@ def _names(names: Sequence[str]) -> str:
 
 
 def plan_warnings(plan: RankPlan) -> list[str]:
-    """One line per problem: zero-score modules, groups whose scores are all equal, ranks cut at a width."""
+    """One line per problem: zero-score modules, groups whose scores are all equal, ranks held at a width."""
     notes: list[str] = []
     zero = [m.name for m in plan.modules if m.score_mean == 0.0]
     if zero:
@@ -34,19 +34,19 @@ def plan_warnings(plan: RankPlan) -> list[str]:
         )
     groups: dict[str, list[float]] = {}
     for m in plan.modules:
-        groups.setdefault(m.type if plan.budget.groups == "type" else "all targets", []).append(m.score_mean)
+        groups.setdefault(f"type {m.type}" if plan.budget.groups == "type" else "the joint group", []).append(m.score_mean)
     for label, scores in groups.items():
         top = max(scores)
         if len(scores) > 1 and top - min(scores) <= 1e-9 * top:
             notes.append(
-                f"all {len(scores)} modules of {'type ' if plan.budget.groups == 'type' else ''}{label} scored the same "
+                f"all {len(scores)} modules of {label} scored the same "
                 f"({top:.4g}): the scores carry no preference, so their ranks are uniform"
             )
     for name, wanted in plan.budget.capped.items():
         width = next(m.width for m in plan.modules if m.name == name)
         notes.append(
             f"module {name} was given rank {wanted} but a LoRA rank cannot exceed its width min(d_out, d_in) = {width}: "
-            f"cut to {width}, the rest of the budget stays unspent (set --max-rank {width} to redistribute it)"
+            f"it gets {width} and the rest of its budget went to the other modules of its group"
         )
     return notes
 
