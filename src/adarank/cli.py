@@ -222,7 +222,7 @@ def cmd_predict(opts: PredictOptions, argv: Sequence[str] = ()) -> None:
 
 def _predict_into(opts: PredictOptions, out: Path, name: str, device: str, targets: str | list[str],
                   probes: "ProbeSet", config: "ScoreConfig", rank: int) -> None:
-    """Load, score, write: the part of ``predict`` that runs while this process holds the lock on ``out``."""
+    """Load, score, write: the part of ``predict`` that runs while rank 0 holds the lock on ``out``."""
     from .loading import load_model, load_tokenizer
     from .predict import predict_ranks
     from .probes import check_takes_text
