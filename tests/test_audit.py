@@ -36,8 +36,11 @@ def test_show_reports_an_adapter_that_does_not_follow_its_plan(plan, tmp_path, c
     peft_model = get_peft_model(model, other.to_lora_config(model, task_type="SEQ_CLS"))
     folder = save_adapter(peft_model, other, tmp_path / "adapter")
     plan.save(folder / PLAN_BESIDE_ADAPTER)  # ...but the folder claims this one
-    assert main(["show", str(folder)]) == 0
-    assert "MISMATCH" in capsys.readouterr().out
+    assert main(["show", str(folder)]) == 2  # CI gates rely on the exit code
+    captured = capsys.readouterr()
+    assert "MISMATCH" in captured.out
+    errors = [line for line in captured.err.splitlines() if line.startswith("adarank: error:")]
+    assert len(errors) == 1 and "does not follow its plan" in errors[0] and "Traceback" not in captured.err
 
 
 def test_save_adapter_refuses_a_model_built_from_another_plan(plan, tmp_path):
@@ -46,6 +49,19 @@ def test_save_adapter_refuses_a_model_built_from_another_plan(plan, tmp_path):
     with pytest.raises(AdaRankError, match="does not follow the plan"):
         save_adapter(peft_model, plan, tmp_path / "adapter")
     assert not (tmp_path / "adapter" / PLAN_BESIDE_ADAPTER).exists()
+    assert list(tmp_path.iterdir()) == []  # no adapter files and no staging folder either
+
+
+def test_show_on_a_truncated_adapter_is_a_clean_error(plan, tmp_path, capsys):
+    model = tiny_bert_model("BertForSequenceClassification", num_labels=2)
+    folder = save_adapter(get_peft_model(model, plan.to_lora_config(model, task_type="SEQ_CLS")), plan,
+                          tmp_path / "adapter")
+    weights = folder / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    assert main(["show", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("adarank: error:") == 1 and "Traceback" not in err
+    assert "adapter_model.safetensors" in err and "truncated" in err
 
 
 def test_show_on_an_adapter_without_plan(tmp_path, capsys):

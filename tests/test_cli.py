@@ -148,7 +148,7 @@ def _tiny_plan(model_dir, out) -> dict:
     return _PLANS["plan"]
 
 
-@pytest.mark.parametrize("option,value", [("--rank", "2.5"), ("--trials", "1.5")])
+@pytest.mark.parametrize("option,value", [("--trials", "1.5"), ("--min-rank", "0.5")])
 def test_non_integer_counts_are_usage_errors(capsys, option, value):
     with pytest.raises(SystemExit) as exc:
         main(["predict", option, value])

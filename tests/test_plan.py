@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -96,3 +97,122 @@ def test_transform_is_stored_and_passed_through(tmp_path):
     assert plan.reallocate(power=0.5).budget.transform == "power"
     with pytest.raises(AdaRankError, match="transform"):
         plan.reallocate(transform="log")
+
+
+def _edited(tmp_path, edit):
+    data = make_plan(rule="exact").to_dict()
+    edit(data)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _set_rank(value):
+    return lambda d: d["modules"][1].__setitem__("rank", value)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (_set_rank(-3), ["negative rank -3"]),
+    (_set_rank(2.5), ["rank 2.5", "whole number"]),
+    (_set_rank(2.0), ["rank 2.0", "whole number"]),
+    (_set_rank(True), ["rank True", "whole number"]),
+    (_set_rank("8"), ["rank '8'", "whole number"]),
+    (_set_rank(10**9), ["rank 1000000000", "width", "32"]),
+    (_set_rank(None), ["rank None"]),
+    (lambda d: d["modules"].append(dict(d["modules"][0])), ["appears twice", "encoder.layer.0"]),
+    (lambda d: d["modules"][2]["aliases"].append(d["modules"][0]["name"]), ["appears twice"]),
+    (lambda d: d["modules"][0].pop("shape"), ["lacks shape"]),
+    (lambda d: d["modules"][0].__setitem__("shape", [32]), ["'shape'", "two positive integers"]),
+    (lambda d: d["modules"][0].__setitem__("shape", "32x32"), ["'shape'"]),
+    (lambda d: d["modules"][0].__setitem__("scores", [1.0, "x"]), ["'scores'"]),
+    (lambda d: d["modules"][0].__setitem__("score_mean", -1), ["'score_mean'"]),
+    (lambda d: d["modules"][0].__setitem__("name", 7), ["'name'"]),
+    (lambda d: d["modules"][0].__setitem__("block", "3"), ["'block'"]),
+    (lambda d: d["modules"][0].__setitem__("extra", 1), ["unknown field", "extra"]),
+    (lambda d: d["modules"].__setitem__(0, [1, 2]), ["module entry 0", "JSON object"]),
+    (lambda d: d.__setitem__("modules", {"a": 1}), ["'modules'", "array"]),
+    (lambda d: d.pop("budget"), ["no 'budget' field"]),
+    (lambda d: d["budget"].__setitem__("rank", "4"), ["budget rank"]),
+    (lambda d: d["budget"].__setitem__("rule", "round"), ["budget rule", "floor, exact"]),
+    (lambda d: d["budget"].__setitem__("max_rank", 2.5), ["budget max_rank"]),
+    (lambda d: d["budget"].__setitem__("surprise", 1), ["unknown field", "surprise"]),
+    (lambda d: d.__setitem__("settings", []), ["'settings'", "object"]),
+])
+def test_hand_edited_plans_are_refused_with_one_clear_message(tmp_path, edit, words):
+    path = _edited(tmp_path, edit)
+    with pytest.raises(AdaRankError) as info:
+        RankPlan.load(path)
+    message = str(info.value)
+    assert "\n" not in message and ("re-run" in message or "remove" in message)
+    for word in words:
+        assert word in message, message
+
+
+def test_programmatic_plan_with_duplicated_names_is_the_inputs_fault():
+    plan = make_plan(rule="exact")
+    plan.modules[1] = replace(plan.modules[1], name=plan.modules[0].name)
+    with pytest.raises(AdaRankError, match="appears twice") as info:
+        plan.to_lora_config()
+    assert "bug in adarank" not in str(info.value)
+
+
+def test_deeply_nested_json_is_a_clean_error(tmp_path):
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(AdaRankError, match="nests JSON too deeply"):
+        RankPlan.load(tmp_path / "deep.json")
+
+
+def test_ranks_are_capped_at_the_module_width_and_the_rest_redistributed(tmp_path):
+    # one module scores far above the rest: its proportional share (8 * 4 * 100/106 = 30.2) exceeds 16
+    modules = [ModuleEntry(name=f"m{i}", type="t", block=i, shape=[16, 64], scores=[s], score_mean=s,
+                           score_std=0.0, rank=0) for i, s in enumerate((100.0, 2.0, 2.0, 2.0))]
+    plan = RankPlan.allocate("tiny", {}, modules, Budget(rank=8, rule="exact"))
+    assert [m.rank for m in plan.modules] == [16, 6, 5, 5]  # min(d_out, d_in), then 16 more units over 3
+    assert plan.budget.capped == {"m0": 30}
+    assert plan.budget.used == plan.budget.total == 32
+    assert "capped" in plan.budget_summary()
+    from adarank.plan_notes import plan_warnings
+
+    assert [n for n in plan_warnings(plan) if "m0 was given rank 30" in n and "width min(d_out, d_in) = 16" in n]
+    assert RankPlan.load(plan.save(tmp_path / "plan.json")) == plan
+    floor = plan.reallocate(rule="floor")
+    assert [m.rank for m in floor.modules] == [16, 5, 5, 5]
+    uncapped = plan.reallocate(rank=2)
+    assert uncapped.budget.capped == {}
+
+
+def test_width_caps_hold_and_exact_spends_the_budget_on_random_inputs():
+    import numpy as np
+
+    from adarank.allocation import allocate_ranks, allocate_within_widths, check_width_budget
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(2, 12))
+        scores = (rng.pareto(1.0, n) * (rng.random(n) < 0.9)).tolist()
+        widths = rng.integers(1, 20, n).tolist()
+        groups = rng.integers(0, 2, n).tolist()
+        rank = float(rng.uniform(0.5, 6))
+        try:
+            check_width_budget(rank, widths, names=[f"m{i}" for i in range(n)], groups=groups)
+        except AdaRankError:
+            continue  # an r̄ some group cannot hold: refused before allocation, as the plan does
+        alloc, wanted = allocate_within_widths(scores, rank, widths=widths, rule="exact", groups=groups)
+        assert all(r <= w for r, w in zip(alloc.ranks, widths))
+        for g in set(groups):
+            idx = [i for i in range(n) if groups[i] == g]
+            assert sum(alloc.ranks[i] for i in idx) == int(np.floor(rank * len(idx) + 1e-9))
+        if not wanted:
+            assert alloc == allocate_ranks(scores, rank, rule="exact", groups=groups)
+        assert all(widths[i] < r for i, r in wanted.items())
+
+
+@pytest.mark.parametrize("rank", [64, 10**9])
+def test_average_rank_above_every_width_is_refused(rank):
+    with pytest.raises(AdaRankError, match=r"does not fit.*at most 32.*lower --rank to 32"):
+        make_plan(rank=rank)
+
+
+def test_min_rank_above_a_width_is_refused():
+    with pytest.raises(AdaRankError, match="min_rank 33 exceeds the width"):
+        make_plan(rank=33, min_rank=33)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +22,18 @@ def adapter_ranks(folder: Path) -> dict[str, int]:
     weights = folder / "adapter_model.safetensors"
     if not weights.is_file():
         return {}
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     ranks: dict[str, int] = {}
-    with safe_open(str(weights), framework="pt") as fh:
-        for key in fh.keys():
-            m = _LORA_A.match(key)
-            if m:
-                ranks[m.group("name")] = int(fh.get_slice(key).get_shape()[0])
+    try:
+        with safe_open(str(weights), framework="pt") as fh:
+            for key in fh.keys():
+                m = _LORA_A.match(key)
+                if m:
+                    ranks[m.group("name")] = int(fh.get_slice(key).get_shape()[0])
+    except (SafetensorError, OSError) as exc:
+        raise AdaRankError(f"'{weights}' is not a readable safetensors file ({str(exc).splitlines()[0]}); "
+                           "it may be truncated: save the adapter again") from None
     return ranks
 
 
@@ -57,13 +64,33 @@ def save_adapter(peft_model: Any, plan: RankPlan, path: str | Path) -> Path:
     """``peft_model.save_pretrained(path)`` plus the plan as ``adarank_plan.json`` beside
     ``adapter_config.json``, then a check that the saved LoRA shapes are the planned ranks.
 
-    The plan is written last and atomically, so a folder that holds it holds a complete adapter.
+    Everything is saved into a staging folder beside ``path`` and checked there, so an adapter that
+    does not follow the plan leaves no files behind; the plan is moved into place last, so a folder
+    that holds it holds a complete adapter.
     """
     folder = Path(path)
-    peft_model.save_pretrained(folder)
-    problems = compare_shapes(plan, adapter_ranks(folder))
-    if problems:
-        raise AdaRankError(f"the adapter saved in '{folder}' does not follow the plan: {problems[0]}"
-                           + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
-    plan.save(folder / PLAN_BESIDE_ADAPTER)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.adarank-staging-", dir=folder.parent))
+    try:
+        peft_model.save_pretrained(stage)
+        problems = compare_shapes(plan, adapter_ranks(stage))
+        if problems:
+            raise AdaRankError(f"the adapter for '{folder}' does not follow the plan: {problems[0]}"
+                               + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                               + "; nothing was written: build the PEFT model from this plan's to_lora_config")
+        plan.save(stage / PLAN_BESIDE_ADAPTER)
+        folder.mkdir(exist_ok=True)
+        _move_into(stage, folder, last=PLAN_BESIDE_ADAPTER)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return folder
+
+
+def _move_into(src: Path, dest: Path, last: str) -> None:
+    """Rename every entry of ``src`` into ``dest`` (merging sub-folders), the entry ``last`` at the end."""
+    for entry in sorted(src.iterdir(), key=lambda e: e.name == last):
+        target = dest / entry.name
+        if entry.is_dir() and target.is_dir():
+            _move_into(entry, target, last)
+        else:
+            os.replace(entry, target)

@@ -21,6 +21,7 @@ key is checked against the names it will meet before the config is returned.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -116,7 +117,8 @@ def lora_config_from_plan(plan: "RankPlan", model: "nn.Module | None" = None, *,
     """A ``LoraConfig`` that gives every planned module its rank and leaves rank-0 modules out.
 
     ``r`` is the plan's average rank r̄ and ``lora_alpha`` defaults to 2·r̄; ``alpha_pattern`` sets
-    α_i = lora_alpha·r_i/r̄ so that every module keeps the uniform baseline's scale α/r̄.
+    α_i = lora_alpha·r_i/r̄ so that every module keeps the uniform baseline's scale α/r̄
+    (α_i = lora_alpha·√(r_i/r̄) with ``use_rslora=True``, whose scale is α/√r; see :func:`module_alpha`).
     With ``model`` given, names are resolved against that model (see :func:`resolve_module_names`) and
     checked against all its module names; without it they are the scored model's own. Either way the
     keys and ``target_modules`` follow the module docstring's one rule, so the config gives the
@@ -139,14 +141,26 @@ def lora_config_from_plan(plan: "RankPlan", model: "nn.Module | None" = None, *,
         raise AdaRankError("every module got rank 0, so there is nothing to adapt; raise --rank or set --min-rank 1")
     by_depth = deepest_first([full for full, _ in active])
     ranks = dict(active)
+    rslora = bool(lora_kwargs.get("use_rslora", False))
     rank_pattern = {pattern_key(full): int(ranks[full]) for full in by_depth}
-    alpha_pattern = {pattern_key(full): _clean_number(alpha * ranks[full] / base_r) for full in by_depth}
+    alpha_pattern = {pattern_key(full): _clean_number(module_alpha(alpha, ranks[full], base_r, rslora))
+                     for full in by_depth}
     check_patterns([full for full, _ in active], all_names)
     for key in ("target_modules", "rank_pattern", "alpha_pattern", "r"):
         if key in lora_kwargs:
             raise AdaRankError(f"'{key}' comes from the plan; do not pass it to to_lora_config")
     return LoraConfig(r=base_r, lora_alpha=_clean_number(alpha), target_modules=target_regex([f for f, _ in active]),
                       rank_pattern=rank_pattern, alpha_pattern=alpha_pattern, **lora_kwargs)
+
+
+def module_alpha(alpha: float, rank: int, base_rank: int, rslora: bool = False) -> float:
+    """α_i that gives a rank-``rank`` module the uniform baseline's scale.
+
+    PEFT scales a LoRA update by α/r, or by α/√r under ``use_rslora``; keeping α_i/r_i = α/r̄ (or
+    α_i/√r_i = α/√r̄) means the plan changes how much each module can learn, not how loud it is.
+    """
+    ratio = rank / base_rank
+    return alpha * (math.sqrt(ratio) if rslora else ratio)
 
 
 def _clean_number(x: float) -> float | int:

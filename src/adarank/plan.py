@@ -13,12 +13,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from .allocation import Allocation, allocate_ranks, budget_line
+from .allocation import Allocation, allocate_within_widths, budget_line, check_width_budget
 from .errors import AdaRankError
 from .io import atomic_write_json
 from .peft_export import lora_config_from_plan
 from .transforms import TRANSFORMS
 from .version import __version__
+from .plan_checks import check_plan_dict
 
 SCHEMA_VERSION = 1
 Groups = Literal["type", "joint"]
@@ -42,6 +43,11 @@ class ModuleEntry:
     def cost(self) -> int:
         return int(self.shape[0]) + int(self.shape[1])
 
+    @property
+    def width(self) -> int:
+        """The highest rank a LoRA update of this module can have: min(d_out, d_in)."""
+        return min(int(self.shape[0]), int(self.shape[1]))
+
 
 @dataclass
 class Budget:
@@ -51,6 +57,10 @@ class Budget:
     mean "plain proportional", so plans written before they existed load unchanged.
     ``max_rank_used`` is the largest rank the plan gives any module: servers such as vLLM size every
     adapter slot by it (``max_lora_rank``), so it, not r̄, sets a peaked plan's serving memory.
+    ``capped`` maps
+    each module whose share exceeded its width min(d_out, d_in) to that share; its rank is the
+    width, and the rest of its group's budget went to the other modules
+    (:func:`adarank.allocation.allocate_within_widths`).
     """
 
     rank: float
@@ -64,6 +74,7 @@ class Budget:
     transform: str = "proportional"  # a name in adarank.transforms.TRANSFORMS
     power: float = 1.0
     max_rank_used: int | None = None
+    capped: dict[str, int] = field(default_factory=dict)
 
 
 def _versions() -> dict[str, str]:
@@ -99,7 +110,7 @@ class RankPlan:
         (``rank``, ``unit``, ``rule``, ``groups``, ``min_rank``, ``max_rank``, ``transform``, ``power``);
         no model needed. Changing ``transform`` to one other than ``"power"`` without giving ``power``
         resets ``power`` to 1 (the only value those transforms accept)."""
-        unknown = set(changes) - {f.name for f in fields(Budget)} | ({"total", "used", "max_rank_used"} & set(changes))
+        unknown = set(changes) - {f.name for f in fields(Budget)} | ({"total", "used", "max_rank_used", "capped"} & set(changes))
         if unknown:
             raise AdaRankError(f"cannot change budget field(s) {sorted(unknown)}; "
                                "use rank, unit, rule, groups, min_rank, max_rank, transform, power")
@@ -109,12 +120,18 @@ class RankPlan:
         budget = replace(self.budget, **changes)
         if budget.groups not in ("type", "joint"):
             raise AdaRankError(f"groups must be 'type' or 'joint', got {budget.groups!r}")
-        alloc: Allocation = allocate_ranks(
+        groups = [m.type for m in self.modules] if budget.groups == "type" else None
+        check_width_budget(budget.rank, [m.width for m in self.modules], names=[m.name for m in self.modules],
+                           unit=budget.unit, groups=groups, costs=[m.cost for m in self.modules],
+                           min_rank=budget.min_rank if isinstance(budget.min_rank, int) else 0,
+                           max_rank=budget.max_rank)
+        alloc, wanted = allocate_within_widths(
             [m.score_mean for m in self.modules],
             budget.rank,
+            widths=[m.width for m in self.modules],
             rule=budget.rule,
             unit=budget.unit,
-            groups=[m.type for m in self.modules] if budget.groups == "type" else None,
+            groups=groups,
             costs=[m.cost for m in self.modules],
             min_rank=budget.min_rank,
             max_rank=budget.max_rank,
@@ -123,7 +140,8 @@ class RankPlan:
         )
         modules = [replace(m, rank=int(r)) for m, r in zip(self.modules, alloc.ranks)]
         budget = replace(budget, total=float(alloc.total), used=float(alloc.used),
-                         max_rank_used=max((int(r) for r in alloc.ranks), default=0))
+                         max_rank_used=max((int(r) for r in alloc.ranks), default=0),
+                         capped={self.modules[i].name: share for i, share in wanted.items()})
         return replace(self, modules=modules, budget=budget)
 
     # ------------------------------------------------------------------ accessors
@@ -136,8 +154,9 @@ class RankPlan:
         alloc = Allocation(ranks=[m.rank for m in self.modules], total=b.total, used=int(b.used))
         groups = "one group per module type" if b.groups == "type" else "all modules jointly"
         transform = {"proportional": "", "power": f", scores ** {b.power:g}", "rank-order": ", rank-order scores"}
+        capped = f"; {len(b.capped)} module(s) capped at their width" if b.capped else ""
         return (f"r̄={b.rank:g}, rule {b.rule}{transform.get(b.transform, f', {b.transform} scores')}, {groups}, {len(self.modules)} modules: "
-                + budget_line(alloc, b.unit))
+                + budget_line(alloc, b.unit) + capped)
 
     def serving_line(self) -> str:
         """The largest rank next to uniform's, and why it matters when the adapter is served.
@@ -176,6 +195,7 @@ class RankPlan:
                 f"{source} has schema_version {version!r}, this adarank reads version {SCHEMA_VERSION}; "
                 "re-run `adarank predict` or use a matching adarank version"
             )
+        check_plan_dict(data, source)
         try:
             modules = [ModuleEntry(**m) for m in data["modules"]]
             budget = Budget(**data["budget"])
@@ -197,12 +217,12 @@ class RankPlan:
     @classmethod
     def load(cls, path: str | Path) -> "RankPlan":
         p = Path(path)
-        if p.is_dir():
-            for name in ("plan.json", "adarank_plan.json"):
-                if (p / name).is_file():
-                    p = p / name
-                    break
         try:
+            if p.is_dir():
+                for name in ("plan.json", "adarank_plan.json"):
+                    if (p / name).is_file():
+                        p = p / name
+                        break
             text = p.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise AdaRankError(f"plan file '{p}' does not exist; give the plan.json that `adarank predict` wrote") from None
@@ -213,11 +233,15 @@ class RankPlan:
         except json.JSONDecodeError as exc:
             raise AdaRankError(f"plan file '{p}' is not valid JSON ({exc.msg} at line {exc.lineno}); "
                                "it may be truncated: re-run `adarank predict`") from None
+        except RecursionError:
+            raise AdaRankError(f"plan file '{p}' nests JSON too deeply to be a rank plan; "
+                               "give the plan.json that `adarank predict` wrote") from None
         return cls.from_dict(data, source=f"plan file '{p}'")
 
     # ----------------------------------------------------------------------- PEFT
     def to_lora_config(self, model: Any = None, *, lora_alpha: float | None = None, **lora_kwargs: Any):
         """A ``peft.LoraConfig`` with these ranks; see :func:`adarank.peft_export.lora_config_from_plan`."""
+        check_plan_dict(self.to_dict(), "plan")  # a plan built or edited in Python gets the checks a file gets
         return lora_config_from_plan(self, model, lora_alpha=lora_alpha, **lora_kwargs)
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from torch import nn
 
 from .checkpoint import Checkpoint, fingerprint
+from .errors import AdaRankError
 from .distributed import gather, rank_and_world, shard
 from .plan import Budget, RankPlan, entries_from_scores
-from .probes import ProbeBatch, ProbeSet, builtin_probes, probes_from_texts, tokenize_probes
+from .plan_notes import warn_about
+from .probes import ProbeBatch, ProbeSet, builtin_probes, check_takes_text, probes_from_texts, tokenize_probes
 from .scoring import ModuleScore, ScoreConfig
 from .signals import SIGNALS, check_signal, score_by_signal
 from .targets import select_targets
@@ -40,6 +43,7 @@ def predict_ranks(
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
     signal: str = "disagreement",
+    seed: int | None = None,
 ) -> RankPlan:
     """Score ``targets`` of ``model`` on ``probes`` and allocate ranks of average ``rank``.
 
@@ -58,11 +62,18 @@ def predict_ranks(
     paper), ``fisher``, ``representation`` or ``combined``. ``combined`` ranks modules against each
     other, so it always scores every target in every process and ignores finished modules in a
     checkpoint.
+
+    ``seed`` sets the seed of ``score_config`` (or of the default one). A ``score_config`` that
+    sets another seed of its own, not the default 0, is refused rather than resolved silently.
+
+    Zero-score modules, groups whose scores are all equal, and ranks cut at a module's width are
+    logged as warnings (logger ``adarank``) that name the modules.
     """
     check_signal(signal)
-    config = score_config or ScoreConfig()
+    config = _with_seed(score_config, seed)
     budget = Budget(rank=rank, unit=unit, rule=rule, groups=groups, min_rank=min_rank, max_rank=max_rank,  # type: ignore[arg-type]
                     transform=transform, power=power)  # type: ignore[arg-type]
+    check_takes_text(model)
     found = select_targets(model, targets)
     # Validate the budget on dummy scores first: an impossible budget must not cost a scoring run.
     RankPlan.allocate("check", {}, entries_from_scores([_Dummy(t) for t in found]), budget)
@@ -111,12 +122,8 @@ def predict_ranks(
     settings: dict[str, Any] = {
         "signal": signal,
         "targets": targets if isinstance(targets, str) else list(targets),
-        "trials": config.trials,
-        "noise_scale": config.noise_scale,
-        "compare": config.compare,
+        **asdict(config),
         "output": output,
-        "seed": config.seed,
-        "engine": config.engine,
         "probe": description,
         "probe_examples": len(batch),
         "probe_truncated": batch.truncated,
@@ -127,7 +134,17 @@ def predict_ranks(
         "world_size": world,
     }
     settings.update(extra_settings or {})
-    return RankPlan.allocate(name, settings, entries_from_scores(scores), budget)
+    plan = RankPlan.allocate(name, settings, entries_from_scores(scores), budget)
+    warn_about(plan)
+    return plan
+
+
+def _with_seed(config: ScoreConfig | None, seed: int | None) -> ScoreConfig:
+    if seed is None:
+        return config or ScoreConfig()
+    if config is not None and config.seed not in (seed, ScoreConfig().seed):
+        raise AdaRankError(f"seed={seed} and score_config.seed={config.seed} disagree; give the seed once")
+    return replace(config or ScoreConfig(), seed=seed)
 
 
 class _Dummy:

@@ -47,6 +47,18 @@ BUILTIN_SENTENCES: tuple[str, ...] = (
 )
 
 
+#: Probes only have to excite the model (the paper uses a handful of sentences), while every text is
+#: tokenised and held in memory at once; these limits keep a wrong --probe (a whole corpus, a dump)
+#: from exhausting memory before anything useful happens.
+MAX_PROBE_BYTES = 16 * 1024 * 1024
+MAX_PROBE_TEXTS = 4096
+
+# Data formats that are not text and would otherwise be read as lines of garbage.
+_BINARY_SUFFIXES = {".parquet", ".arrow", ".feather", ".pkl", ".pickle", ".npy", ".npz", ".pt", ".bin",
+                    ".safetensors", ".gz", ".zip", ".xz", ".bz2", ".zst", ".xlsx", ".h5"}
+_BINARY_MAGIC = {b"PAR1": "Parquet", b"PK\x03\x04": "a zip archive", b"\x1f\x8b": "gzip", b"ARROW1": "Arrow"}
+
+
 @dataclass(frozen=True)
 class ProbeSet:
     """Texts plus a one-line description that is stored in the plan."""
@@ -57,6 +69,12 @@ class ProbeSet:
     def __post_init__(self) -> None:
         if not self.texts:
             raise AdaRankError(f"probe input '{self.description}' is empty; give at least one non-empty example")
+        if len(self.texts) > MAX_PROBE_TEXTS:
+            raise AdaRankError(
+                f"probe input '{self.description}' has {len(self.texts)} texts, more than the {MAX_PROBE_TEXTS} "
+                "adarank accepts (all are tokenised and held in memory at once, and a few dozen suffice); "
+                "give a sample of them"
+            )
 
 
 def builtin_probes() -> ProbeSet:
@@ -64,18 +82,36 @@ def builtin_probes() -> ProbeSet:
 
 
 def probes_from_texts(texts: Sequence[str], description: str = "python list") -> ProbeSet:
-    cleaned = tuple(t.strip() for t in texts if isinstance(t, str) and t.strip())
+    """Blank texts are dropped; a non-string is refused, as str() would make None the probe text "None"."""
+    wrong = next((t for t in texts if not isinstance(t, str)), "")
+    if not isinstance(wrong, str):
+        raise AdaRankError(f"probe input '{description}' holds {type(wrong).__name__} {str(wrong)[:40]!r}, "
+                           "not a string; give texts only")
+    cleaned = tuple(t.strip() for t in texts if t.strip())
     return ProbeSet(cleaned, f"{description}:{len(cleaned)} texts")
 
 
 def _read_text(path: Path) -> str:
+    if path.suffix.lower() in _BINARY_SUFFIXES:
+        raise AdaRankError(f"probe file '{path}' is a {path.suffix} data file, not text; export its text column "
+                           "to a .txt, .jsonl or .csv file")
     try:
+        size = path.stat().st_size
+        if size > MAX_PROBE_BYTES:
+            raise AdaRankError(
+                f"probe file '{path}' is {size / 2**20:.0f} MiB, more than the {MAX_PROBE_BYTES // 2**20} MiB adarank "
+                "reads (probes are held in memory at once, and a few dozen texts suffice); give a sample of it"
+            )
         raw = path.read_bytes()
     except FileNotFoundError:
         raise AdaRankError(f"probe file '{path}' does not exist; check the --probe path") from None
     except OSError as exc:
         raise AdaRankError(f"cannot read probe file '{path}': {exc.strerror}") from None
-    if b"\x00" in raw[:8192]:
+    for magic, kind in _BINARY_MAGIC.items():
+        if raw.startswith(magic):
+            raise AdaRankError(f"probe file '{path}' is {kind} data, not text; export its text column "
+                               "to a .txt, .jsonl or .csv file")
+    if b"\x00" in raw:
         raise AdaRankError(f"probe file '{path}' looks binary (NUL bytes); give a UTF-8 text, JSONL or CSV file")
     try:
         return raw.decode("utf-8-sig")
@@ -97,7 +133,7 @@ def load_probe_file(path: str | Path, column: str = "text") -> ProbeSet:
                 continue
             try:
                 row: Any = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 raise AdaRankError(f"probe file '{p}' line {lineno} is not valid JSON; fix or remove that line") from None
             if not isinstance(row, dict) or column not in row:
                 keys = ", ".join(row) if isinstance(row, dict) else type(row).__name__
@@ -105,19 +141,34 @@ def load_probe_file(path: str | Path, column: str = "text") -> ProbeSet:
                     f"probe file '{p}' line {lineno} has no column '{column}' (it has: {keys}); "
                     "choose one with --probe-column"
                 )
-            texts.append(str(row[column]))
+            value = row[column]
+            if not isinstance(value, str):
+                # str() would turn null into the probe text "None" and a list into "['a', 'b']"
+                raise AdaRankError(
+                    f"probe file '{p}' line {lineno}: column '{column}' holds {type(value).__name__} "
+                    f"{json.dumps(value)[:40]}, not a string; give one text per line"
+                )
+            texts.append(value)
     elif suffix in {".csv", ".tsv"}:
-        reader = csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
+        texts = _read_csv_column(p, text, column, "\t" if suffix == ".tsv" else ",")
+    else:
+        texts = text.splitlines()
+    return probes_from_texts(texts, description=f"file:{p.name}")
+
+
+def _read_csv_column(p: Path, text: str, column: str, delimiter: str) -> list[str]:
+    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    try:
         if reader.fieldnames is None or column not in reader.fieldnames:
             have = ", ".join(reader.fieldnames or [])
             raise AdaRankError(
                 f"probe file '{p}' has no column '{column}' (it has: {have or 'no header'}); "
                 "choose one with --probe-column"
             )
-        texts = [row[column] or "" for row in reader]
-    else:
-        texts = text.splitlines()
-    return probes_from_texts(texts, description=f"file:{p.name}")
+        return [row[column] or "" for row in reader]
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit(), or a NUL in a quoted field
+        raise AdaRankError(f"probe file '{p}' line {reader.line_num}: {exc}; "
+                           "split or shorten that field, or give the texts as a .txt file") from None
 
 
 @dataclass
@@ -149,12 +200,32 @@ class ProbeBatch:
         return {k: v.repeat(times, *([1] * (v.dim() - 1))) for k, v in self.inputs.items()}
 
 
+def check_takes_text(model: Any) -> None:
+    """Refuse a model whose forward does not take ``input_ids``: probes are text, and a vision or
+    audio model given token ids fails deep inside its forward (e.g. ViT's ``pixel_values`` is None)."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return
+    named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if named and not any(p.name == "input_ids" for p in named):
+        raise AdaRankError(
+            f"{type(model).__name__} takes '{named[0].name}', not text token ids: adarank probes a model with "
+            "text, so it scores text models only; give a text encoder or decoder"
+        )
+
+
 def tokenize_probes(tokenizer: Any, probes: ProbeSet, max_length: int | None = None) -> ProbeBatch:
     """Tokenise without touching the tokenizer's settings (GPT-2 has no pad token; we pad ourselves).
 
     Texts longer than the model's maximum length are truncated and counted, never refused: a probe
     only has to excite the model, and a truncated sentence still does.
     """
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
+        raise AdaRankError(f"max_length must be a whole number of tokens >= 1, got {max_length!r}; "
+                           "omit --max-length to use the model's limit")
     limit = max_length or getattr(tokenizer, "model_max_length", None) or 512
     if limit > 100_000:  # tokenizers without a known limit report a huge sentinel
         limit = 512

@@ -11,8 +11,18 @@ from .plan import RankPlan
 
 
 def show(path: str | Path) -> str:
+    """The printable report; see :func:`show_report` for the shape check's verdict."""
+    return show_report(path)[0]
+
+
+def show_report(path: str | Path) -> tuple[str, list[str]]:
+    """The report and the adapter's shape mismatches (empty for a plan, or an adapter that follows it)."""
     p = Path(path)
-    if not p.exists():
+    try:
+        exists = p.exists()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise AdaRankError(f"cannot read '{p}': {exc.strerror or exc}; give a plan.json, a plan folder or an adapter folder") from None
+    if not exists:
         raise AdaRankError(f"'{p}' does not exist; give a plan.json, a plan folder or an adapter folder")
     adapter_dir = p if p.is_dir() and (p / "adapter_config.json").is_file() else None
     if adapter_dir is not None and not (p / PLAN_BESIDE_ADAPTER).is_file():
@@ -24,10 +34,15 @@ def show(path: str | Path) -> str:
     lines.append(plan.table())
     lines.append(f"budget: {plan.budget_summary()}")
     lines.append(f"serving: {plan.serving_line()}")
+    problems: list[str] = []
     if adapter_dir is not None:
         actual = adapter_ranks(adapter_dir)
         if not actual:
-            config = json.loads((adapter_dir / "adapter_config.json").read_text())
+            try:
+                config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError, RecursionError) as exc:
+                raise AdaRankError(f"'{adapter_dir / 'adapter_config.json'}' is unreadable ({exc}); "
+                                   "save the adapter again") from None
             lines.append(f"adapter: no adapter_model.safetensors to check (config r={config.get('r')})")
         else:
             problems = compare_shapes(plan, actual)
@@ -36,4 +51,4 @@ def show(path: str | Path) -> str:
                 lines.extend("  " + x for x in problems)
             else:
                 lines.append(f"adapter shapes: match the plan ({len(actual)} LoRA modules)")
-    return "\n".join(lines)
+    return "\n".join(lines), problems
