@@ -322,3 +322,14 @@ def test_macro_f1_by_hand():
         per_class.append(2 * tp / (2 * tp + fp + fn))
     assert macro_f1(y, p) == pytest.approx(float(np.mean(per_class)))
     assert not math.isnan(macro_f1([1, 1], [0, 0]))
+
+
+def test_adalora_with_too_few_steps_is_refused_in_one_line(tmp_path, minilm_path):
+    """PEFT's AdaLoRA raises a bare KeyError when its schedule has no room to score importance."""
+    from adarank.compare.data import TextClassificationData
+    from adarank.compare.train import ADALORA_MIN_STEPS
+
+    data = TextClassificationData("t", ["a b", "c d"] * 4, [0, 1] * 4, ["a b", "c d"], [0, 1], ["x", "y"], {})
+    with pytest.raises(AdaRankError, match=f"at least {ADALORA_MIN_STEPS} optimiser steps"):
+        run_one(minilm_path, data, method="adalora", plan=None, targets=["encoder.layer.0.attention.self.value"],
+                rank=2, config=TrainConfig(max_steps=2, batch_size=4), seed=0, device="cpu")

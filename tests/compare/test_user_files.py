@@ -66,14 +66,14 @@ def test_a_csv_in_a_subfolder_runs_through_sweep_and_lr_from_sweep_without_data_
     common = ["--model", str(model_dir), "--datasets", "my/data/train.csv", "--target-sets", "value",
               "--ranks", "2", "--seeds", "0", "--workers", "0", "--max-steps", "2", "--device", "cpu",
               "--results", "res"]
-    assert grid.main([*common, "--lr-sweep", "1e-3,3e-3"]) == 0
+    assert grid.main([*common, "--methods", "uniform", "--lr-sweep", "1e-3,3e-3"]) == 0
     assert "2 runs: 2 done, 0 skipped (already done), 0 failed" in capsys.readouterr().out
     slug = dataset_slug("my/data/train.csv")
     sweep_runs = tmp_path / "res" / "lr-sweep-validation" / "runs"
     assert sorted(p.name for p in sweep_runs.iterdir()) == [f"{slug}__value__r2__uniform__lr{lr}__s0.json"
                                                             for lr in ("0.001", "0.003")]  # flat, no subfolder
     chosen = grid.swept_learning_rates(sweep_runs.parent)
-    assert set(chosen) == {("my/data/train.csv", "value", 2, "uniform")}
+    assert set(chosen) == {(slug, "value", 2, "uniform")}
 
     assert grid.main([*common, "--methods", "uniform,adarank-exact", "--lr-from-sweep", "--lr-choice", "shared"]) == 0
     assert "2 runs: 2 done, 0 skipped (already done), 0 failed" in capsys.readouterr().out

@@ -189,6 +189,8 @@ def execute_run(job: Job) -> Outcome:
                          rank=spec.rank, config=config, seed=spec.seed, device=job.device, progress=False,
                          extra=dict(job.extra))
         record = dict(record)
+        # the grid knows a dataset by its spec (what keys, sweeps and reports match on); the loader's name stays too
+        record["dataset_name"], record["dataset"] = record["dataset"], spec.dataset
         record.update(job.extra)
         record["key"] = spec.key
         record["timestamp"] = _now()
@@ -585,12 +587,12 @@ SweptRates = dict[tuple[str, str, int, str], float]
 
 def swept_learning_rates(sweep_dir: Path) -> SweptRates:
     """The chosen lr (best mean score; rates where a run diverged excluded) of every method of every
-    setting in the sweep folder ``sweep_dir``."""
+    setting in the sweep folder ``sweep_dir``, keyed by dataset slug (see :func:`chosen_lr`)."""
     from .report import load_records, summarize_sweep
 
     runs = load_records(sweep_dir / "runs").runs
     rows = summarize_sweep(runs, diverged=diverged_keys(sweep_dir / "errors.jsonl"))
-    return {(r.dataset, r.target_set, r.rank, r.method): r.lr for r in rows if r.chosen}
+    return {(dataset_slug(r.dataset), r.target_set, r.rank, r.method): r.lr for r in rows if r.chosen}
 
 
 def sweep_seeds(sweep_dir: Path) -> set[int]:
@@ -600,9 +602,10 @@ def sweep_seeds(sweep_dir: Path) -> set[int]:
 
 
 def chosen_lr(swept: SweptRates, spec: RunSpec, choice: str) -> float | None:
-    """The rate ``spec`` runs at: its method's own (``per-method``) or uniform's (``shared``)."""
+    """The rate ``spec`` runs at: its method's own (``per-method``) or uniform's (``shared``). Datasets match by
+    slug, so ``./my/train.csv`` and ``my/train.csv`` are one dataset."""
     method = spec.method if choice == "per-method" else "uniform"
-    return swept.get((spec.dataset, spec.target_set, spec.rank, method))
+    return swept.get((dataset_slug(spec.dataset), spec.target_set, spec.rank, method))
 
 
 def stale_runs(opts: GridOptions, runs: Sequence[RunSpec]) -> dict[str, float]:

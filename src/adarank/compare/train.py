@@ -66,6 +66,8 @@ if TYPE_CHECKING:
 ADAPTER = "default"
 #: EVA gives up (with an AdaRankError) after this many forward passes without convergence.
 EVA_MAX_FORWARDS = 1000
+#: Fewest optimiser steps AdaLoRA's schedule works with (PEFT raises a KeyError below it).
+ADALORA_MIN_STEPS = 4
 #: Steps between checks that the training loss is finite.
 CHECK_EVERY = 25
 
@@ -400,6 +402,9 @@ def run_one(
     elif method == "adalora":
         from peft import AdaLoraConfig
 
+        if total_steps < ADALORA_MIN_STEPS:  # PEFT's allocator masks before it has any importance scores
+            raise AdaRankError(f"adalora needs at least {ADALORA_MIN_STEPS} optimiser steps (its pruning schedule "
+                               f"warms up, prunes, then fixes the ranks), got {total_steps}; raise max_steps or epochs")
         adalora_init_r = max(rank + 1, int(round(config.adalora_init_ratio * rank)))
         tinit, tfinal, delta = _adalora_schedule(total_steps)
         lora_config = AdaLoraConfig(init_r=adalora_init_r, target_r=rank, tinit=tinit, tfinal=tfinal, deltaT=delta,

@@ -41,7 +41,7 @@ from ...plan import RankPlan
 from .registry import REGISTRY, Method, Names, PlanVariant, check_method, listed, register, variant_of
 
 # The built-in methods; the core ones are listed in this order.
-from . import uniform, adarank, random, linear_depth, eva, adalora, variants, references  # noqa: E402,F401  isort: skip
+from . import uniform, adarank, random, linear_depth, eva, adalora, variants, eva_ranks, references  # noqa: E402,F401  isort: skip
 from .adarank import TRANSFORM_METHODS  # noqa: E402
 from .random import RANDOM_SEED_STRIDE, random_scores  # noqa: E402
 from .variants import TASK_PROBE_SEED, VARIANT_METHODS, sample_texts  # noqa: E402

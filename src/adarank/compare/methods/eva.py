@@ -6,6 +6,3 @@ from __future__ import annotations
 from .registry import Method, register
 
 EVA = register(Method("eva", "PEFT EVA: ranks from data at initialisation", "self-allocating", core=True))
-#: EVA's allocation without its initialisation: tells apart what EVA's ranks and EVA's init each bring.
-EVA_RANKS = register(Method("eva-ranks", "EVA's ranks (same SVD, same batches) with PEFT's default LoRA init",
-                            "self-allocating"))

