@@ -49,7 +49,7 @@ fi
 
 common=(--model "$model" --task generation --data-dir .carry/data/nltk_data --results "$res" --target-sets all-linear
         --ranks "$ranks" --unit params --device cuda --max-train 4000 --max-test 1000 --epochs 1 --max-steps 200
-        --batch-size 16 --max-length 256 --max-new-tokens 256 --eval-batch-size 128)
+        --batch-size 16 --max-length 256 --max-new-tokens 256 --eval-batch-size "${EVAL_BS:-32}")
 methods=uniform,adarank-floor,adarank-exact,linear-depth,adarank-fisher,eva,eva-ranks,adalora
 grid() { say "grid $*"; python3 -m adarank.compare.grid "${common[@]}" "$@" --timeout-minutes "$(left)" 2>&1 \
            | grep -v "^grid:.*it/s\]$" | tail -25 | tee -a "$log"; }
