@@ -195,3 +195,24 @@ def test_real_gemma3_270m_gguf(tmp_path):
     assert len(targets) == 126 and len({t.type for t in targets}) == 7 and {t.block for t in targets} == set(range(18))
     text = "Hello world, this is a test."
     assert load_tokenizer(str(folder))(text)["input_ids"] == load_tokenizer(str(path))(text)["input_ids"]
+
+
+class _CharTokenizer:
+    """What transformers 5.17 rebuilt from Gemma 3's GGUF metadata: one token per character."""
+
+    def __call__(self, text, add_special_tokens=True):
+        return {"input_ids": [ord(c) for c in text]}
+
+    def __len__(self):
+        return 262144
+
+
+def test_a_character_level_gguf_tokenizer_is_refused(minilm_path):
+    from transformers import AutoTokenizer
+
+    from adarank.errors import AdaRankError
+    from adarank.gguf import check_subword_tokenizer
+
+    with pytest.raises(AdaRankError, match="splits English into single characters"):
+        check_subword_tokenizer(_CharTokenizer(), "the tokenizer of x.gguf")
+    check_subword_tokenizer(AutoTokenizer.from_pretrained(minilm_path), "MiniLM's word pieces")  # passes

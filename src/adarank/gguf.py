@@ -102,10 +102,45 @@ def load_gguf_tokenizer(path: str | os.PathLike) -> Any:
     _require_gguf_package()
     p = _existing_file(path)
     try:
-        return AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
+        tokenizer = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise AdaRankError(f"cannot build a tokenizer from GGUF file '{path}': {_first_line(exc)}; "
                            "pass --tokenizer PATH") from None
+    check_subword_tokenizer(tokenizer, f"the tokenizer rebuilt from GGUF file '{path}'")
+    return tokenizer
+
+
+#: an English sentence a subword tokenizer of a large vocabulary splits into about one token per word
+_TOKENIZER_PROBE = "The committee approved the proposal after a long discussion about its objectives."
+#: most tokens per character that still counts as subword tokenisation (real ones give 0.15-0.3)
+MAX_TOKENS_PER_CHAR = 0.5
+#: a vocabulary this large exists to hold merges; below it, character-level pieces may be the design
+LARGE_VOCABULARY = 5000
+
+
+def check_subword_tokenizer(tokenizer: Any, what: str) -> None:
+    """Refuse a tokenizer that splits plain English into (nearly) single characters.
+
+    Seen on the GPU machine: transformers 5.17 rebuilt Gemma 3's tokenizer from the GGUF metadata
+    without its merges, so every word became characters (' objective' -> 10 tokens), prompts grew
+    fivefold and label words no longer fitted the decoding budget; the same file gives one token for
+    ' objective' under transformers 5.24. Fine-tuning or scoring through such a tokenizer is not the
+    model a user has in mind, so it is an error, not a number. Only a large vocabulary is held to
+    this: a small one (a test model's) may be character-level by design.
+    """
+    try:
+        size = len(tokenizer)
+    except TypeError:
+        size = LARGE_VOCABULARY
+    ids = tokenizer(_TOKENIZER_PROBE, add_special_tokens=False)["input_ids"]
+    ratio = len(ids) / len(_TOKENIZER_PROBE)
+    if size >= LARGE_VOCABULARY and ratio > MAX_TOKENS_PER_CHAR:
+        import transformers
+
+        raise AdaRankError(f"{what} splits English into single characters ({len(ids)} tokens for "
+                           f"{len(_TOKENIZER_PROBE)} characters) under transformers {transformers.__version__}: its "
+                           "merges were not rebuilt; upgrade transformers (5.24 rebuilds Gemma 3's correctly) or pass "
+                           "the model's own tokenizer folder with --tokenizer")
 
 
 # ------------------------------------------------------------------------------ materialising

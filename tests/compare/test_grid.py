@@ -44,10 +44,15 @@ def test_default_methods_and_lr_sweep_dry_run(tmp_path, capsys):
                  "--seeds", "0")
     assert [line.split()[-1].split("__")[3] for line in lines if line.startswith("todo")] == list(CORE_METHODS)
     lines = _dry(capsys, tmp_path, "--datasets", "subj,mr", "--target-sets", "value", "--ranks", "2,8",
-                 "--seeds", "0,1,2", "--lr-sweep", "1e-4,3e-4,1e-3")
+                 "--seeds", "0,1,2", "--methods", "uniform", "--lr-sweep", "1e-4,3e-4,1e-3")
     keys = [line.split()[-1] for line in lines if line.startswith("todo")]
     assert len(keys) == 2 * 1 * 2 * 3 * 3
     assert "subj__value__r2__uniform__lr0.0003__s1" in keys
+    # without --methods every default method gets its own sweep
+    lines = _dry(capsys, tmp_path, "--datasets", "subj", "--target-sets", "value", "--ranks", "2", "--seeds", "100",
+                 "--lr-sweep", "1e-4,3e-4")
+    swept = {line.split()[-1].split("__")[3] for line in lines if line.startswith("todo")}
+    assert swept == set(CORE_METHODS)
     assert all("__uniform__lr" in k for k in keys)
 
 

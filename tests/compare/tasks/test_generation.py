@@ -158,3 +158,18 @@ def test_a_tiny_gemma3_trains_and_decodes(tmp_path, minilm_path):
                      seed=1, device="cpu")
     assert record["steps"] == 3 and 0.0 <= record["test_score"] <= 1.0
     assert sum(record["ranks"].values()) > 0
+
+
+def test_the_decoding_budget_fits_the_longest_reference_in_this_tokenizers_tokens(llama_folder):
+    from dataclasses import replace
+
+    from transformers import AutoTokenizer
+
+    from adarank.compare.tasks.generation import Generation
+
+    tok = AutoTokenizer.from_pretrained(llama_folder)
+    data = replace(_toy_data(), test_completions=[" yes"] * 11 + [" unbelievably long answer " * 3], max_new_tokens=3)
+    longest = len(tok(data.test_completions[-1], add_special_tokens=False)["input_ids"])
+    config = TrainConfig()
+    assert Generation.max_new_tokens(data, config, tok) == longest + 2 > 3
+    assert Generation.max_new_tokens(data, TrainConfig(max_new_tokens=4), tok) == 4

@@ -148,6 +148,7 @@ class TestPrompts:
                 self.truncated += 1
             self.ids.append(ids)
         self.lengths = np.array([len(x) for x in self.ids], dtype=np.int64)
+        self.max_new_tokens = max_new_tokens
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -225,19 +226,26 @@ class Generation(Task):
             if not len(pairs):
                 raise AdaRankError(f"no training example of {data.name!r} fits max_length={config.max_length}")
             return pairs
-        return TestPrompts(tokenizer, data.test_prompts, config.max_length, self.max_new_tokens(data, config),
-                           config.chat_template)
+        budget = self.max_new_tokens(data, config, tokenizer)
+        prompts = TestPrompts(tokenizer, data.test_prompts, config.max_length, budget, config.chat_template)
+        return prompts
 
     @staticmethod
-    def max_new_tokens(data: GenerationData, config: Any) -> int:
+    def max_new_tokens(data: GenerationData, config: Any, tokenizer: Any) -> int:
+        """Decoding budget: the dataset's cap, raised to fit the longest reference in *this* tokenizer's
+        tokens (plus EOS and a little room), then capped by the config. A words-based cap alone cut
+        ' objective' to ' objecti' under a tokenizer that splits finer than expected."""
+        longest = max((len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in data.test_completions),
+                      default=0)
+        budget = max(int(data.max_new_tokens), longest + 2)
         cap = getattr(config, "max_new_tokens", None)
-        return int(min(data.max_new_tokens, cap) if cap else data.max_new_tokens)
+        return int(min(budget, cap) if cap else budget)
 
     def evaluate(self, model: nn.Module, tokenizer: Any, data: GenerationData, test: TestPrompts,  # type: ignore[override]
                  config: Any, device: torch.device, autocast: dict[str, Any]) -> dict[str, Any]:
         from ..metrics import score
 
-        budget = self.max_new_tokens(data, config)
+        budget = test.max_new_tokens
         predictions = greedy_decode(model, tokenizer, test, budget, config.eval_batch_size, device, autocast)
         figures = score(data.metric, predictions, list(data.test_completions))
         score = float(figures["score"])
