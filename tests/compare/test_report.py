@@ -183,9 +183,9 @@ def test_lr_sweep_table_and_choice(tmp_path):
     rows = report.summarize_sweep(report.load_records(sweep).runs)
     assert [(r.lr, r.chosen) for r in rows] == [(1e-4, False), (3e-4, False), (1e-3, True)]
     text = build_report(results, out=tmp_path / "s.md")
-    assert "### Learning-rate sweep (uniform ranks, scored on the test split)" in text
-    assert "| trec-coarse | value | 8 | 0.001 | 2 | 79.50 ± 0.71 | ✓ |" in text
-    assert "| trec-coarse | value | 8 | 0.0003 | 2 | 79.00 ± 1.41 |  |" in text
+    assert "### Learning-rate sweep (uniform; scored on the test split)" in text
+    assert "| trec-coarse | value | 8 | uniform | 0.001 | 2 | 79.50 ± 0.71 | 0 | ✓ |" in text
+    assert "| trec-coarse | value | 8 | uniform | 0.0003 | 2 | 79.00 ± 1.41 | 0 |  |" in text
     assert "validation split" not in text
 
     # a validation-scored sweep beside it gets its own table, first
@@ -197,7 +197,7 @@ def test_lr_sweep_table_and_choice(tmp_path):
     text = build_report(results, out=tmp_path / "s.md")
     first = text.index("scored on the validation split")
     assert first < text.index("scored on the test split")
-    assert "| trec-coarse | value | 8 | 0.0003 | 1 | 75.00 | ✓ |" in text[first:]
+    assert "| trec-coarse | value | 8 | uniform | 0.0003 | 1 | 75.00 | 0 | ✓ |" in text[first:]
 
 
 def test_cli_writes_the_section(tmp_path, capsys):
@@ -343,3 +343,19 @@ def test_a_baseline_seed_that_chose_the_learning_rate_shows_its_margin(tmp_path)
     assert sum(o.mean for o in offsets.values()) == pytest.approx(0.0)  # offsets of one setting sum to 0
     text = build_report(tmp_path / "res", out=tmp_path / "s.md", plots=tmp_path / "p")
     assert "### Is any seed of uniform special?" in text and "| 0 | 3 | +1.00 | [+1.00, +1.00] |" in text
+
+
+def test_parameter_parity_flags_a_method_off_by_more_than_one_percent_and_reports_floor():
+    from adarank.compare.report import parameter_gaps, parity_lines
+
+    def rec(method, seed, params, acc=0.8):
+        return {"dataset": "mr", "target_set": "value", "rank": 2, "method": method, "seed": seed,
+                "test_score": acc, "lora_params": params}
+
+    runs = [rec("uniform", s, 1000) for s in range(3)] + [rec("adarank-exact", s, 1005) for s in range(3)]
+    runs += [rec("eva", s, 1100) for s in range(3)] + [rec("adarank-floor", s, 940) for s in range(3)]
+    settings = summarize(runs)
+    gaps = {g.method: round(g.relative, 3) for g in parameter_gaps(settings)}
+    assert gaps == {"eva": 0.1, "adarank-floor": -0.06}  # exact's +0.5 % is within tolerance
+    text = "\n".join(parity_lines(settings))
+    assert "NOT at equal parameters" in text and "under-spend (documented)" in text

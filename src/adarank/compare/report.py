@@ -669,6 +669,59 @@ def _parse_sweep_key(key: str) -> tuple[str, str, int, str, float] | None:
         return None
 
 
+#: largest relative difference in trainable LoRA parameters a comparison with the baseline accepts
+PARITY_TOLERANCE = 0.01
+#: methods whose budget rule is documented to spend less than the baseline (reported, not refused)
+UNDER_SPENDING = ("adarank-floor",)
+
+
+@dataclass
+class ParityGap:
+    setting: str
+    method: str
+    params: float
+    baseline_params: float
+
+    @property
+    def relative(self) -> float:
+        return self.params / self.baseline_params - 1.0
+
+
+def parameter_gaps(settings: Sequence[SettingSummary], baseline: str = BASELINE,
+                   tolerance: float = PARITY_TOLERANCE) -> list[ParityGap]:
+    """Methods whose mean trainable LoRA parameters differ from the baseline's by more than
+    ``tolerance`` in some setting: "the same number of trainable parameters" does not hold there.
+    AdaLoRA is judged by its final (pruned) count."""
+    gaps = []
+    for st in settings:
+        base = st.methods.get(baseline)
+        if base is None or not base.params:
+            continue
+        ref = _mean(base.params)
+        for name, m in st.methods.items():
+            counts = [x for x in (m.params or []) if not math.isnan(x)]
+            if name == baseline or not counts or ref <= 0:
+                continue
+            gap = ParityGap(st.label, name, _mean(counts), ref)
+            if abs(gap.relative) > tolerance:
+                gaps.append(gap)
+    return gaps
+
+
+def parity_lines(settings: Sequence[SettingSummary], baseline: str = BASELINE) -> list[str]:
+    gaps = parameter_gaps(settings, baseline)
+    md = ["### Parameter parity", "",
+          f"Trainable LoRA parameters of each method against {baseline}'s, per setting; a difference over "
+          f"{PARITY_TOLERANCE:.0%} means the comparison is not at equal parameters. "
+          + ", ".join(UNDER_SPENDING) + " spends less by design (the floor of each share) and is reported, not "
+          "refused.", ""]
+    if not gaps:
+        return md + [f"Every method is within {PARITY_TOLERANCE:.0%} of {baseline} in every setting.", ""]
+    rows = [[g.setting, g.method, f"{g.params:,.0f}", f"{g.baseline_params:,.0f}", f"{100 * g.relative:+.2f} %",
+             "under-spend (documented)" if g.method in UNDER_SPENDING else "NOT at equal parameters"] for g in gaps]
+    return md + _table(("setting", "method", "params", f"{baseline} params", "difference", "reading"), rows) + [""]
+
+
 # -------------------------------------------------------------------------------------- the report
 def _provenance_lines(provenance: dict[str, Any]) -> list[str]:
     names = {"card": "Hardware", "command": "Command", "commit": "Commit", "date": "Date", "seeds": "Seeds"}
@@ -831,6 +884,8 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
         png = plot_setting(s, plots_dir / f"acc__{s.slug}.png", baseline)
         md += [f"![accuracy by method, {s.label}]({_rel(png, link_base)})", ""]
 
+    if settings:
+        md += parity_lines(settings, baseline)
     if pooled:
         md += ["### Pooled over all settings", "",
                f"Every (setting, seed) difference to {baseline} counts as one observation. This pools unlike settings "
