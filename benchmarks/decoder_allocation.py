@@ -1,0 +1,70 @@
+"""How each method split its LoRA budget on the decoder study: attention (q/k/v/o) vs MLP (gate/up/down), and depth.
+
+    python benchmarks/decoder_allocation.py [RESULTS]      (default benchmarks/results/decoder)
+
+Reads the committed run records (each stores the ranks every module ended with), prints a Markdown table of the
+share of trainable LoRA parameters per module type and the largest rank (what vLLM-style servers size adapter
+slots by), and writes RESULTS/plots/allocation.png: parameters per block, one line per method. Seed 0's record
+stands for each method (the plan methods' ranks do not depend on the seed; EVA's and AdaLoRA's may).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP = ("gate_proj", "up_proj", "down_proj")
+
+
+def module_shapes(plan: dict) -> dict[str, tuple[int, int]]:
+    return {m["name"]: tuple(m["shape"]) for m in plan["modules"]}
+
+
+def main(results: Path) -> None:
+    plan = json.loads((results / "plans" / "all-linear.json").read_text())
+    shapes = module_shapes(plan)
+    blocks = {m["name"]: m["block"] for m in plan["modules"]}
+    records = {}
+    for path in sorted((results / "runs").glob("*__s0.json")):
+        rec = json.loads(path.read_text())
+        records[rec["method"]] = rec
+    print("| method | LoRA params | attention q/k/v/o | MLP gate/up/down | largest rank | smallest rank |")
+    print("|---|---|---|---|---|---|")
+    per_block: dict[str, dict[int, float]] = {}
+    for method, rec in records.items():
+        cost = {n: r * sum(shapes[n]) for n, r in rec["ranks"].items()}
+        total = sum(cost.values())
+        attn = sum(c for n, c in cost.items() if n.rsplit(".", 1)[-1] in ATTENTION)
+        mlp = sum(c for n, c in cost.items() if n.rsplit(".", 1)[-1] in MLP)
+        ranks = list(rec["ranks"].values())
+        print(f"| {method} | {total:,} | {100 * attn / total:.1f} % | {100 * mlp / total:.1f} % | {max(ranks)} | "
+              f"{min(ranks)} |")
+        depth: dict[int, float] = defaultdict(float)
+        for n, c in cost.items():
+            depth[blocks[n]] += c / total
+        per_block[method] = dict(depth)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for method, depth in per_block.items():
+        xs = sorted(depth)
+        ax.plot(xs, [100 * depth[x] for x in xs], marker="o", ms=3, label=method)
+    ax.set_xlabel("block")
+    ax.set_ylabel("share of LoRA parameters (%)")
+    ax.set_title("Gemma 3 270M, all-linear, r̄=8 (params budget): budget by depth")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    out = results / "plots" / "allocation.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    print(f"\nfigure: {out}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/decoder"))
