@@ -47,7 +47,8 @@ def tiny_llama_dir(tmp_path_factory, minilm_path) -> Path:
 
 def _predict(folder: Path, out: Path, apply_to: str, targets: str) -> dict[str, int]:
     code = main(["predict", str(folder), "--targets", targets, "--rank", "4", "--rule", "exact", "--trials", "2",
-                 "--apply-to", apply_to, "--out", str(out), "--quiet"])
+                 # joint: the tiny random Llama's two blocks score alike within a type, so per-type budgets round to uniform
+                 "--groups", "joint" if "llama" in folder.name else "type", "--apply-to", apply_to, "--out", str(out), "--quiet"])
     assert code == 0
     plan = json.loads((out / "plan.json").read_text())
     ranks = {m["name"]: m["rank"] for m in plan["modules"]}
@@ -98,7 +99,7 @@ def _unique(names: list[str], plan_name: str) -> str:
 
 
 CASES = [("bert", "base", "query,value"), ("bert", "seq-cls", "query,value"),
-         ("llama", "base", "all-linear"), ("llama", "causal-lm", "all-linear")]
+         ("llama", "seq-cls", "all-linear"), ("llama", "causal-lm", "all-linear")]
 
 
 @pytest.mark.parametrize("family,apply_to,targets", CASES)

@@ -204,7 +204,7 @@ def materialize_gguf(gguf_path: str | os.PathLike, out_folder: str | os.PathLike
     """
     from transformers import AutoModelForCausalLM
 
-    from .loading import parse_dtype
+    from .dtypes import parse_dtype
 
     torch_dtype = parse_dtype(dtype)
     src = _existing_file(gguf_path)

@@ -12,8 +12,7 @@ from .errors import AdaRankError
 from .gguf import is_gguf_path, load_gguf_model, load_gguf_tokenizer, materialize_gguf  # noqa: F401
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2 (packaged)"
-DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-          "fp16": torch.float16, "float16": torch.float16}
+from .dtypes import DTYPES, parse_dtype  # noqa: F401  (re-exported: loading is where users look)
 
 
 def default_model_path() -> str:
@@ -30,13 +29,6 @@ def default_model_path() -> str:
 
 def resolve_model_name(name_or_path: str | None) -> str:
     return default_model_path() if not name_or_path else name_or_path
-
-
-def parse_dtype(name: str) -> torch.dtype:
-    try:
-        return DTYPES[name.lower()]
-    except KeyError:
-        raise AdaRankError(f"unknown dtype '{name}'; use fp32, bf16 or fp16") from None
 
 
 def parse_device(name: str | None) -> torch.device:

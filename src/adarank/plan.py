@@ -77,6 +77,10 @@ class Budget:
     capped: dict[str, int] = field(default_factory=dict)
 
 
+#: the fields a plan file's budget may hold (plan_checks refuses others)
+_BUDGET_FIELDS = tuple(f.name for f in fields(Budget))
+
+
 def _versions() -> dict[str, str]:
     import peft
     import torch
@@ -195,7 +199,7 @@ class RankPlan:
                 f"{source} has schema_version {version!r}, this adarank reads version {SCHEMA_VERSION}; "
                 "re-run `adarank predict` or use a matching adarank version"
             )
-        check_plan_dict(data, source)
+        check_plan_dict(data, source, _BUDGET_FIELDS)
         try:
             modules = [ModuleEntry(**m) for m in data["modules"]]
             budget = Budget(**data["budget"])
@@ -241,7 +245,7 @@ class RankPlan:
     # ----------------------------------------------------------------------- PEFT
     def to_lora_config(self, model: Any = None, *, lora_alpha: float | None = None, **lora_kwargs: Any):
         """A ``peft.LoraConfig`` with these ranks; see :func:`adarank.peft_export.lora_config_from_plan`."""
-        check_plan_dict(self.to_dict(), "plan")  # a plan built or edited in Python gets the checks a file gets
+        check_plan_dict(self.to_dict(), "plan", _BUDGET_FIELDS)  # a plan built or edited in Python gets the checks a file gets
         return lora_config_from_plan(self, model, lora_alpha=lora_alpha, **lora_kwargs)
 
 

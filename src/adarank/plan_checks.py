@@ -9,7 +9,7 @@ as one :class:`AdaRankError` that names the module and the field, so the user ca
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .errors import AdaRankError
 
@@ -35,7 +35,7 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def check_plan_dict(data: Mapping[str, Any], source: str) -> None:
+def check_plan_dict(data: Mapping[str, Any], source: str, budget_fields: Sequence[str]) -> None:
     """Raise one clear :class:`AdaRankError` for the first thing in ``data`` that is not a valid plan."""
     for key, what in (("model", str), ("settings", dict), ("modules", list), ("budget", dict)):
         if key not in data:
@@ -51,7 +51,7 @@ def check_plan_dict(data: Mapping[str, Any], source: str) -> None:
                 raise AdaRankError(f"{source}: module name '{name}' appears twice (entries {seen[name]} and {i}); "
                                    "each module may be listed once: remove the duplicate")
             seen[name] = i
-    _check_budget(data["budget"], source)
+    _check_budget(data["budget"], source, budget_fields)
 
 
 def check_entry_rank(name: str, rank: Any, shape: Any, where: str) -> None:
@@ -102,10 +102,8 @@ def _first_bad_field(entry: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_budget(budget: dict[str, Any], source: str) -> None:
-    from .plan import Budget
-
-    known = {f for f in Budget.__dataclass_fields__}
+def _check_budget(budget: dict[str, Any], source: str, budget_fields: Sequence[str]) -> None:
+    known = set(budget_fields)
     unknown = sorted(set(budget) - known)
     if unknown:
         raise AdaRankError(f"{source}: budget has unknown field(s) {', '.join(unknown)}; {_FIX}")

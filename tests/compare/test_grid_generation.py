@@ -62,3 +62,12 @@ def test_generation_grid_sweeps_each_method_then_runs_it_at_its_own_rate(tmp_pat
 
 def test_every_builtin_generation_dataset_is_registered():
     assert {"trec-coarse", "trec-fine", "mr", "subj", "conll2000", "ppattach", "rte"} <= set(DATASETS)
+
+
+def test_the_grids_task_choices_are_the_task_registry():
+    """grid.py imports only the standard library at module level (spawned workers load it first), so it
+    names the tasks itself; this keeps that list equal to the registry's."""
+    from adarank.compare.grid import TASK_NAMES
+    from adarank.compare.tasks import TASKS
+
+    assert TASK_NAMES == tuple(TASKS)

@@ -97,7 +97,8 @@ def test_run_one_returns_the_record_and_trains_the_planned_layout(tiny_bert_dir,
     result = run_one(str(tiny_bert_dir), data, method=method, plan=plan_for_method(method, scored, RANK, 0),
                      targets=[m.name for m in scored.modules], rank=RANK, config=TrainConfig(**SMOKE), seed=0,
                      device="cpu", extra={"commit": "abc123"})
-    assert set(result) == set(RESULT_KEYS) | {"commit"}
+    assert set(result) == set(RESULT_KEYS) | {"commit", "test_accuracy", "test_macro_f1"}
+    assert result["test_score"] == result["test_accuracy"] and result["metric"] == "accuracy"
     json.dumps(result)  # JSON-serialisable as it is
     plan = plan_for_method(method, scored, RANK, 0)
     assert result["method"] == method and result["rank"] == RANK and result["seed"] == 0
@@ -228,17 +229,24 @@ def test_adalora_prunes_to_the_target_budget(tiny_bert_dir, data, scored, captur
 
 
 def test_eva_chooses_ranks_within_the_budget(tiny_bert_dir, data, scored, monkeypatch):
-    real = peft.initialize_lora_eva_weights
+    from peft.tuners.lora import eva as peft_eva
+
+    real_svd, real_init = peft_eva.get_eva_state_dict, peft.initialize_lora_eva_weights
     after: list[dict] = []
 
-    def spy(model, dataloader, **kwargs):
+    def svd_spy(model, dataloader, **kwargs):
         first = next(iter(dataloader))
         assert "labels" not in first and "attention_mask" in first
-        real(model, dataloader, **kwargs)
+        return real_svd(model, dataloader, **kwargs)
+
+    def init_spy(model, **kwargs):
+        assert kwargs.get("eva_state_dict")  # the SVD is computed once, and handed over
+        real_init(model, **kwargs)
         after.append({name: (layer.lora_A["default"].weight.detach().clone(), layer.scaling["default"])
                       for name, layer in _lora_layers(model).items()})
 
-    monkeypatch.setattr(peft, "initialize_lora_eva_weights", spy)
+    monkeypatch.setattr(peft_eva, "get_eva_state_dict", svd_spy)
+    monkeypatch.setattr(peft, "initialize_lora_eva_weights", init_spy)
     result = run(tiny_bert_dir, data, scored, "eva")
     # EVA really initialised A: its rows are orthonormal singular vectors, at scale alpha_i/r_i = ratio
     (layers,) = after

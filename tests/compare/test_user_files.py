@@ -82,7 +82,7 @@ def test_a_csv_in_a_subfolder_runs_through_sweep_and_lr_from_sweep_without_data_
                                                       for m in ("adarank-exact", "uniform")]
     for path in runs.iterdir():
         rec = json.loads(path.read_text(encoding="utf-8"))
-        assert rec["lr_source"] == "sweep" and rec["hparams"]["lr"] == chosen[("my/data/train.csv", "value", 2)]
+        assert rec["lr_source"] == "sweep" and rec["hparams"]["lr"] == chosen[(slug, "value", 2, "uniform")]
         assert rec["dataset"] == "my/data/train.csv" and rec["key"] == path.stem
     assert not (tmp_path / "res" / "errors.jsonl").exists()
 

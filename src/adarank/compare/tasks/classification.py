@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ...errors import AdaRankError
-from . import register
+from .registry import register
 from .base import Task
 
 

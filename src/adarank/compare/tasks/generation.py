@@ -30,7 +30,7 @@ from torch import nn
 
 from ...errors import AdaRankError
 from ..datasets.base import GenerationData
-from . import register
+from .registry import register
 from .base import Task
 
 IGNORE = -100
