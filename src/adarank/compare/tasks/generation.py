@@ -85,6 +85,19 @@ def _left_truncate(ids: list[int], keep: int, prefix: int) -> list[int]:
     return ids[:prefix] + ids[len(ids) - (keep - prefix):]
 
 
+def _padded(rows: Sequence[list[int]], fill: int, *, left: bool) -> dict[str, torch.Tensor]:
+    """``rows`` padded with ``fill`` to the longest (on the left for decoding, on the right for training),
+    with the attention mask of the real tokens."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), fill, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, seq in enumerate(rows):
+        span = slice(width - len(seq), width) if left else slice(0, len(seq))
+        ids[row, span] = torch.tensor(seq, dtype=torch.long)
+        mask[row, span] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
 class TrainingPairs:
     """(prompt, completion) pairs tokenised once; right-padded batches with completion-only labels."""
 
@@ -115,19 +128,10 @@ class TrainingPairs:
 
     def batch(self, index: Sequence[int], device: torch.device, *, with_labels: bool = True) -> dict[str, torch.Tensor]:
         idx = [int(i) for i in index]
-        width = int(self.lengths[idx].max())
-        ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        labels = torch.full((len(idx), width), IGNORE, dtype=torch.long)
-        for row, i in enumerate(idx):
-            n = len(self.ids[i])
-            ids[row, :n] = torch.tensor(self.ids[i])
-            mask[row, :n] = 1
-            labels[row, :n] = torch.tensor(self.labels[i])
-        out = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+        out = _padded([self.ids[i] for i in idx], self.pad_id, left=False)
         if with_labels:
-            out["labels"] = labels.to(device)
-        return out
+            out["labels"] = _padded([self.labels[i] for i in idx], IGNORE, left=False)["input_ids"]
+        return {k: v.to(device) for k, v in out.items()}
 
 
 class TestPrompts:
@@ -154,15 +158,8 @@ class TestPrompts:
         return len(self.ids)
 
     def batch(self, index: Sequence[int], device: torch.device, *, with_labels: bool = True) -> dict[str, torch.Tensor]:
-        idx = [int(i) for i in index]
-        width = int(self.lengths[idx].max())
-        ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            n = len(self.ids[i])
-            ids[row, width - n:] = torch.tensor(self.ids[i])
-            mask[row, width - n:] = 1
-        return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+        out = _padded([self.ids[int(i)] for i in index], self.pad_id, left=True)
+        return {k: v.to(device) for k, v in out.items()}
 
 
 @torch.no_grad()
