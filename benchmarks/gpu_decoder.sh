@@ -2,7 +2,8 @@
 # Issue 13: does AdaRank pay on a real decoder LLM? Gemma 3 270M (Q4_K_M GGUF, dequantised), all-linear targets,
 # budget in parameters, generation tasks scored by greedy decoding, every method at its own learning rate
 # (validation sweep on seed 100, then seeds 0-4), plus two references (no training; full fine-tuning).
-#   benchmarks/gpu_decoder.sh MINUTES [WORKERS] [RANKS]      (from the repository root on the device machine)
+#   ADARANK_COMMIT=<commit> benchmarks/gpu_decoder.sh MINUTES [WORKERS] [RANKS]   (repository root, device machine;
+#   ADARANK_COMMIT names the code that runs: the copy there carries a stale .git, see grid.git_commit)
 # Needs: the GGUF pieces in /tmp/stage (benchmarks/gpu_stage_piece.sh), and carried .carry/whl (the gguf wheel)
 # and .carry/data/nltk_data (the corpora). Resumable: results live in /tmp/decoder-results, which survives between
 # calls while the machine is warm; each call packs them to $OUT/decoder.tar.gz on every exit, killed or not.

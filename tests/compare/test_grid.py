@@ -340,3 +340,20 @@ def test_per_method_rates_come_from_each_methods_own_sweep_on_a_seed_kept_out_of
     reuse = grid.options_from_args(grid.build_parser().parse_args([*base, "--seeds", "0,100"]))
     with pytest.raises(grid.AdaRankError, match="sweep seed"):
         grid.make_jobs(reuse, plan_grid(["mr"], ["value"], [2], methods, [0]), plans, "abc")
+
+
+def test_git_commit_says_when_the_tree_is_not_the_commit(tmp_path, monkeypatch):
+    import subprocess
+
+    monkeypatch.delenv("ADARANK_COMMIT", raising=False)
+    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    (tmp_path / "f.txt").write_text("a")
+    run("add", "f.txt")
+    run("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert grid.git_commit(tmp_path) == head
+    (tmp_path / "f.txt").write_text("b")
+    assert grid.git_commit(tmp_path) == head + "-dirty"
+    monkeypatch.setenv("ADARANK_COMMIT", "abc123")
+    assert grid.git_commit(tmp_path) == "abc123"

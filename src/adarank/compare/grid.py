@@ -217,8 +217,9 @@ def _now() -> str:
 
 
 def git_commit(where: Path | None = None) -> str:
-    """``$ADARANK_COMMIT`` (for copies of the tree without .git, such as a GPU machine's), else
-    ``git rev-parse HEAD`` of the checkout holding this package (or ``where``), else "unknown"."""
+    """``$ADARANK_COMMIT`` (for copies of the tree without a current .git, such as a GPU machine's), else
+    ``git rev-parse HEAD`` of the checkout holding this package (or ``where``), with ``-dirty`` when tracked
+    files differ from it, else "unknown"."""
     if os.environ.get("ADARANK_COMMIT"):
         return os.environ["ADARANK_COMMIT"]
     folder = where or Path(__file__).resolve().parent
@@ -227,7 +228,16 @@ def git_commit(where: Path | None = None) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     commit = done.stdout.strip()
-    return commit if done.returncode == 0 and commit else "unknown"
+    if done.returncode != 0 or not commit:
+        return "unknown"
+    # A tree that differs from HEAD did not run HEAD's code: say so. Seen on the GPU machine, whose copy of
+    # the tree came with a stale .git, so HEAD named a commit hours older than the code that ran.
+    try:
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return commit + "-unverified"
+    return commit + "-dirty" if status.returncode != 0 or status.stdout.strip() else commit
 
 
 # ---------------------------------------------------------------------------------- parsing
