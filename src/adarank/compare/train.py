@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from ..errors import AdaRankError
-from ..peft_export import resolve_module_names
+from ..peft_export import deepest_first, pattern_key, resolve_module_names, target_regex
 from ..targets import linear_shape
 from .methods import METHODS, PLAN_METHODS, REFERENCE_METHODS, check_method
 from .tasks.base import Batches
@@ -297,7 +297,7 @@ def run_one(
     import transformers
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-    from ..loading import parse_device
+    from ..loading import load_tokenizer, parse_device
     from .tasks import task_for_data
 
     wall_start = time.perf_counter()
@@ -333,7 +333,7 @@ def run_one(
 
     # ---- model, tokenizer, data (seeds first: a new head is initialised identically per seed)
     set_seeds(seed)
-    tokenizer = _load_tokenizer(model_path)
+    tokenizer = load_tokenizer(model_path)
     model = task.load_model(model_path, data, _dtype_kwarg(transformers.__version__))
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token is None:
@@ -392,9 +392,10 @@ def run_one(
             if not kept:
                 raise AdaRankError("EVA gave every module rank 0; raise the rank or eva_rho")
             lora_config = peft.LoraConfig(
-                r=rank, lora_alpha=alpha, target_modules=_exact_names(kept),
-                rank_pattern={_exact_key(n): r for n, r in kept.items()},
-                alpha_pattern={_exact_key(n): config.lora_alpha_ratio * r for n, r in kept.items()}, **common)
+                r=rank, lora_alpha=alpha, target_modules=target_regex(list(kept)),
+                rank_pattern={pattern_key(n): kept[n] for n in deepest_first(list(kept))},
+                alpha_pattern={pattern_key(n): config.lora_alpha_ratio * kept[n] for n in deepest_first(list(kept))},
+                **common)
             model = peft.get_peft_model(model, lora_config)
             check_lora_layout(model, {full: eva_ranks.get(full, 0) for full in full_targets},
                               scale=config.lora_alpha_ratio)
@@ -504,12 +505,6 @@ def run_one(
     return result
 
 
-def _load_tokenizer(model_path: str) -> Any:
-    from ..loading import load_tokenizer
-
-    return load_tokenizer(model_path)
-
-
 def _train(model: nn.Module, train: Batches, optimizer: Any, scheduler: Any, total_steps: int, config: TrainConfig,
            seed: int, dev: torch.device, autocast: dict[str, Any], *, adalora: bool, desc: str | None) -> int:
     """The shared training loop; returns the number of optimiser steps done."""
@@ -555,19 +550,6 @@ def _train(model: nn.Module, train: Batches, optimizer: Any, scheduler: Any, tot
 def _strip_eva_key(key: str) -> str:
     """A module name from a key of EVA's state dict (which may carry PEFT's wrapper prefix)."""
     return key[len("base_model.model."):] if key.startswith("base_model.model.") else key
-
-
-def _exact_key(name: str) -> str:
-    """A PEFT pattern key that selects exactly the module ``name`` (anchored, escaped)."""
-    import re
-
-    return "^" + re.escape(name) + "$"
-
-
-def _exact_names(names: dict[str, int]) -> str:
-    import re
-
-    return "^(?:" + "|".join(re.escape(n) for n in names) + ")$"
 
 
 def _eva_batches(train: Batches, batch_size: int, seed: int, device: torch.device, min_tokens: int) -> _EvaBatches:
