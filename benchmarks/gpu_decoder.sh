@@ -4,16 +4,24 @@
 # (validation sweep on seed 100, then seeds 0-4), plus two references (no training; full fine-tuning).
 #   ADARANK_COMMIT=<commit> benchmarks/gpu_decoder.sh MINUTES [WORKERS] [RANKS]   (repository root, device machine;
 #   ADARANK_COMMIT names the code that runs: the copy there carries a stale .git, see grid.git_commit)
-# Needs: the GGUF pieces in /tmp/stage (benchmarks/gpu_stage_piece.sh), and carried .carry/whl (the gguf wheel)
-# and .carry/data/nltk_data (the corpora). Resumable: results live in /tmp/decoder-results, which survives between
-# calls while the machine is warm; each call packs them to $OUT/decoder.tar.gz on every exit, killed or not.
-# One dataset at a time, sweep then evaluation, so that a call cut short leaves complete settings behind.
+# Needs: the GGUF pieces in /tmp/stage (benchmarks/gpu_stage_piece.sh), and carried .carry/whl (the gguf wheel),
+# .carry/data/nltk_data (the corpora) and .carry/tok (Gemma 3's tokenizer saved under transformers 5.24 and
+# xz-compressed: the device's transformers 5.17 rebuilds it from the GGUF file character by character, which
+# adarank refuses). Optional: .carry/results, the records of an earlier session (benchmarks/results/decoder), copied
+# in when this machine has none, so that a fresh machine resumes the grid instead of starting it again.
+# Resumable: results live in /tmp/decoder-results, which survives between calls while the machine is warm; each
+# call packs them to $OUT/decoder.tar.gz on every exit, killed or not.
+# LANES (default 2) grids run side by side, each with WORKERS/LANES workers and its share of DATASETS, each
+# dataset sweep then evaluation: one lane's sweep fills the slots the other's evaluation leaves idle, and a call
+# cut short leaves complete settings behind. BATCH x STEPS (default 32 x 100) sets the training length.
+# For a check on a CPU: DEVICE=cpu RESULTS=/tmp/x MAX_TRAIN=40 MAX_TEST=8 STEPS=2 BATCH=2 METHODS=uniform,adarank-floor
+# RATES=1e-3 SEEDS=0 REFERENCES=0 OUT=/tmp/out benchmarks/gpu_decoder.sh 30 2 8
 set -uo pipefail
 minutes=${1:-9}
 workers=${2:-12}
 ranks=${3:-8}
 start=$(date +%s)
-res=/tmp/decoder-results
+res=${RESULTS:-/tmp/decoder-results}
 mkdir -p "$res"
 log="$res/log.txt"
 export PYTHONPATH="$PWD/src:/tmp/site" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
@@ -22,7 +30,7 @@ export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
 pack() {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$res/card.txt" 2>/dev/null
     git rev-parse HEAD > "$res/commit.txt" 2>/dev/null || true
-    tar czf "$OUT/decoder.tar.gz" -C /tmp decoder-results
+    tar czf "$OUT/decoder.tar.gz" -C "$(dirname "$res")" "$(basename "$res")"
     cp "$log" "$OUT/log.txt" 2>/dev/null || true
 }
 trap pack EXIT
@@ -41,30 +49,67 @@ if [ "$sum" != a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818 
     say "sha256 mismatch: $sum (pieces: $(ls /tmp/stage))"; rm -f "$gguf"; exit 3
 fi
 model=/tmp/gemma-3-270m-fp32
+tok=/tmp/gemma-tokenizer
+if [ ! -f "$tok/tokenizer.json" ]; then
+    [ -f .carry/tok/tokenizer.json.xz ] || { say "no .carry/tok/tokenizer.json.xz: carry Gemma 3's tokenizer"; exit 3; }
+    mkdir -p "$tok.part" && cp .carry/tok/tokenizer_config.json "$tok.part/" \
+        && python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.carry/tok/tokenizer.json.xz'), open('$tok.part/tokenizer.json', 'wb'))" \
+        && mv "$tok.part" "$tok" || { say "could not unpack the tokenizer"; exit 3; }
+fi
 if [ ! -f "$model/config.json" ]; then
-    say "materialising $gguf -> $model (fp32)"
+    say "materialising $gguf -> $model (fp32, tokenizer from $tok)"
     t0=$(date +%s.%N)
-    python3 -c "from adarank.loading import materialize_gguf; materialize_gguf('$gguf', '$model', dtype='fp32')" 2>&1 | tail -3 | tee -a "$log"
+    python3 -c "from adarank.loading import materialize_gguf; materialize_gguf('$gguf', '$model', dtype='fp32', tokenizer='$tok')" 2>&1 | tail -3 | tee -a "$log"
+    [ -f "$model/config.json" ] || { say "materialising failed"; exit 3; }
     say "materialised in $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s"
+fi
+if [ ! -d "$res/runs" ] && [ -d .carry/results/runs ]; then
+    cp -r .carry/results/. "$res/" && say "resuming from carried records: $(ls "$res/runs" | wc -l) runs"
 fi
 
 common=(--model "$model" --task generation --data-dir .carry/data/nltk_data --results "$res" --target-sets all-linear
-        --ranks "$ranks" --unit params --device cuda --max-train 4000 --max-test 1000 --epochs 1 --max-steps 200
-        --batch-size 16 --max-length 256 --max-new-tokens 256 --eval-batch-size "${EVAL_BS:-32}")
-methods=uniform,adarank-floor,adarank-exact,linear-depth,adarank-fisher,eva,eva-ranks,adalora
+        --ranks "$ranks" --unit params --device "${DEVICE:-cuda}" --max-train "${MAX_TRAIN:-4000}" --max-test "${MAX_TEST:-1000}" --epochs 1
+        --max-steps "${STEPS:-100}" --batch-size "${BATCH:-32}" --max-length 256 --max-new-tokens 256 --eval-batch-size "${EVAL_BS:-32}")
+methods=${METHODS:-uniform,adarank-floor,adarank-exact,linear-depth,adarank-fisher,eva,eva-ranks,adalora}
 grid() { say "grid $*"; python3 -m adarank.compare.grid "${common[@]}" "$@" --timeout-minutes "$(left)" 2>&1 \
            | grep -v "^grid:.*it/s\]$" | tail -25 | tee -a "$log"; }
-for ds in ${DATASETS:-subj ppattach trec-fine conll2000}; do
-    enough || break
-    grid --datasets "$ds" --workers "$workers" --methods "$methods" --seeds 100 --lr-sweep 3e-4,1e-3,3e-3,1e-2
-    enough || break
-    grid --datasets "$ds" --workers "$workers" --methods "$methods" --seeds 0,1,2,3,4 --lr-from-sweep
-done
+all=(${DATASETS:-ppattach trec-fine subj conll2000})
+lanes=${LANES:-2}
+per=$(( workers / lanes > 0 ? workers / lanes : 1 ))
+lane() {  # lane I: datasets I, I+LANES, ... one after another
+    local i=$1 ds
+    for ((k = i; k < ${#all[@]}; k += lanes)); do
+        ds=${all[$k]}
+        enough || break
+        grid --datasets "$ds" --workers "$per" --methods "$methods" --seeds 100 --lr-sweep "${RATES:-3e-4,1e-3,3e-3,1e-2}"
+        enough || break
+        grid --datasets "$ds" --workers "$per" --methods "$methods" --seeds "${SEEDS:-0,1,2,3,4}" --lr-from-sweep
+    done
+}
+# the plans are scored once, before the lanes start (two lanes would both score them), with the grid's own options
+say "plans for $methods"
+python3 - "${common[@]}" --datasets "${all[0]}" --methods "$methods" <<'PY' 2>&1 | tee -a "$log"
+import sys
+from adarank.compare.grid import build_parser, ensure_plans, options_from_args
+ensure_plans(options_from_args(build_parser().parse_args(sys.argv[1:])))
+PY
+pids=()
+for ((i = 0; i < lanes; i++)); do lane "$i" & pids+=($!); done
+# beside the lanes, one process: the stability of the disagreement scores on this model (seeds 0-2 at K = 5;
+# K = 1, 2, 5 against K = 10 of seeds 0 and 100; built-in sentences against 16 training texts of TREC, MR and
+# SUBJ), cached per configuration under $res/stability, so that it resumes where a call stopped
+if [ "${STABILITY:-1}" = 1 ] && [ ! -f "$res/stability/stability.json" ]; then
+    ( timeout "$(python3 -c "print(max(1, int(($(left) - 1) * 60)))")" python3 benchmarks/stability.py --device cuda \
+        --model "$model" --data-dir .carry/data/nltk_data --out "$res/stability" --seeds 0 1 2 --ks 1 2 5 --k-ref 10 \
+        --n 16 --small-n --extra-n > "$res/stability.log" 2>&1 || say "stability: stopped ($?), cache kept" ) &
+    pids+=($!)
+fi
+wait "${pids[@]}"
 # references, one setting per task: the base model prompted, and full fine-tuning at a swept rate
 if enough && [ "${REFERENCES:-1}" = 1 ]; then
-    all=${DATASETS:-subj ppattach trec-fine conll2000}
-    grid --datasets "${all// /,}" --workers "$workers" --methods base-model --seeds 0 --lr 1e-3
-    enough && grid --datasets "${all// /,}" --workers "$workers" --methods full-ft --seeds 100 --lr-sweep 1e-5,3e-5,1e-4
-    enough && grid --datasets "${all// /,}" --workers "$workers" --methods full-ft --seeds 0,1,2 --lr-from-sweep
+    list=$(IFS=,; echo "${all[*]}")
+    grid --datasets "$list" --workers "$workers" --methods base-model --seeds 0 --lr 1e-3
+    enough && grid --datasets "$list" --workers "$workers" --methods full-ft --seeds 100 --lr-sweep 1e-5,3e-5,1e-4
+    enough && grid --datasets "$list" --workers "$workers" --methods full-ft --seeds 0,1,2 --lr-from-sweep
 fi
 say "done after $(left) min left"

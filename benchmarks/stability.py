@@ -117,11 +117,14 @@ class Runner:
     def _load(self) -> None:
         if self.model is None:
             import torch
-            from transformers import AutoModel, AutoTokenizer
 
-            torch.set_num_threads(2)
-            self.model = AutoModel.from_pretrained(self.model_path).eval().to(self.device)
-            self.tok = AutoTokenizer.from_pretrained(self.model_path)
+            from adarank.loading import load_model, load_tokenizer
+
+            if self.device == "cpu":
+                torch.set_num_threads(2)
+            # the product's loader: a decoder LLM is scored with its LM head (its logits), as `adarank predict` does
+            self.model = load_model(self.model_path, device=self.device).eval()
+            self.tok = load_tokenizer(self.model_path)
 
     def cached(self, signal: str, probes: str, trials: int, seed: int) -> bool:
         return (self.cache / f"{cache_key(signal, probes, trials, seed)}.json").is_file()
@@ -280,7 +283,8 @@ def plot(res: dict[str, Any], out: Path) -> None:
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7)
-    fig.suptitle("AdaRank disagreement, MiniLM-L6 all-linear, 24 built-in probes")
+    name = Path(res.get("setup", {}).get("model", "model")).name
+    fig.suptitle(f"AdaRank disagreement, {name}, {res.get('setup', {}).get('targets', 'all-linear')}, 24 built-in probes")
     fig.tight_layout()
     fig.savefig(out / "stability_k.png", dpi=120)
     plt.close(fig)
@@ -340,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 args.budget_s, t0, args.small_n)
     res["setup"] = {"model": model_path, "targets": args.targets, "rank": 8, **PLAN_RULE, "seeds": args.seeds,
                     "ks": args.ks, "k_ref": args.k_ref, "other_seed": args.other_seed, "n": args.n, "small_n": args.small_n,
-                    "extra_n": args.extra_n, "sample_seed": args.sample_seed, "device": args.device, "threads": 2,
+                    "extra_n": args.extra_n, "sample_seed": args.sample_seed, "device": args.device, "threads": 2 if args.device == "cpu" else None,
                     "threshold_mean_abs_rank_diff": 0.5}
     res["seconds"] = {"per_run": dict(sorted(run.seconds.items())), "fresh_scoring_total": run.fresh_seconds,
                       "wall_this_invocation": time.perf_counter() - t0}

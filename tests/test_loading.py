@@ -153,6 +153,23 @@ def test_materialised_folder_reproduces_the_gguf_model(llama_gguf, tmp_path, mon
     assert materialize_gguf(path, folder, dtype="fp32") == folder
 
 
+def test_materialise_takes_a_supplied_tokenizer_instead_of_the_rebuilt_one(llama_gguf, tmp_path, monkeypatch):
+    import adarank.gguf as module
+    from adarank.errors import AdaRankError
+
+    _, path = llama_gguf
+    own = load_tokenizer(str(path))
+    own.model_max_length = 77  # a mark that only the supplied copy carries
+    own.save_pretrained(str(tmp_path / "tok"))
+    monkeypatch.setattr(module, "load_gguf_tokenizer", lambda *a, **k: pytest.fail("tokenizer rebuilt from GGUF"))
+    folder = materialize_gguf(path, tmp_path / "dense", dtype="fp32", tokenizer=tmp_path / "tok")
+    assert load_tokenizer(str(folder)).model_max_length == 77
+    source = json.loads((folder / "adarank_gguf_source.json").read_text())
+    assert source["tokenizer"] == str((tmp_path / "tok").resolve())
+    with pytest.raises(AdaRankError, match="cannot load the tokenizer"):
+        materialize_gguf(path, tmp_path / "other", dtype="fp32", tokenizer=tmp_path / "missing")
+
+
 def test_materialise_defaults_to_bf16_and_refuses_a_foreign_folder(llama_gguf, tmp_path):
     _, path = llama_gguf
     folder = materialize_gguf(path, tmp_path / "dense")

@@ -177,6 +177,19 @@ def _save_folder(model: Any, tokenizer: Any, folder: Path) -> None:
     tokenizer.save_pretrained(str(folder))
 
 
+def _override_tokenizer(name_or_path: str | os.PathLike) -> Any:
+    """The tokenizer a caller supplies in place of the GGUF rebuild, checked the same way."""
+    from transformers import AutoTokenizer
+
+    try:
+        words = AutoTokenizer.from_pretrained(str(name_or_path))
+    except (OSError, ValueError) as exc:
+        raise AdaRankError(f"cannot load the tokenizer '{name_or_path}': {_first_line(exc)}; pass a folder "
+                           "that holds tokenizer.json or tokenizer_config.json") from None
+    check_subword_tokenizer(words, f"the tokenizer '{name_or_path}'")
+    return words
+
+
 def _check_logits(original: Any, folder: Path, tokenizer: Any, model_class: Any, dtype: torch.dtype) -> None:
     """Reload the folder and compare logits on one input: a copy that differs must not be used."""
     reloaded = model_class.from_pretrained(str(folder), dtype=dtype)
@@ -191,7 +204,8 @@ def _check_logits(original: Any, folder: Path, tokenizer: Any, model_class: Any,
 
 
 def materialize_gguf(gguf_path: str | os.PathLike, out_folder: str | os.PathLike, dtype: str = "bf16", *,
-                     model_class: Any = None, overwrite: bool = False) -> Path:
+                     model_class: Any = None, overwrite: bool = False,
+                     tokenizer: str | os.PathLike | None = None) -> Path:
     """Dequantise a GGUF file once and write an ordinary model folder that ``from_pretrained`` loads fast.
 
     Meant for harnesses that start many worker processes: each would otherwise spend the GGUF
@@ -201,6 +215,11 @@ def materialize_gguf(gguf_path: str | os.PathLike, out_folder: str | os.PathLike
     once complete. A folder already materialised from the same file (path, size, mtime) in the same
     dtype is returned as it is, so a rerun costs nothing (call it once before starting the workers,
     not from each of them at the same time); another non-empty folder is refused unless ``overwrite``.
+
+    ``tokenizer`` names a tokenizer folder (or hub id) to write into the folder instead of the one
+    transformers rebuilds from the file's metadata: some transformers versions rebuild a broken one
+    (see :func:`check_subword_tokenizer`), and a tokenizer saved where the rebuild works is small
+    enough to carry where it does not. It is held to the same check, and recorded in the source record.
     """
     from transformers import AutoModelForCausalLM
 
@@ -210,6 +229,9 @@ def materialize_gguf(gguf_path: str | os.PathLike, out_folder: str | os.PathLike
     src = _existing_file(gguf_path)
     out = Path(out_folder).expanduser()
     record = _source_record(src, torch_dtype)
+    if tokenizer is not None:
+        record["tokenizer"] = str(Path(tokenizer).expanduser().resolve()) if Path(tokenizer).expanduser().exists() \
+            else str(tokenizer)
     if (out / SOURCE_RECORD).is_file():
         try:
             if json.loads((out / SOURCE_RECORD).read_text(encoding="utf-8")) == record:
@@ -221,12 +243,12 @@ def materialize_gguf(gguf_path: str | os.PathLike, out_folder: str | os.PathLike
                            "choose an empty folder or pass overwrite=True")
     cls = model_class or AutoModelForCausalLM
     model = load_gguf_model(src, dtype=torch_dtype, model_class=cls).eval()
-    tokenizer = load_gguf_tokenizer(src)
+    words = _override_tokenizer(tokenizer) if tokenizer is not None else load_gguf_tokenizer(src)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
     try:
-        _save_folder(model, tokenizer, stage)
-        _check_logits(model, stage, tokenizer, cls, torch_dtype)
+        _save_folder(model, words, stage)
+        _check_logits(model, stage, words, cls, torch_dtype)
         (stage / SOURCE_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
