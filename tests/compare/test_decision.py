@@ -55,3 +55,47 @@ def test_collapsed_runs_get_a_sensitivity_check_beside_the_verdict():
     assert "| adarank-fisher (best) | 14 |" in sensitivity and f"| {PAPER} | 15 |" in sensitivity
     assert "| adarank-fisher | 15 |" in verdict and "default stays" in verdict
     assert "Decision without them (not applied): the default becomes `adarank-fisher`" in sensitivity
+
+
+def _varied(gains_by_setting: dict[str, list[list[float]]]) -> list[dict]:
+    """uniform at 80 %; method m in setting s at 80 % + gains_by_setting[m][s][seed] (pp)."""
+    runs = []
+    settings = len(next(iter(gains_by_setting.values())))
+    for s in range(settings):
+        for method, per_setting in {"uniform": [[0.0] * 5] * settings, **gains_by_setting}.items():
+            for seed, gain in enumerate(per_setting[s]):
+                runs.append({"dataset": f"d{s}", "target_set": "value", "rank": 2, "method": method, "seed": seed,
+                             "test_accuracy": 0.80 + gain / 100})
+    return runs
+
+
+def test_two_level_rule_needs_both_the_pooled_and_the_setting_level_ci_above_zero(tmp_path, capsys):
+    from adarank.compare.decision import decide_two_level, two_level_markdown
+
+    steady = [0.9, 1.1, 1.0, 1.2, 0.8]
+    # fisher: +1 pp in every setting, and +1 pp over the paper's rule (which ties uniform): it wins
+    runs = _varied({PAPER: [[0.1, -0.1, 0.0, 0.1, -0.1]] * 3, "adarank-fisher": [steady] * 3})
+    won = decide_two_level(runs)
+    assert won.default == "adarank-fisher" and won.rows["adarank-fisher"][0].above
+    assert won.rows["adarank-fisher"][0].setting_level.n == 3
+    # eva: a large, tight gain in one setting and small losses in the two others; pooled over 15 pairs
+    # the CI stays above zero, over the 3 settings it does not: not better, and the paper's rule stays
+    runs = _varied({PAPER: [[0.1, -0.1, 0.0, 0.1, -0.1]] * 3,
+                    "eva": [[6.0, 6.2, 5.9, 6.1, 6.0], [-0.2, -0.3, -0.1, -0.2, -0.3], [-0.3, -0.1, -0.2, -0.2, -0.1]]})
+    kept = decide_two_level(runs)
+    eva = kept.rows["eva"][0]
+    assert eva.pooled.lo > 0 and eva.setting_level.lo < 0 and not eva.above
+    assert kept.default == PAPER and "no method" in kept.reason
+    text = two_level_markdown(kept)
+    assert "the default stays `adarank-floor`" in text and "| eva |" in text
+    # better than uniform by both CIs, but not than the paper's rule (which gains as much): the paper's rule stays
+    runs = _varied({PAPER: [steady] * 3, "adarank-exact": [steady[::-1]] * 3})
+    tied = decide_two_level(runs)
+    assert tied.default == PAPER and "none also better" in tied.reason
+    # the CLI
+    from adarank.io import atomic_write_json
+
+    for i, r in enumerate(runs):
+        atomic_write_json(tmp_path / "runs" / f"r{i}.json", r)
+    assert main(["--results", str(tmp_path), "--rule", "two-level"]) == 0
+    assert "pooled and setting-level CIs both above zero" in capsys.readouterr().out

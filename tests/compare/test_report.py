@@ -118,6 +118,11 @@ def test_pooled_table_pools_every_setting_seed_pair():
         assert p.stats.mean == pytest.approx(d.mean())
         assert (p.stats.lo, p.stats.hi) == (pytest.approx(lo), pytest.approx(hi))
         assert p.wtl == win_tie_loss(d)
+        # setting level: one observation per setting (its mean difference), t over the two settings
+        means = [expected_diffs(("trec-coarse", "value", 8), method).mean(), expected_diffs(("mr", "attention", 2), method).mean()]
+        lo, hi = scipy_ci(np.array(means))
+        assert p.setting_level.n == 2 and p.setting_level.mean == pytest.approx(np.mean(means))
+        assert (p.setting_level.lo, p.setting_level.hi) == (pytest.approx(lo), pytest.approx(hi))
     # per-setting CI sides: adarank-exact is above 0 on trec (+1.3 ± ...) and below 0 on mr (-1.0 ± 0.7)
     mr = expected_diffs(("mr", "attention", 2), "adarank-exact")
     assert scipy_ci(mr)[1] < 0

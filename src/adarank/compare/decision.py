@@ -70,6 +70,78 @@ def decide(runs: Sequence[dict], candidates: Sequence[str] = DEFAULT_CANDIDATES,
                     paper)
 
 
+@dataclass
+class TwoLevel:
+    """A method against one reference, read twice: every (setting, seed) pair pooled, and one
+    observation per setting (t over the settings)."""
+
+    pooled: PairedStats | None
+    setting_level: PairedStats | None
+
+    @property
+    def above(self) -> bool:
+        """Both CIs exist and lie above zero: issue 13's test for "better"."""
+        return all(s is not None and s.n >= 2 and s.lo > 0 for s in (self.pooled, self.setting_level))
+
+
+@dataclass
+class TwoLevelDecision:
+    rows: dict[str, tuple[TwoLevel, TwoLevel | None]]  # method -> (vs uniform, vs the paper's rule)
+    default: str
+    reason: str
+    paper: str = PAPER
+
+
+def _two_level(runs: Sequence[dict], baseline: str) -> dict[str, TwoLevel]:
+    return {p.method: TwoLevel(p.stats, p.setting_level) for p in pool(summarize(runs, baseline=baseline))}
+
+
+def decide_two_level(runs: Sequence[dict], candidates: Sequence[str] | None = None,
+                     paper: str = PAPER) -> TwoLevelDecision:
+    """Issue 13's rule, fixed before its runs: a method is better than a reference only if both its
+    pooled CI and its setting-level CI lie above zero; the default changes only to a method better
+    than uniform *and* better than the paper's rule by that test (the best pooled gain over uniform
+    among such methods), otherwise the paper's rule stays. ``candidates`` defaults to every method
+    in the records but uniform."""
+    vs_uniform, vs_paper = _two_level(runs, BASELINE), _two_level(runs, paper)
+    if paper not in vs_uniform:
+        raise AdaRankError(f"no paired runs of the paper's rule {paper!r} and {BASELINE!r}; run them first")
+    names = list(candidates) if candidates is not None else list(vs_uniform)
+    rows = {m: (vs_uniform[m], None if m == paper else vs_paper.get(m)) for m in names if m in vs_uniform}
+    winners = [m for m, (u, q) in rows.items() if m != paper and u.above and q is not None and q.above]
+    if winners:
+        best = max(winners, key=lambda m: rows[m][0].pooled.mean)  # type: ignore[union-attr]
+        return TwoLevelDecision(rows, best, f"{best} is better than uniform and than {paper}: both its pooled and "
+                                            "its setting-level 95% CIs lie above zero against each", paper)
+    better = [m for m, (u, _) in rows.items() if u.above]
+    why = (f"better than uniform by both CIs: {', '.join(better)}, but none also better than {paper} by both"
+           if better else "no method has both its pooled and its setting-level 95% CI above zero against uniform")
+    return TwoLevelDecision(rows, paper, why + f"; the paper's rule ({paper}) stays", paper)
+
+
+def two_level_markdown(decision: TwoLevelDecision) -> str:
+    def cells(level: TwoLevel | None) -> list[str]:
+        if level is None:
+            return ["n/a", "n/a", "no"]
+        out = []
+        for s in (level.pooled, level.setting_level):
+            out.append("n/a" if s is None or s.n == 0 else
+                       f"{_num(s.mean, sign=True)} {fmt_ci(s)} (n={s.n})" if s.n >= 2 else
+                       f"{_num(s.mean, sign=True)} (n=1, no CI)")
+        return out + ["yes" if level.above else "no"]
+
+    lines = ["| method | vs uniform: pooled Δ [95% CI] | vs uniform: setting-level Δ [95% CI] | better? | "
+             f"vs {decision.paper}: pooled Δ [95% CI] | vs {decision.paper}: setting-level Δ [95% CI] | better? |",
+             "|---|---|---|---|---|---|---|"]
+    for method, (u, q) in decision.rows.items():
+        right = ["(the paper's rule)", "", ""] if method == decision.paper else cells(q)
+        lines.append("| " + " | ".join([method] + cells(u) + right) + " |")
+    verb = "stays" if decision.default == decision.paper else "becomes"
+    lines += ["", f"**Decision (pooled and setting-level CIs both above zero): the default {verb} "
+                  f"`{decision.default}`.** ", f"Why: {decision.reason}."]
+    return "\n".join(lines) + "\n"
+
+
 def decision_markdown(decision: Decision, label: str = "Decision") -> str:
     lines = ["| method | pairs vs uniform | mean Δacc vs uniform (pp) | 95% CI | pairs vs paper | "
              "mean Δacc vs paper (pp) | 95% CI |", "|---|---|---|---|---|---|---|"]
@@ -103,14 +175,23 @@ def decision_report(runs: Sequence[dict], candidates: Sequence[str] = DEFAULT_CA
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     ap = argparse.ArgumentParser(prog=prog or "python -m adarank.compare.decision", description=__doc__.splitlines()[0])
     ap.add_argument("--results", required=True, help="the grid's results folder (holds runs/)")
-    ap.add_argument("--candidates", default=",".join(DEFAULT_CANDIDATES), help="comma-separated methods")
+    ap.add_argument("--candidates", default=None, help="comma-separated methods (default: the plan-scored "
+                    "methods for --rule best-mean, every method but uniform for --rule two-level)")
+    ap.add_argument("--rule", choices=("best-mean", "two-level"), default="best-mean",
+                    help="best-mean: issue 6's rule (the best pooled gain, then its CI over the paper's rule); "
+                         "two-level: issue 13's (pooled and setting-level CIs both above zero, against uniform "
+                         "and against the paper's rule)")
     ap.add_argument("--out", default=None, help="Markdown file to write (default: stdout)")
     args = ap.parse_args(argv)
     try:
         runs = load_records(Path(args.results) / "runs").runs
         if not runs:
             raise AdaRankError(f"no run records in '{Path(args.results) / 'runs'}'; run the grid first")
-        text = decision_report(runs, [c.strip() for c in args.candidates.split(",") if c.strip()])
+        chosen = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None
+        if args.rule == "two-level":
+            text = two_level_markdown(decide_two_level(runs, chosen))
+        else:
+            text = decision_report(runs, chosen or list(DEFAULT_CANDIDATES))
     except AdaRankError as exc:
         print(f"adarank.compare.decision: error: {exc}", file=sys.stderr)
         return 2

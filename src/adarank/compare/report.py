@@ -347,18 +347,23 @@ class PooledSummary:
     no_ci: int  # settings with fewer than 2 pairs
     holm_above: int = 0  # settings whose CI lies above 0 and whose test survives Holm over the settings
     holm_below: int = 0  # ... below 0
+    #: one observation per setting (that setting's mean paired difference), Student t over the settings:
+    #: the reading that does not let a setting with many seeds or a small spread speak for the others
+    setting_level: PairedStats | None = None
 
 
 def pool(settings: Sequence[SettingSummary]) -> list[PooledSummary]:
     """Per method: all (setting, seed) paired differences pooled, and settings counted by CI side.
     The baseline has no pairs of its own (:func:`summarize` pairs every other method with it)."""
     diffs: dict[str, list[float]] = defaultdict(list)
+    means: dict[str, list[float]] = defaultdict(list)
     sides: dict[str, list[int | None]] = defaultdict(list)
     for s in settings:
         for m in s.methods.values():
             if m.paired is None or m.paired.n == 0:
                 continue
             diffs[m.method].extend(m.diffs)
+            means[m.method].append(m.paired.mean)
             sides[m.method].append(m.paired.side)
     survivors = holm_survivors(settings)
     out = []
@@ -368,7 +373,8 @@ def pool(settings: Sequence[SettingSummary]) -> list[PooledSummary]:
         out.append(PooledSummary(method=method, settings=len(sd), stats=paired_stats(diffs[method]),
                                  wtl=win_tie_loss(diffs[method]), above=sd.count(1), contains=sd.count(0),
                                  below=sd.count(-1), no_ci=sd.count(None),
-                                 holm_above=sum(v > 0 for v in kept), holm_below=sum(v < 0 for v in kept)))
+                                 holm_above=sum(v > 0 for v in kept), holm_below=sum(v < 0 for v in kept),
+                                 setting_level=paired_stats(means[method])))
     return out
 
 
@@ -495,8 +501,17 @@ def setting_rows(setting: SettingSummary, baseline: str = BASELINE) -> list[list
     return rows
 
 
-POOLED_HEADER = ("method", "settings", "pairs", "mean Δacc (pp)", "95% CI", "W/T/L (pairs)",
-                 "settings: CI>0 / CI∋0 / CI<0", "after Holm: >0 / <0")
+POOLED_HEADER = ("method", "settings", "pairs", "pooled mean Δacc (pp)", "pooled 95% CI",
+                 "setting-level mean Δacc [95% CI]", "W/T/L (pairs)", "settings: CI>0 / CI∋0 / CI<0",
+                 "after Holm: >0 / <0")
+
+
+def _setting_level_cell(stats: PairedStats | None) -> str:
+    if stats is None or stats.n == 0:
+        return "n/a"
+    if stats.n < 2:
+        return f"{_num(stats.mean, sign=True)} (1 setting: no CI)"
+    return f"{_num(stats.mean, sign=True)} {fmt_ci(stats)}"
 
 
 def pooled_rows(pooled: Sequence[PooledSummary]) -> list[list[str]]:
@@ -504,8 +519,8 @@ def pooled_rows(pooled: Sequence[PooledSummary]) -> list[list[str]]:
     for p in pooled:
         extra = f" ({p.no_ci} without CI)" if p.no_ci else ""
         rows.append([p.method, str(p.settings), str(p.stats.n), _num(p.stats.mean, sign=True), fmt_ci(p.stats),
-                     "/".join(map(str, p.wtl)), f"{p.above} / {p.contains} / {p.below}{extra}",
-                     f"{p.holm_above} / {p.holm_below}"])
+                     _setting_level_cell(p.setting_level), "/".join(map(str, p.wtl)),
+                     f"{p.above} / {p.contains} / {p.below}{extra}", f"{p.holm_above} / {p.holm_below}"])
     return rows
 
 
@@ -890,9 +905,11 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
         md += ["### Pooled over all settings", "",
                f"Every (setting, seed) difference to {baseline} counts as one observation. This pools unlike settings "
                "(datasets, target sets and budgets with different spreads) and pairs that share seeds and data, so "
-               "the pooled CI is a summary, not a test; the second-last column counts settings by where their own "
-               "95% CI lies, and the last counts those that stay off zero after Holm's correction over the "
-               "method's settings (family-wise 5%).", ""]
+               "the pooled CI is a summary, not a test. The setting-level column takes one observation per setting "
+               "(its mean paired difference) and a Student-t 95% CI over the settings, so that no setting counts "
+               "for more than one; with few settings that CI is wide by construction. The second-last column "
+               "counts settings by where their own 95% CI lies, and the last counts those that stay off zero after "
+               "Holm's correction over the method's settings (family-wise 5%).", ""]
         md += _table(POOLED_HEADER, pooled_rows(pooled)) + [""]
         md += _holm_lines(settings)
         png = plot_paired(settings, plots_dir / "paired_diff.png", baseline)
