@@ -4,8 +4,9 @@
 
 Reads the committed run records (each stores the ranks every module ended with), prints a Markdown table of the
 share of trainable LoRA parameters per module type and the largest rank (what vLLM-style servers size adapter
-slots by), and writes RESULTS/plots/allocation.png: parameters per block, one line per method. Seed 0's record
-stands for each method (the plan methods' ranks do not depend on the seed; EVA's and AdaLoRA's may).
+slots by), per dataset, and writes RESULTS/plots/allocation.png: parameters per block, one panel per dataset,
+one line per method. Seed 0's record stands for each method (the plan methods' ranks depend neither on the seed
+nor on the dataset; EVA's and AdaLoRA's depend on both).
 """
 
 from __future__ import annotations
@@ -27,38 +28,42 @@ def main(results: Path) -> None:
     plan = json.loads((results / "plans" / "all-linear.json").read_text())
     shapes = module_shapes(plan)
     blocks = {m["name"]: m["block"] for m in plan["modules"]}
-    records = {}
+    by_dataset: dict[str, dict[str, dict]] = defaultdict(dict)
     for path in sorted((results / "runs").glob("*__s0.json")):
         rec = json.loads(path.read_text())
-        records[rec["method"]] = rec
-    print("| method | LoRA params | attention q/k/v/o | MLP gate/up/down | largest rank | smallest rank |")
-    print("|---|---|---|---|---|---|")
-    per_block: dict[str, dict[int, float]] = {}
-    for method, rec in records.items():
-        cost = {n: r * sum(shapes[n]) for n, r in rec["ranks"].items()}
-        total = sum(cost.values())
-        attn = sum(c for n, c in cost.items() if n.rsplit(".", 1)[-1] in ATTENTION)
-        mlp = sum(c for n, c in cost.items() if n.rsplit(".", 1)[-1] in MLP)
-        ranks = list(rec["ranks"].values())
-        print(f"| {method} | {total:,} | {100 * attn / total:.1f} % | {100 * mlp / total:.1f} % | {max(ranks)} | "
-              f"{min(ranks)} |")
-        depth: dict[int, float] = defaultdict(float)
-        for n, c in cost.items():
-            depth[blocks[n]] += c / total
-        per_block[method] = dict(depth)
+        by_dataset[rec["dataset"]][rec["method"]] = rec
+    per_block: dict[str, dict[str, dict[int, float]]] = defaultdict(dict)
+    for dataset, records in by_dataset.items():
+        print(f"\n**{dataset}**\n")
+        print("| method | LoRA params | attention q/k/v/o | MLP gate/up/down | largest rank | smallest rank |")
+        print("|---|---|---|---|---|---|")
+        for method, rec in records.items():
+            cost = {n: r * sum(shapes[n]) for n, r in rec["ranks"].items()}
+            total = sum(cost.values())
+            attn = sum(c for n, c in cost.items() if n.rsplit(".", 1)[-1] in ATTENTION)
+            mlp = sum(c for n, c in cost.items() if n.rsplit(".", 1)[-1] in MLP)
+            ranks = list(rec["ranks"].values())
+            print(f"| {method} | {total:,} | {100 * attn / total:.1f} % | {100 * mlp / total:.1f} % | {max(ranks)} | "
+                  f"{min(ranks)} |")
+            depth: dict[int, float] = defaultdict(float)
+            for n, c in cost.items():
+                depth[blocks[n]] += c / total
+            per_block[dataset][method] = dict(depth)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for method, depth in per_block.items():
-        xs = sorted(depth)
-        ax.plot(xs, [100 * depth[x] for x in xs], marker="o", ms=3, label=method)
-    ax.set_xlabel("block")
-    ax.set_ylabel("share of LoRA parameters (%)")
-    ax.set_title("Gemma 3 270M, all-linear, r̄=8 (params budget): budget by depth")
-    ax.legend(fontsize=7, ncol=2)
+    fig, axes = plt.subplots(1, len(per_block), figsize=(7 * len(per_block), 4.5), squeeze=False, sharey=True)
+    for ax, (dataset, methods) in zip(axes[0], sorted(per_block.items())):
+        for method, depth in methods.items():
+            xs = sorted(depth)
+            ax.plot(xs, [100 * depth[x] for x in xs], marker="o", ms=3, label=method)
+        ax.set_xlabel("block")
+        ax.set_title(f"{dataset}: budget by depth")
+        ax.legend(fontsize=7, ncol=2)
+    axes[0][0].set_ylabel("share of LoRA parameters (%)")
+    fig.suptitle("Gemma 3 270M, all-linear, r̄=8 (params budget)")
     fig.tight_layout()
     out = results / "plots" / "allocation.png"
     out.parent.mkdir(parents=True, exist_ok=True)
