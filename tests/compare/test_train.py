@@ -106,7 +106,7 @@ def test_run_one_returns_the_record_and_trains_the_planned_layout(tiny_bert_dir,
     assert result["model"] == tiny_bert_dir.name and result["device"] == "cpu"
     assert result["targets"] == [m.name for m in scored.modules]
     assert result["ranks"] == plan.ranks
-    assert result["steps"] == 5
+    assert result["steps"] == 5 and result["loss_logits"] == "full"
     assert 0.0 <= result["test_accuracy"] <= 1.0 and 0.0 <= result["test_macro_f1"] <= 1.0
     assert result["lora_params"] == result["lora_params_train"] == sum(m.rank * m.cost for m in plan.modules)
     assert result["head_params"] == 32 * 2 + 2
@@ -291,7 +291,8 @@ def test_argument_errors_are_user_errors(tiny_bert_dir, data, scored):
 @pytest.mark.parametrize("field_name, value", [
     ("lr", 0.0), ("lr", float("nan")), ("head_lr", -1.0), ("epochs", 0), ("max_steps", 0), ("batch_size", 2.5),
     ("eval_batch_size", 0), ("max_length", 1), ("warmup_ratio", 1.0), ("weight_decay", -0.1),
-    ("lora_alpha_ratio", 0), ("lora_dropout", 1.0), ("bf16", "yes"), ("eva_rho", 0.5), ("adalora_init_ratio", 1.0),
+    ("lora_alpha_ratio", 0), ("lora_dropout", 1.0), ("bf16", "yes"), ("completion_logits", 1), ("eva_rho", 0.5),
+    ("adalora_init_ratio", 1.0),
 ])
 def test_train_config_rejects_bad_values(field_name, value):
     with pytest.raises(AdaRankError, match=field_name):

@@ -36,6 +36,13 @@ Decisions
   optimiser step and before ``zero_grad`` (masking after the update keeps pruned triplets at zero),
   with ``step`` = number of optimiser steps done (1-based), so the final mask falls on step
   ``total_step - tfinal``. The final ranks are the unmasked triplets of the last rank pattern.
+* **Training loss.** The task computes it (``Task.training_loss``). Generation computes logits at
+  the completion's tokens only (``completion_logits``; see
+  :mod:`adarank.compare.tasks.completion_loss`). Such a cheaper path is checked on the first rows of the
+  run's first batch against the model's own loss (both without gradients, from the same random
+  state, so dropout draws the same masks): a relative difference above ``LOSS_CHECK_RTOL``, or one
+  loss finite and the other not, warns and switches the run to the model's own loss. The record's
+  ``loss_logits`` says which path the run trained with (``None``: no training step).
 * **Macro-F1** averages per-class F1 = 2TP / (2TP + FP + FN) over the classes present in the test
   labels or the predictions (the classes scikit-learn's ``f1_score(average="macro")`` uses).
 """
@@ -46,6 +53,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
@@ -57,7 +65,7 @@ from ..errors import AdaRankError
 from ..peft_export import deepest_first, pattern_key, resolve_module_names, target_regex
 from ..targets import linear_shape
 from .methods import METHODS, PLAN_METHODS, REFERENCE_METHODS, check_method
-from .tasks.base import Batches
+from .tasks.base import FULL_LOGITS, Batches, Task
 from .tasks.classification import head_module_names, macro_f1
 
 if TYPE_CHECKING:
@@ -70,11 +78,15 @@ EVA_MAX_FORWARDS = 1000
 ADALORA_MIN_STEPS = 4
 #: Steps between checks that the training loss is finite.
 CHECK_EVERY = 25
+#: Largest relative difference between a task's cheaper loss and the model's own on the first batch.
+LOSS_CHECK_RTOL = 1e-3
+#: Rows of the first batch that check: few, so that the reference's full logits stay small.
+LOSS_CHECK_ROWS = 2
 
 RESULT_KEYS = ("dataset", "task", "split", "model", "targets", "method", "rank", "seed", "ranks", "lora_params",
                "lora_params_train", "trainable_params", "head_params", "max_rank", "hparams", "metric", "test_score",
                "train_examples", "train_truncated", "train_dropped", "test_examples", "train_seconds",
-               "eval_seconds", "wall_seconds", "steps", "device", "torch", "transformers", "peft")
+               "eval_seconds", "wall_seconds", "steps", "loss_logits", "device", "torch", "transformers", "peft")
 
 
 @dataclass
@@ -97,6 +109,7 @@ class TrainConfig:
     adalora_init_ratio: float = field(default=1.5, metadata={"help": "AdaLoRA: init_r = round(ratio x r̄), pruned to an average of r̄ (> 1)"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "generation tasks: cap on greedy-decoded tokens at evaluation; None = the dataset's own cap"})
     chat_template: bool = field(default=False, metadata={"help": "generation tasks: wrap each prompt in the tokenizer's chat template (one user turn)"})
+    completion_logits: bool = field(default=True, metadata={"help": "generation tasks: training loss from logits at the completion's tokens only (checked against the full loss on the first batch); False = logits at every position"})
 
     def __post_init__(self) -> None:
         def positive(name: str, value: Any, *, allow_zero: bool = False, upper: float | None = None) -> None:
@@ -126,7 +139,7 @@ class TrainConfig:
         positive("weight_decay", self.weight_decay, allow_zero=True)
         positive("lora_alpha_ratio", self.lora_alpha_ratio)
         positive("lora_dropout", self.lora_dropout, allow_zero=True, upper=1.0)
-        for flag in ("bf16", "chat_template"):
+        for flag in ("bf16", "chat_template", "completion_logits"):
             if not isinstance(getattr(self, flag), bool):
                 raise AdaRankError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         if self.max_new_tokens is not None:
@@ -436,7 +449,7 @@ def run_one(
     if not lora_params and method != "base-model":
         raise AdaRankError("no trainable LoRA parameters after adaptation; check the targets")
     lora_params_train = sum(p.numel() for p in lora_params)
-    step = 0
+    step, loss_logits = 0, None
     if total_steps:
         groups = [{"params": lora_params, "lr": config.lr}]
         if head_params_list:
@@ -444,8 +457,9 @@ def run_one(
         optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
         warmup = int(round(config.warmup_ratio * total_steps))
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
-        step = _train(model, train, optimizer, scheduler, total_steps, config, seed, dev, autocast,
-                      adalora=method == "adalora", desc=f"{data.name} {method} r={rank} seed={seed}" if progress else None)
+        step, loss_logits = _train(model, task, train, optimizer, scheduler, total_steps, config, seed, dev, autocast,
+                                   adalora=method == "adalora",
+                                   desc=f"{data.name} {method} r={rank} seed={seed}" if progress else None)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     train_seconds = time.perf_counter() - train_start
@@ -494,6 +508,7 @@ def run_one(
         "eval_seconds": round(eval_seconds, 3),
         "wall_seconds": 0.0,
         "steps": step,
+        "loss_logits": loss_logits,
         "device": _device_name(dev),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -505,9 +520,48 @@ def run_one(
     return result
 
 
-def _train(model: nn.Module, train: Batches, optimizer: Any, scheduler: Any, total_steps: int, config: TrainConfig,
-           seed: int, dev: torch.device, autocast: dict[str, Any], *, adalora: bool, desc: str | None) -> int:
-    """The shared training loop; returns the number of optimiser steps done."""
+def _losses_agree(cheap: float, full: float) -> bool:
+    """Within ``LOSS_CHECK_RTOL`` of each other, or both non-finite (the divergence check handles that)."""
+    if not (math.isfinite(cheap) and math.isfinite(full)):
+        return math.isfinite(cheap) == math.isfinite(full)
+    return abs(cheap - full) <= LOSS_CHECK_RTOL * max(abs(cheap), abs(full))
+
+
+def _first_loss(task: Task, model: nn.Module, batch: dict[str, torch.Tensor], path: str,
+                dev: torch.device) -> tuple[torch.Tensor, str]:
+    """The first batch's loss along ``path``, checked against the model's own loss; returns the loss
+    to train on and the path for the rest of the run (``FULL_LOGITS`` after a mismatch).
+
+    The check runs on the batch's first ``LOSS_CHECK_ROWS`` rows, without gradients: on the whole
+    batch the reference would need the full-vocabulary logits the cheaper path exists to avoid, and
+    every run of a grid would hit that peak at once, at its first step. Both check forwards start
+    from the same forked random state, so dropout draws the same masks in each, and the training
+    forward after them starts from the state it would have had without the check."""
+    if path == FULL_LOGITS:
+        return task.training_loss(model, batch), path
+    rows = {k: v[:LOSS_CHECK_ROWS] for k, v in batch.items()}
+    devices = [dev] if dev.type == "cuda" else []
+    with torch.no_grad():
+        with torch.random.fork_rng(devices=devices):
+            full = float(task.training_loss(model, rows).detach().float())
+        with torch.random.fork_rng(devices=devices):
+            cheap = float(task.training_loss(model, rows, logits=path).detach().float())
+    if _losses_agree(cheap, full):
+        return task.training_loss(model, batch, logits=path), path
+    from peft import PeftModel
+
+    inner = model.get_base_model() if isinstance(model, PeftModel) else model
+    warnings.warn(f"the {path} training loss of {type(inner).__name__} differs from its full loss on the first batch "
+                  f"({cheap!r} vs {full!r}); this run trains on the full loss (logits at every position)",
+                  stacklevel=2)
+    return task.training_loss(model, batch), FULL_LOGITS
+
+
+def _train(model: nn.Module, task: Task, train: Batches, optimizer: Any, scheduler: Any, total_steps: int,
+           config: TrainConfig, seed: int, dev: torch.device, autocast: dict[str, Any], *, adalora: bool,
+           desc: str | None) -> tuple[int, str]:
+    """The shared training loop; returns the number of optimiser steps done and the loss path used."""
+    path = task.loss_logits(model, config)
     order_gen = torch.Generator().manual_seed(seed)
     bar = None
     if desc is not None:
@@ -525,7 +579,10 @@ def _train(model: nn.Module, train: Batches, optimizer: Any, scheduler: Any, tot
                 break
             batch = train.batch(order[start:start + config.batch_size], dev)
             with torch.autocast(**autocast):
-                loss = model(**batch).loss
+                if step == 0:
+                    loss, path = _first_loss(task, model, batch, path, dev)
+                else:
+                    loss = task.training_loss(model, batch, logits=path)
             finite = finite & torch.isfinite(loss.detach())
             loss.backward()
             optimizer.step()
@@ -544,7 +601,7 @@ def _train(model: nn.Module, train: Batches, optimizer: Any, scheduler: Any, tot
                 bar.update(1)
     if bar is not None:
         bar.close()
-    return step
+    return step, path
 
 
 def _strip_eva_key(key: str) -> str:

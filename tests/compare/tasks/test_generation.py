@@ -123,6 +123,8 @@ def test_every_method_trains_a_tiny_llama_on_generation(llama_folder, method):
     assert record["task"] == "generation" and record["metric"] == "exact_match"
     assert 0.0 <= record["test_score"] <= 1.0
     assert record["steps"] == (0 if method == "base-model" else 6)
+    # logits at the completion only, except AdaLoRA (its penalty is part of the model's loss) and no training
+    assert record["loss_logits"] == {"base-model": None, "adalora": "full"}.get(method, "completion-only")
     types = {name.rsplit(".", 1)[-1] for name in record["ranks"]}
     assert types == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     if method in ("base-model", "full-ft"):
@@ -157,6 +159,7 @@ def test_a_tiny_gemma3_trains_and_decodes(tmp_path, minilm_path):
                      rank=4, config=TrainConfig(epochs=1, max_steps=3, batch_size=8, max_length=32, bf16=False),
                      seed=1, device="cpu")
     assert record["steps"] == 3 and 0.0 <= record["test_score"] <= 1.0
+    assert record["loss_logits"] == "completion-only"
     assert sum(record["ranks"].values()) > 0
 
 

@@ -8,6 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
+#: name of the loss path that computes the model's own loss, ``model(**batch).loss`` (logits at every position)
+FULL_LOGITS = "full"
+
 
 class Batches(Protocol):
     """A tokenised split: ``len()`` examples, real lengths, and padded batches on a device."""
@@ -37,6 +40,22 @@ class Task:
     def heads(self, model: nn.Module) -> list[str]:
         """Names of the new modules trained in full beside LoRA (PEFT ``modules_to_save``)."""
         return []
+
+    def loss_logits(self, model: nn.Module, config: Any) -> str:
+        """The loss path :meth:`training_loss` takes for ``model`` under ``config`` in one run.
+
+        ``FULL_LOGITS`` (the default) is the model's own loss. A task may name a cheaper path that
+        gives the same value; the training loop checks it against the full loss on the run's first
+        batch and falls back to the full loss (with a warning) if they disagree.
+        """
+        return FULL_LOGITS
+
+    def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor], *,
+                      logits: str = FULL_LOGITS) -> torch.Tensor:
+        """The loss of one training batch along the path ``logits`` (see :meth:`loss_logits`)."""
+        if logits != FULL_LOGITS:
+            raise ValueError(f"task {self.name!r} has no loss path {logits!r}")
+        return model(**batch).loss
 
     def encode(self, tokenizer: Any, data: Any, config: Any, split: str) -> Batches:
         """The ``"train"`` or ``"test"`` split of ``data``, tokenised once."""

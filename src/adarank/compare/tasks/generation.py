@@ -9,7 +9,9 @@ Decisions
   completion ends with EOS so the model learns to stop. With ``chat_template`` the prompt is the
   tokenizer's chat template of one user turn with the generation prompt added.
 * **Loss** on the completion's tokens (and its EOS) only; prompt and padding are ``-100``.
-  Training batches are right-padded (positions start at 0 for every row).
+  Training batches are right-padded (positions start at 0 for every row). Logits are computed at
+  those tokens only (:mod:`~adarank.compare.tasks.completion_loss`; ``completion_logits=False`` or
+  a model it cannot set up takes the model's own loss, logits at every position).
 * **Too long.** An example longer than ``max_length`` loses tokens from the *front* of its prompt
   (the cue before the completion is kept); one whose completion alone does not fit is left out of
   training, and an evaluation prompt is left-truncated so that ``max_new_tokens`` still fit. Both
@@ -31,9 +33,9 @@ from torch import nn
 from ...errors import AdaRankError
 from ..datasets.base import GenerationData
 from .registry import register
-from .base import Task
+from .base import FULL_LOGITS, Task
+from .completion_loss import COMPLETION_ONLY, IGNORE, completion_head, completion_loss
 
-IGNORE = -100
 #: share of the training set that may be left out for not fitting max_length
 MAX_DROPPED_SHARE = 0.05
 
@@ -212,6 +214,17 @@ class Generation(Task):
         model = load_model(model_path, dtype="fp32", device="cpu", model_class=AutoModelForCausalLM)
         model.generation_config.do_sample = False  # a model's sampling defaults must not leak into greedy evaluation
         return model
+
+    def loss_logits(self, model: nn.Module, config: Any) -> str:
+        if getattr(config, "completion_logits", True) and completion_head(model) is not None:
+            return COMPLETION_ONLY
+        return FULL_LOGITS
+
+    def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor], *,
+                      logits: str = FULL_LOGITS) -> torch.Tensor:
+        if logits == COMPLETION_ONLY:
+            return completion_loss(model, batch)
+        return super().training_loss(model, batch, logits=logits)
 
     def encode(self, tokenizer: Any, data: GenerationData, config: Any, split: str) -> Any:  # type: ignore[override]
         if split == "train":

@@ -1,0 +1,121 @@
+"""The causal-LM training loss with logits only where the loss is (the completion's tokens).
+
+Why: a causal LM's own loss (``model(**batch).loss``) computes logits at every position, batch x
+length x vocab floats. With Gemma 3's 262,144-token vocabulary a batch of 32 x 147 tokens needs
+4.9 GB per fp32 copy, although only the completion's tokens (often one or two per example) carry a
+loss; runs sharing a GPU ran out of memory on those logits alone.
+
+How: the decoder backbone (no LM head) gives the final hidden states (after its final norm); the
+rows whose *next* token is a label (position p predicts token p + 1) go through the model's output
+embedding, the config's ``final_logit_softcapping`` is applied if it has one, and the cross-entropy
+is averaged over those tokens in float32. That is the value of transformers' causal-LM loss (the
+mean over the batch's labelled tokens), for a fraction of the memory. The operations mirror the
+model's own forward (output embedding and softcap in the ambient dtype, then float32), so under
+bf16 autocast the two paths differ by rounding only.
+
+:func:`completion_head` returns ``None`` where this cannot be set up (no backbone, no output
+embeddings, a PEFT tuner that changes the forward such as AdaLoRA, which adds a penalty to the
+loss); the training loop then uses the model's own loss. It also checks the two losses against each
+other on a run's first batch (:mod:`adarank.compare.train`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: label of positions without a loss (prompt, padding)
+IGNORE = -100
+#: name of this loss path in a run's record (``loss_logits``)
+COMPLETION_ONLY = "completion-only"
+
+
+@dataclass(frozen=True)
+class CompletionHead:
+    """The parts of a causal LM the completion-only loss runs: backbone, output embedding, softcap."""
+
+    lm: nn.Module
+    backbone: nn.Module
+    output: nn.Module
+    softcap: float | None
+
+
+def _causal_lm(model: nn.Module) -> nn.Module | None:
+    """The transformers causal LM inside ``model`` (itself, or the model a PEFT wrapper adapts);
+    ``None`` if a PEFT wrapper changes more than the layers (prompt learning, a tuner with its own forward)."""
+    from peft import PeftModel
+    from peft.tuners.tuners_utils import BaseTuner
+
+    if not isinstance(model, PeftModel):
+        return model
+    if model.active_peft_config.is_prompt_learning:
+        return None
+    if not isinstance(model.base_model, BaseTuner) or type(model.base_model).forward is not BaseTuner.forward:
+        return None  # e.g. AdaLoRA adds its orthogonality penalty to the model's loss
+    return model.get_base_model()
+
+
+def _softcap(lm: nn.Module) -> float | None:
+    config = getattr(lm, "config", None)
+    if config is None:
+        return None
+    text = config.get_text_config() if callable(getattr(config, "get_text_config", None)) else config
+    cap = getattr(text, "final_logit_softcapping", None)
+    return None if cap is None else float(cap)
+
+
+def completion_head(model: nn.Module) -> CompletionHead | None:
+    """The backbone, output embedding and softcap of ``model`` (a causal LM, PEFT-wrapped or not),
+    or ``None`` where the completion-only loss cannot be set up.
+
+    The backbone is the module the causal LM's forward runs before its head: the attribute named by
+    ``base_model_prefix`` (``model`` for Llama, Gemma 3, Qwen2; ``transformer`` for GPT-2), else
+    ``get_decoder()``.
+    """
+    lm = _causal_lm(model)
+    if lm is None:
+        return None
+    get_output = getattr(lm, "get_output_embeddings", None)
+    output = get_output() if callable(get_output) else None
+    if not isinstance(output, nn.Module):
+        return None
+    prefix = getattr(lm, "base_model_prefix", "")
+    backbone = getattr(lm, prefix, None) if isinstance(prefix, str) and prefix else None
+    if not isinstance(backbone, nn.Module) and callable(getattr(lm, "get_decoder", None)):
+        try:
+            backbone = lm.get_decoder()
+        except (AttributeError, NotImplementedError, ValueError):
+            backbone = None
+    if not isinstance(backbone, nn.Module) or backbone is lm or backbone is output:
+        return None
+    return CompletionHead(lm=lm, backbone=backbone, output=output, softcap=_softcap(lm))
+
+
+def _last_hidden(outputs: Any) -> torch.Tensor:
+    hidden = getattr(outputs, "last_hidden_state", None)
+    return outputs[0] if hidden is None else hidden
+
+
+def completion_loss(model: nn.Module, batch: dict[str, torch.Tensor],
+                    head: CompletionHead | None = None) -> torch.Tensor:
+    """Mean cross-entropy over the batch's labelled next tokens, with logits at those positions only.
+
+    ``batch`` holds ``labels`` (``IGNORE`` where there is no loss) and the backbone's inputs
+    (``input_ids``, ``attention_mask``). Equals ``model(**batch).loss`` of a transformers causal LM.
+    """
+    head = completion_head(model) if head is None else head
+    if head is None:
+        raise ValueError(f"no completion-only loss for {type(model).__name__}: backbone or output embedding not found")
+    labels = batch["labels"]
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    hidden = _last_hidden(head.backbone(**inputs))
+    targets = labels[:, 1:]  # position p predicts token p + 1
+    keep = targets != IGNORE
+    logits = head.output(hidden[:, :-1][keep])  # (labelled tokens, vocab)
+    if head.softcap is not None:
+        logits = torch.tanh(logits / head.softcap) * head.softcap
+    return F.cross_entropy(logits.float(), targets[keep])

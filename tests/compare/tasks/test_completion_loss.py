@@ -1,0 +1,226 @@
+"""The completion-only training loss: equal to the model's own loss (value and LoRA gradients) on tiny
+random causal LMs, logits only at the labelled tokens, and a checked first batch that falls back."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+import pytest
+import torch
+
+from adarank.compare.tasks import completion_loss as cl
+from adarank.compare.tasks import generation
+from adarank.compare.tasks.base import FULL_LOGITS
+from adarank.compare.tasks.completion_loss import COMPLETION_ONLY, IGNORE, completion_head, completion_loss
+from adarank.compare.tasks.generation import Generation
+from adarank.compare.train import LOSS_CHECK_ROWS, TrainConfig, _first_loss, _losses_agree, run_one
+
+from .test_generation import _plan, _toy_data, llama_folder  # noqa: F401  (llama_folder is a fixture)
+
+VOCAB = 96
+LLAMA_LIKE = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=VOCAB, max_position_embeddings=64, pad_token_id=0,
+                  bos_token_id=1, eos_token_id=2)
+#: arch -> (backbone class, LoRA target modules)
+ARCHS = {
+    "llama": ("LlamaModel", ["q_proj", "v_proj", "down_proj"]),
+    "qwen2": ("Qwen2Model", ["q_proj", "v_proj", "down_proj"]),
+    "gemma3": ("Gemma3TextModel", ["q_proj", "v_proj", "down_proj"]),
+    "gemma3-softcap": ("Gemma3TextModel", ["q_proj", "v_proj", "down_proj"]),
+    "gemma2": ("Gemma2Model", ["q_proj", "v_proj", "down_proj"]),  # final_logit_softcapping=30.0 by default
+    "gpt2": ("GPT2Model", ["c_attn", "c_fc"]),
+}
+SOFTCAPPED = ("gemma3-softcap", "gemma2")
+
+
+def _tiny_lm(arch: str, *, dropout: float = 0.0) -> torch.nn.Module:
+    import transformers
+
+    torch.manual_seed(0)
+    if arch == "llama":
+        model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**LLAMA_LIKE))
+    elif arch == "qwen2":
+        model = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**LLAMA_LIKE))
+    elif arch in ("gemma3", "gemma3-softcap"):
+        cap = 30.0 if arch == "gemma3-softcap" else None
+        config = transformers.Gemma3TextConfig(head_dim=8, sliding_window=4, final_logit_softcapping=cap, **LLAMA_LIKE)
+        model = transformers.Gemma3ForCausalLM(config)
+    elif arch == "gemma2":
+        model = transformers.Gemma2ForCausalLM(transformers.Gemma2Config(head_dim=8, sliding_window=4, **LLAMA_LIKE))
+        assert model.config.final_logit_softcapping == 30.0
+    else:
+        config = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=VOCAB, n_positions=64,
+                                         resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
+                                         bos_token_id=1, eos_token_id=2, pad_token_id=0)
+        model = transformers.GPT2LMHeadModel(config)
+    if arch in SOFTCAPPED:  # large logits, so that the softcap changes the loss
+        with torch.no_grad():
+            model.get_output_embeddings().weight.mul_(300.0)
+    return model
+
+
+def _lora(model: torch.nn.Module, arch: str, *, dropout: float = 0.0) -> torch.nn.Module:
+    import peft
+
+    # init_lora_weights=False: B is random too, so every LoRA parameter gets a non-zero gradient
+    config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=ARCHS[arch][1], lora_dropout=dropout,
+                             init_lora_weights=False, fan_in_fan_out=arch == "gpt2", task_type="CAUSAL_LM")
+    return peft.get_peft_model(model, config)
+
+
+def _batch(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Right-padded (prompt, completion) rows of different lengths; labels only on the completions."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = [(5, 2), (3, 1), (7, 3), (2, 2)]  # (prompt tokens, completion tokens)
+    width = max(p + c for p, c in rows)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, IGNORE)
+    for i, (p, c) in enumerate(rows):
+        seq = torch.randint(3, VOCAB, (p + c,), generator=gen)
+        ids[i, :p + c], mask[i, :p + c], labels[i, p:p + c] = seq, 1, seq[p:]
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def _lora_grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+    model.zero_grad(set_to_none=True)
+    return grads
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_completion_loss_equals_the_models_own_loss_and_lora_gradients(arch):
+    model = _lora(_tiny_lm(arch), arch).eval()
+    batch = _batch()
+    head = completion_head(model)
+    assert head is not None and type(head.backbone).__name__ == ARCHS[arch][0]
+    assert head.softcap == (30.0 if arch in SOFTCAPPED else None)
+
+    full = model(**batch).loss
+    full.backward()
+    full_grads = _lora_grads(model)
+    cheap = completion_loss(model, batch)
+    cheap.backward()
+    cheap_grads = _lora_grads(model)
+
+    assert cheap.dtype == torch.float32
+    torch.testing.assert_close(cheap, full, rtol=1e-6, atol=1e-6)
+    assert full_grads and full_grads.keys() == cheap_grads.keys()
+    assert all(g.abs().sum() > 0 for g in full_grads.values())
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(cheap_grads[name], grad, rtol=1e-4, atol=1e-7, msg=name)
+    if arch in SOFTCAPPED:  # the test would notice a missing softcap
+        with torch.no_grad():
+            uncapped = completion_loss(model, batch, dataclasses.replace(head, softcap=None))
+        assert not math.isclose(float(uncapped), float(full.detach()), rel_tol=1e-2)
+
+
+def test_logits_are_computed_at_the_labelled_tokens_only():
+    model = _lora(_tiny_lm("gemma3"), "gemma3").eval()
+    batch = _batch()
+    rows = []
+    handle = model.get_base_model().get_output_embeddings().register_forward_hook(
+        lambda module, args, out: rows.append(tuple(out.shape)))
+    try:
+        completion_loss(model, batch)
+    finally:
+        handle.remove()
+    labelled = int((batch["labels"][:, 1:] != IGNORE).sum())
+    assert rows == [(labelled, VOCAB)]
+    assert labelled < batch["input_ids"].numel() // 3  # far fewer rows than the full path's
+
+
+def test_the_full_path_where_the_completion_head_cannot_be_set_up():
+    import peft
+    import transformers
+
+    base = transformers.LlamaModel(transformers.LlamaConfig(**LLAMA_LIKE))  # no output embeddings
+    assert completion_head(base) is None
+    # AdaLoRA adds its orthogonality penalty to the model's loss: its forward is more than the layers
+    adalora = peft.get_peft_model(_tiny_lm("llama"), peft.AdaLoraConfig(
+        init_r=4, target_r=2, total_step=10, tfinal=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    assert completion_head(adalora) is None
+    task = Generation()
+    assert task.loss_logits(adalora, TrainConfig()) == FULL_LOGITS
+    lora = _lora(_tiny_lm("llama"), "llama")
+    assert task.loss_logits(lora, TrainConfig()) == COMPLETION_ONLY
+    assert task.loss_logits(lora, TrainConfig(completion_logits=False)) == FULL_LOGITS
+    with pytest.raises(Exception, match="completion_logits"):
+        TrainConfig(completion_logits="yes")
+
+
+def test_losses_agree_within_the_relative_tolerance_and_on_non_finite_values():
+    assert _losses_agree(2.0, 2.0 * (1 + 5e-4)) and not _losses_agree(2.0, 2.0 * (1 + 2e-3))
+    assert not _losses_agree(float("nan"), 2.0) and not _losses_agree(2.0, float("inf"))
+    assert _losses_agree(float("nan"), float("inf"))  # both diverged: the divergence check reports it
+
+
+def test_the_first_batch_check_sees_the_same_dropout_masks_in_both_forwards():
+    model = _lora(_tiny_lm("gpt2", dropout=0.1), "gpt2", dropout=0.1).train()
+    batch = _batch()
+    with torch.no_grad():  # dropout is active: two plain forwards differ
+        assert float(model(**batch).loss) != float(model(**batch).loss)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss, path = _first_loss(Generation(), model, batch, COMPLETION_ONLY, torch.device("cpu"))
+    assert path == COMPLETION_ONLY and loss.requires_grad
+
+
+@pytest.mark.parametrize("wrong", ["scaled", "nan"])
+def test_a_wrong_completion_loss_falls_back_to_the_full_loss_with_a_warning(monkeypatch, wrong):
+    real = cl.completion_loss
+    monkeypatch.setattr(generation, "completion_loss",
+                        lambda model, batch: real(model, batch) * (1.01 if wrong == "scaled" else float("nan")))
+    model = _lora(_tiny_lm("llama"), "llama").eval()
+    batch = _batch()
+    with pytest.warns(UserWarning, match="LlamaForCausalLM.*full loss") as caught:
+        loss, path = _first_loss(Generation(), model, batch, COMPLETION_ONLY, torch.device("cpu"))
+    assert len(caught) == 1 and path == FULL_LOGITS
+    torch.testing.assert_close(loss, model(**batch).loss)
+
+
+def _uniform_run(folder: str, **config):
+    from adarank.compare.methods import plan_for_method
+
+    scored = _plan(folder)
+    return run_one(folder, _toy_data(), method="uniform", plan=plan_for_method("uniform", scored, 4, seed=0),
+                   targets=[m.name for m in scored.modules], rank=4, seed=0, device="cpu",
+                   config=TrainConfig(lr=1e-3, epochs=1, max_steps=3, batch_size=8, max_length=32, bf16=False,
+                                      **config))
+
+
+def _counting(monkeypatch, factor: float = 1.0) -> list[int]:
+    calls: list[int] = []
+    real = cl.completion_loss
+
+    def spy(model, batch):
+        calls.append(int(batch["input_ids"].shape[0]))
+        return real(model, batch) * factor
+
+    monkeypatch.setattr(generation, "completion_loss", spy)
+    return calls
+
+
+def test_a_tiny_generation_run_trains_on_the_completion_logits(llama_folder, monkeypatch):  # noqa: F811
+    calls = _counting(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*differs from its full loss.*")
+        record = _uniform_run(llama_folder)
+    # the check on the first batch's first LOSS_CHECK_ROWS rows, then one call per training step
+    assert record["loss_logits"] == COMPLETION_ONLY and record["steps"] == 3
+    assert calls[0] == LOSS_CHECK_ROWS < calls[1] and len(calls) == 4
+    assert record["hparams"]["completion_logits"] is True
+    calls.clear()
+    off = _uniform_run(llama_folder, completion_logits=False)
+    assert off["loss_logits"] == FULL_LOGITS and not calls
+
+
+def test_a_run_whose_completion_loss_disagrees_trains_on_the_full_loss(llama_folder, monkeypatch):  # noqa: F811
+    calls = _counting(monkeypatch, factor=1.5)
+    with pytest.warns(UserWarning, match="LlamaForCausalLM.*differs from its full loss") as caught:
+        record = _uniform_run(llama_folder)
+    assert len([w for w in caught if "differs from its full loss" in str(w.message)]) == 1
+    assert record["loss_logits"] == FULL_LOGITS and record["steps"] == 3
+    assert calls == [LOSS_CHECK_ROWS]  # the check only: the whole run took the full path
