@@ -28,5 +28,7 @@ PY
 cp /tmp/adarank-tok/tokenizer_config.json .carry/tok/ && xz -9 -c /tmp/adarank-tok/tokenizer.json > .carry/tok/tokenizer.json.xz
 rm -rf .carry/whl && python -m pip download -q --no-deps -d .carry/whl gguf==0.19.0
 rm -rf .carry/data && mkdir -p .carry/data && cp -r "$data" .carry/data/nltk_data
-rm -rf .carry/results && cp -r benchmarks/results/decoder .carry/results
+# the records only (no plots, logs or reports: the final call carries the last piece too, and 64 MiB is the limit)
+rm -rf .carry/results && mkdir -p .carry/results && tar cf - -C benchmarks/results/decoder --exclude='*.png' \
+    --exclude='log*.txt' --exclude='report.md' --exclude='decision.md' --exclude='stability.log' . | tar xf - -C .carry/results
 du -sh .carry/*
