@@ -11,7 +11,8 @@ import pytest
 from scipy import stats
 
 from adarank.compare import report
-from adarank.compare.report import build_report, paired_stats, pool, summarize, win_tie_loss
+from adarank.compare.report import (build_report, find_collapses, holm_survivors, paired_stats, parameter_gaps, pool,
+                                    setting_rows, summarize, win_tie_loss)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -364,3 +365,20 @@ def test_parameter_parity_flags_a_method_off_by_more_than_one_percent_and_report
     assert gaps == {"eva": 0.1, "adarank-floor": -0.06}  # exact's +0.5 % is within tolerance
     text = "\n".join(parity_lines(settings))
     assert "NOT at equal parameters" in text and "under-spend (documented)" in text
+
+
+def test_references_are_shown_per_setting_but_kept_out_of_every_comparison():
+    recs = [_record(d, ts, r, m, s, a) for (d, ts, r), ms in SETTINGS.items()
+            for m, accs in ms.items() for s, a in enumerate(accs)]
+    before = {p.method: p.stats.mean for p in pool(summarize(recs))}
+    for d, ts, r in SETTINGS:  # the untrained base model at 0 %, no LoRA: a collapse and a parity gap if it counted
+        base = _record(d, ts, r, "base-model", 0, 0.0)
+        base["lora_params"] = base["lora_params_train"] = 0
+        recs.append(base)
+    settings = summarize(recs)
+    assert {p.method: p.stats.mean for p in pool(settings)} == before
+    assert not [c for c in find_collapses(settings) if c.method == "base-model"]
+    assert not [g for g in parameter_gaps(settings) if g.method == "base-model"]
+    assert not [h for h in holm_survivors(settings) if h.method == "base-model"]
+    rows = setting_rows(settings[0])
+    assert [r[0] for r in rows if r[0].startswith("base-model")] == ["base-model (reference)"]

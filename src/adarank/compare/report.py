@@ -48,7 +48,7 @@ import numpy as np
 from ..errors import AdaRankError
 from ..io import atomic_write, atomic_write_text
 from .data import dataset_slug
-from .methods import report_order
+from .methods import REFERENCE_METHODS, report_order
 from .records import SWEEP_DIRS, diverged_keys
 
 BASELINE = "uniform"
@@ -244,6 +244,13 @@ class SettingSummary:
     def label(self) -> str:
         return f"{self.dataset} · {self.target_set} · r̄={self.rank}"
 
+    @property
+    def compared(self) -> dict[str, MethodSummary]:
+        """The rank-allocation methods, without the references (the base model untrained, full
+        fine-tuning): those tell how far LoRA is from its bounds, and are shown per setting, but
+        they are no allocation to pool, correct for, hold to parameter parity or call collapsed."""
+        return {name: m for name, m in self.methods.items() if name not in REFERENCE_METHODS}
+
 
 def method_sort_key(method: str) -> tuple[int, str]:
     order = report_order()  # the registry's core methods; the others follow, by name
@@ -317,11 +324,11 @@ def find_collapses(settings: Sequence[SettingSummary], margin: float = COLLAPSE_
     not a rank-allocation effect. The median is robust to a few of them."""
     out = []
     for s in settings:
-        accs = [a for m in s.methods.values() for a in m.acc]
+        accs = [a for m in s.compared.values() for a in m.acc]
         if not accs:
             continue
         median = float(np.median(accs))
-        for m in s.methods.values():
+        for m in s.compared.values():
             for seed, acc in zip(m.seeds, m.acc):
                 if acc < median - margin:
                     out.append(Collapse(s.label, (s.dataset, s.target_set, s.rank), m.method, seed, acc, median))
@@ -359,7 +366,7 @@ def pool(settings: Sequence[SettingSummary]) -> list[PooledSummary]:
     means: dict[str, list[float]] = defaultdict(list)
     sides: dict[str, list[int | None]] = defaultdict(list)
     for s in settings:
-        for m in s.methods.values():
+        for m in s.compared.values():
             if m.paired is None or m.paired.n == 0:
                 continue
             diffs[m.method].extend(m.diffs)
@@ -402,7 +409,7 @@ def holm_survivors(settings: Sequence[SettingSummary]) -> list[HolmRow]:
     """
     tested: dict[str, list[tuple[str, PairedStats]]] = defaultdict(list)
     for s in settings:
-        for m in s.methods.values():
+        for m in s.compared.values():
             if m.paired is not None and m.paired.n >= 2:
                 tested[m.method].append((s.label, m.paired))
     rows = []
@@ -489,7 +496,8 @@ def setting_rows(setting: SettingSummary, baseline: str = BASELINE) -> list[list
     rows = []
     has_base = baseline in setting.methods
     for m in setting.methods.values():
-        row = [m.method, str(m.n), fmt_mean_std(m.acc), fmt_mean_std(m.f1), fmt_params(m)]
+        name = f"{m.method} (reference)" if m.method in REFERENCE_METHODS else m.method
+        row = [name, str(m.n), fmt_mean_std(m.acc), fmt_mean_std(m.f1), fmt_params(m)]
         if m.method == baseline:
             row += ["(reference)", "", ""]
         elif not has_base or m.paired is None or m.paired.n == 0:
@@ -570,7 +578,7 @@ PAIRED_AXIS_CLIP = 5.0
 def plot_paired(settings: Sequence[SettingSummary], path: str | os.PathLike,
                 baseline: str = BASELINE) -> Path | None:
     """One panel per method: Δacc vs the baseline with its 95% CI for every setting."""
-    methods = sorted({m.method for s in settings for m in s.methods.values()
+    methods = sorted({m.method for s in settings for m in s.compared.values()
                       if m.method != baseline and m.paired is not None and m.paired.n > 0}, key=method_sort_key)
     if not methods:
         return None
@@ -713,7 +721,7 @@ def parameter_gaps(settings: Sequence[SettingSummary], baseline: str = BASELINE,
         if base is None or not base.params:
             continue
         ref = _mean(base.params)
-        for name, m in st.methods.items():
+        for name, m in st.compared.items():
             counts = [x for x in (m.params or []) if not math.isnan(x)]
             if name == baseline or not counts or ref <= 0:
                 continue
@@ -890,7 +898,7 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
            "have (n shown when fewer than the method's runs). 95% CI = mean ± t(0.975, n−1)·sd/√n (Student t, "
            f"needs n ≥ 2). W/T/L counts seeds where the method is ahead by ≥ {TIE_PP:g} pp (W), within "
            f"|Δ| < {TIE_PP:g} pp (T) or behind by ≥ {TIE_PP:g} pp (L). LoRA params: LoRA factor parameters, mean "
-           "over seeds; a→b = trained → left after rank pruning (AdaLoRA).", ""]
+           "over seeds; a→b = trained → left after rank pruning (AdaLoRA). Rows marked (reference), the base model untrained and full fine-tuning, show how far LoRA is from its bounds; they are left out of the pooled tables, Holm's correction, parameter parity and the collapse check.", ""]
 
     if settings:
         plots_dir.mkdir(parents=True, exist_ok=True)
