@@ -24,6 +24,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from .registries import add_unique
+
 TransformFn = Callable[[np.ndarray, np.ndarray, float], "np.ndarray | None"]
 
 
@@ -63,17 +65,11 @@ RULES: dict[str, RoundingRule] = {}
 
 
 def register_transform(transform: ScoreTransform) -> ScoreTransform:
-    if transform.name in TRANSFORMS:
-        raise ValueError(f"transform {transform.name!r} is registered twice")
-    TRANSFORMS[transform.name] = transform
-    return transform
+    return add_unique(TRANSFORMS, transform, "transform")
 
 
 def register_rule(rule: RoundingRule) -> RoundingRule:
-    if rule.name in RULES:
-        raise ValueError(f"rounding rule {rule.name!r} is registered twice")
-    RULES[rule.name] = rule
-    return rule
+    return add_unique(RULES, rule, "rounding rule")
 
 
 def choices_help(registry: dict[str, ScoreTransform] | dict[str, RoundingRule]) -> str:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..errors import AdaRankError
+from ..registries import add_unique, lookup
 
 MetricFn = Callable[[list[str], list[str]], dict[str, float]]
 
@@ -32,18 +32,12 @@ METRICS: dict[str, Metric] = {}
 
 def register(metric: Metric) -> Metric:
     """Make ``metric`` available by its name; a second metric under a taken name is a bug, so it raises."""
-    if metric.name in METRICS:
-        raise ValueError(f"a metric named {metric.name!r} is already registered")
-    METRICS[metric.name] = metric
-    return metric
+    return add_unique(METRICS, metric, "metric")
 
 
 def get_metric(name: str) -> Metric:
     """The registered metric ``name``, or an error that lists the known ones."""
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise AdaRankError(f"unknown metric {name!r}; known metrics are {', '.join(METRICS)}") from None
+    return lookup(METRICS, name, "metric")
 
 
 def score(name: str, predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:

@@ -12,7 +12,7 @@ from typing import Callable, Protocol, Sequence
 
 from torch import nn
 
-from ..errors import AdaRankError
+from ..registries import add_unique, lookup
 from ..probes import ProbeBatch
 from ..scoring import ModuleScore, ScoreConfig
 from ..targets import Target, select_targets
@@ -49,16 +49,12 @@ SIGNALS: dict[str, Signal] = {}
 
 def register(signal: Signal) -> Signal:
     """Add ``signal`` to :data:`SIGNALS`; a second signal of the same name is a bug, so it raises."""
-    if signal.name in SIGNALS:
-        raise ValueError(f"signal {signal.name!r} is registered twice")
-    SIGNALS[signal.name] = signal
-    return signal
+    return add_unique(SIGNALS, signal, "signal")
 
 
 def check_signal(signal: str) -> str:
     """The signal itself, or an AdaRankError naming the valid ones."""
-    if signal not in SIGNALS:
-        raise AdaRankError(f"unknown signal {signal!r}; use one of {', '.join(SIGNALS)}")
+    lookup(SIGNALS, signal, "signal")
     return signal
 
 

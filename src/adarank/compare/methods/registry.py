@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Literal, overload
 
 from ...errors import AdaRankError
+from ...registries import add_unique
 from ...plan import RankPlan
 
 Kind = Literal["plan", "score-free", "self-allocating", "reference"]
@@ -101,10 +102,7 @@ REGISTRY: dict[str, Method] = {}
 
 
 def register(method: Method) -> Method:
-    if method.name in REGISTRY:
-        raise ValueError(f"method {method.name!r} is registered twice")
-    REGISTRY[method.name] = method
-    return method
+    return add_unique(REGISTRY, method, "method")
 
 
 def listed() -> list[Method]:

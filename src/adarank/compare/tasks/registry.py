@@ -5,23 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import AdaRankError
+from ...registries import add_unique, lookup
 from .base import Task
 
 TASKS: dict[str, Task] = {}
 
 
 def register(task: Task) -> Task:
-    if task.name in TASKS:
-        raise ValueError(f"task {task.name!r} is registered twice")
-    TASKS[task.name] = task
-    return task
+    return add_unique(TASKS, task, "task")
 
 
 def get_task(name: str) -> Task:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise AdaRankError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}") from None
+    return lookup(TASKS, name, "task")
 
 
 def task_for_data(data: Any) -> Task:
