@@ -13,7 +13,9 @@
 # call packs them to $OUT/decoder.tar.gz on every exit, killed or not.
 # LANES (default 2) grids run side by side, each with WORKERS/LANES workers and its share of DATASETS, each
 # dataset sweep then evaluation: one lane's sweep fills the slots the other's evaluation leaves idle, and a call
-# cut short leaves complete settings behind. BATCH x STEPS (default 32 x 100) sets the training length.
+# cut short leaves complete settings behind. JOINT=1 instead runs one grid over every dataset for the sweeps,
+# then one for the evaluations, all WORKERS busy until each phase's tail (a grid cut short then leaves complete
+# seeds across datasets, not complete datasets). BATCH x STEPS (default 32 x 100) sets the training length.
 # For a check on a CPU: DEVICE=cpu RESULTS=/tmp/x MAX_TRAIN=40 MAX_TEST=8 STEPS=2 BATCH=2 METHODS=uniform,adarank-floor
 # RATES=1e-3 SEEDS=0 REFERENCES=0 OUT=/tmp/out benchmarks/gpu_decoder.sh 30 2 8
 set -uo pipefail
@@ -75,11 +77,14 @@ grid() { say "grid $*"; python3 -m adarank.compare.grid "${common[@]}" "$@" --ti
            | grep -v "^grid:.*it/s\]$" | tail -25 | tee -a "$log"; }
 all=(${DATASETS:-ppattach trec-fine subj conll2000})
 lanes=${LANES:-2}
+[ "${JOINT:-0}" = 1 ] && lanes=1
 per=$(( workers / lanes > 0 ? workers / lanes : 1 ))
-lane() {  # lane I: datasets I, I+LANES, ... one after another
-    local i=$1 ds
-    for ((k = i; k < ${#all[@]}; k += lanes)); do
-        ds=${all[$k]}
+lane() {  # lane I: datasets I, I+LANES, ... one after another (JOINT=1: one lane, every dataset in each grid)
+    local i=$1 ds sets=()
+    if [ "${JOINT:-0}" = 1 ]; then sets=("$(IFS=,; echo "${all[*]}")"); else
+        for ((k = i; k < ${#all[@]}; k += lanes)); do sets+=("${all[$k]}"); done
+    fi
+    for ds in "${sets[@]}"; do
         enough || break
         grid --datasets "$ds" --workers "$per" --methods "$methods" --seeds 100 --lr-sweep "${RATES:-3e-4,1e-3,3e-3,1e-2}"
         enough || break

@@ -91,6 +91,23 @@ def test_runs_at_a_learning_rate_the_sweep_no_longer_chooses_are_rerun(tmp_path,
     assert not list((res / "runs").iterdir())
 
 
+def test_a_resumed_grid_refuses_finished_runs_made_with_other_options(tmp_path, capsys):
+    args = ("--datasets", "mr", "--target-sets", "value", "--ranks", "2", "--methods", "uniform", "--seeds", "0",
+            "--batch-size", "32", "--max-train", "4000", "--max-steps", "100")
+    _record(tmp_path / "res" / "runs" / "mr__value__r2__uniform__s0.json", 1e-3,
+            hparams={"lr": 1e-3, "batch_size": 32, "max_steps": 100}, split={"kind": "official", "max_train": 4000})
+    assert _dry(capsys, tmp_path, *args)[-1] == "dry run: 1 runs, 0 to run, 1 already done"
+    # the learning rate is not bound here (stale_runs handles the sweep's choice)
+    assert _dry(capsys, tmp_path, *args, "--lr", "3e-3")[-1].endswith("1 already done")
+    argv = ["--dry-run", "--model", str(tmp_path), "--results", str(tmp_path / "res"), *args]
+    for extra, field in ((["--batch-size", "16"], "batch_size 16"), (["--max-train", "2000"], "max_train 2000"),
+                         (["--max-steps", "50"], "max_steps 50")):
+        assert grid.main([*argv, *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"{field} on this command line" in err and "mr__value__r2__uniform__s0" in err
+        assert "--results" in err and "Traceback" not in err
+
+
 def test_launch_order_keeps_the_methods_of_one_seed_together():
     runs = plan_grid(["trec-coarse", "mr"], ["value"], [2, 8], ["uniform", "adarank-exact"], [0, 1])
     assert [r.key for r in runs[:4]] == [
@@ -357,3 +374,15 @@ def test_git_commit_says_when_the_tree_is_not_the_commit(tmp_path, monkeypatch):
     assert grid.git_commit(tmp_path) == head + "-dirty"
     monkeypatch.setenv("ADARANK_COMMIT", "abc123")
     assert grid.git_commit(tmp_path) == "abc123"
+
+
+def test_only_a_run_short_of_accelerator_memory_is_queued_again():
+    from adarank.compare.grid import Outcome, out_of_memory
+
+    assert out_of_memory(Outcome("k", False, 1.0, error="CUDA out of memory. Tried to allocate 1.50 GiB",
+                                 error_type="OutOfMemoryError"))
+    assert out_of_memory(Outcome("k", False, 1.0, error="CUDA error: CUBLAS_STATUS_EXECUTION_FAILED when calling "
+                                 "`cublasGemmEx( handle, ...)`", error_type="RuntimeError"))
+    assert not out_of_memory(Outcome("k", True, 1.0))
+    assert not out_of_memory(Outcome("k", False, 1.0, error="loss is nan at step 3", error_type="DivergedError"))
+    assert not out_of_memory(Outcome("k", False, 1.0, error="shape mismatch", error_type="RuntimeError"))

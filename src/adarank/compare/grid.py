@@ -7,7 +7,10 @@ processes. Each run's record is written atomically to ``DIR/runs/<key>.json`` wi
 ``key = <dataset>__<target-set>__r<rank>__<method>__s<seed>`` (a dataset file or hub name enters as
 :func:`~adarank.compare.data.dataset_slug`, without path separators), so a finished run is never repeated
 and a killed one (no file) runs again on the next call. A run that raises is appended to
-``DIR/errors.jsonl`` and the grid goes on; the exit code is 1 when any run failed.
+``DIR/errors.jsonl`` and the grid goes on; the exit code is 1 when any run failed. A run that ran out of
+accelerator memory (several workers share one GPU) goes to the back of the queue instead, up to three times,
+and the pool keeps one slot fewer open from then on (never fewer than half the workers). A resumed grid
+refuses finished runs made with other training options or data sizes than the call's, rather than mixing them.
 
 Runs are ordered seed-major, then dataset, target set and r̄, with the methods innermost: the
 methods of one (dataset, target set, r̄, seed) are launched one after another and finish close
@@ -38,8 +41,8 @@ import subprocess
 import sys
 import time
 import traceback
-from collections import deque
-from dataclasses import dataclass, field
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -643,6 +646,44 @@ def stale_runs(opts: GridOptions, runs: Sequence[RunSpec]) -> dict[str, float]:
     return stale
 
 
+#: record fields a resumed grid must agree with; the learning rate is left to :func:`stale_runs`
+UNBOUND_HPARAMS = frozenset({"lr"})
+
+
+def mismatched_runs(opts: GridOptions, runs: Sequence[RunSpec]) -> dict[str, str]:
+    """Finished runs made with other training options or data sizes than this call's: ``{key: what differs}``.
+
+    Resuming would skip them as done and mix them with runs made under these options, a table whose rows
+    were trained differently. Only fields present in both are compared, so records written before a field
+    existed still resume.
+    """
+    from .train import TrainConfig
+
+    try:
+        wanted = {k: v for k, v in asdict(TrainConfig(**opts.config)).items() if k not in UNBOUND_HPARAMS}
+    except (TypeError, AdaRankError):
+        return {}  # _preflight reports a config that does not fit, in its own words
+    sizes = {"max_train": opts.max_train, "max_test": opts.max_test}
+    found: dict[str, str] = {}
+    for spec in runs:
+        path = opts.out_dir / "runs" / f"{spec.key}.json"
+        if not path.is_file():
+            continue
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        hparams = rec.get("hparams") if isinstance(rec.get("hparams"), dict) else {}
+        split = rec.get("split") if isinstance(rec.get("split"), dict) else {}
+        diffs = [f"{k} {v!r} on this command line, {hparams[k]!r} in the record" for k, v in wanted.items()
+                 if k in hparams and hparams[k] != v]
+        diffs += [f"{k} {v!r} on this command line, {split[k]!r} in the record" for k, v in sizes.items()
+                  if k in split and split[k] != v]
+        if diffs:
+            found[spec.key] = "; ".join(diffs)
+    return found
+
+
 def supersede(out: Path, stale: dict[str, float]) -> Path:
     """Move stale run records to ``out/superseded/`` (kept, never deleted) so they run again."""
     dest = out / "superseded"
@@ -710,6 +751,13 @@ def run_grid(opts: GridOptions, log: Callable[[str], None] = print) -> GridSumma
     start = time.monotonic()
     runs = plan_grid(opts.datasets, opts.target_sets, opts.ranks, opts.methods, opts.seeds, opts.lrs)
     out = opts.out_dir
+    mismatched = mismatched_runs(opts, runs)
+    if mismatched:
+        key, why = next(iter(mismatched.items()))
+        raise AdaRankError(f"{len(mismatched)} finished run(s) in '{out}' were made with other options than this "
+                           f"call's (first: {key}: {why}); they would be "
+                           "skipped as done and mixed with these. Give this grid its own --results folder, or the "
+                           "options those runs were made with")
     stale = stale_runs(opts, runs)
     exists = [(out / "runs" / f"{r.key}.json").is_file() and r.key not in stale for r in runs]
     diverged = set() if opts.retry_diverged else diverged_keys(out / "errors.jsonl")
@@ -751,6 +799,21 @@ def run_grid(opts: GridOptions, log: Callable[[str], None] = print) -> GridSumma
     return summary
 
 
+#: how often one run that ran out of accelerator memory is queued again before it counts as failed
+OOM_RETRIES = 3
+
+
+def out_of_memory(outcome: Outcome) -> bool:
+    """A run that failed only because the processes sharing the accelerator left it too little memory.
+
+    cuBLAS reports an allocation it could not make as a failed execution, so that counts too."""
+    if outcome.ok:
+        return False
+    text = f"{outcome.error_type} {outcome.error}"
+    return ("OutOfMemoryError" in text or "CUDA out of memory" in text
+            or "CUBLAS_STATUS_ALLOC_FAILED" in text or "CUBLAS_STATUS_EXECUTION_FAILED" in text)
+
+
 def _execute(jobs: list[Job], opts: GridOptions, summary: GridSummary, errors: Path,
              deadline: float | None, log: Callable[[str], None]) -> None:
     from tqdm.auto import tqdm
@@ -777,7 +840,7 @@ def _execute(jobs: list[Job], opts: GridOptions, summary: GridSummary, errors: P
             while pending and may_launch():
                 record(execute_run(pending.popleft()))
         else:
-            _execute_pool(pending, opts, record, may_launch)
+            _execute_pool(pending, opts, record, may_launch, bar.write)
     finally:
         bar.close()
     summary.not_started = len(pending)
@@ -786,7 +849,7 @@ def _execute(jobs: list[Job], opts: GridOptions, summary: GridSummary, errors: P
 
 
 def _execute_pool(pending: deque, opts: GridOptions, record: Callable[[Outcome], None],
-                  may_launch: Callable[[], bool]) -> None:
+                  may_launch: Callable[[], bool], log: Callable[[str], None] = print) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
@@ -798,9 +861,12 @@ def _execute_pool(pending: deque, opts: GridOptions, record: Callable[[Outcome],
 
     pool = new_pool()
     running: dict[Any, Job] = {}
+    # runs that ran out of memory go to the back of the queue, and one slot fewer stays open (down to half the
+    # workers), so that a grid that packed too many runs onto one accelerator settles where they fit
+    slots, retries = opts.workers, Counter()
     try:
         while pending or running:
-            while pending and len(running) < opts.workers and may_launch():
+            while pending and len(running) < slots and may_launch():
                 job = pending.popleft()
                 running[pool.submit(execute_run, job)] = job
             if not running:
@@ -816,6 +882,13 @@ def _execute_pool(pending: deque, opts: GridOptions, record: Callable[[Outcome],
                     outcome = _crashed(job, exc)
                 except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
                     outcome = _crashed(job, exc)
+                if out_of_memory(outcome) and retries[job.spec.key] < OOM_RETRIES:
+                    retries[job.spec.key] += 1
+                    slots = max(slots - 1, (opts.workers + 1) // 2)
+                    pending.append(job)
+                    log(f"out of memory: {job.spec.key} queued again ({retries[job.spec.key]} of {OOM_RETRIES}), "
+                        f"{slots} run(s) at a time from now on")
+                    continue
                 record(outcome)
             if broken:  # a worker died (killed, out of memory): every run in that pool is lost
                 for future in list(running):
