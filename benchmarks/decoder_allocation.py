@@ -16,6 +16,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from adarank.compare.methods import REFERENCE_METHODS
+
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP = ("gate_proj", "up_proj", "down_proj")
 
@@ -31,7 +33,9 @@ def main(results: Path) -> None:
     by_dataset: dict[str, dict[str, dict]] = defaultdict(dict)
     for path in sorted((results / "runs").glob("*__s0.json")):
         rec = json.loads(path.read_text())
-        by_dataset[rec["dataset"]][rec["method"]] = rec
+        if rec["method"] in REFERENCE_METHODS:  # no LoRA ranks: the base model untrained, full fine-tuning
+            continue
+        by_dataset[f"{rec['dataset']} · r̄={rec['rank']}"][rec["method"]] = rec
     per_block: dict[str, dict[str, dict[int, float]]] = defaultdict(dict)
     for dataset, records in by_dataset.items():
         print(f"\n**{dataset}**\n")
@@ -63,7 +67,7 @@ def main(results: Path) -> None:
         ax.set_title(f"{dataset}: budget by depth")
         ax.legend(fontsize=7, ncol=2)
     axes[0][0].set_ylabel("share of LoRA parameters (%)")
-    fig.suptitle("Gemma 3 270M, all-linear, r̄=8 (params budget)")
+    fig.suptitle("Gemma 3 270M, all-linear (params budget)")
     fig.tight_layout()
     out = results / "plots" / "allocation.png"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,9 @@
 # cut short leaves complete settings behind. JOINT=1 instead runs one grid over every dataset for the sweeps,
 # then one for the evaluations, all WORKERS busy until each phase's tail (a grid cut short then leaves complete
 # seeds across datasets, not complete datasets). BATCH x STEPS (default 32 x 100) sets the training length.
+# MAX_LENGTH (default 256) is the tokens per training example and per evaluation prompt plus its 256 decoded tokens:
+# CoNLL-2000 needs 512 (its completions run to 201 tokens), so it runs in a call of its own with MAX_LENGTH=512;
+# at 256 every evaluation prompt was cut to its last token, which adarank now refuses.
 # For a check on a CPU: DEVICE=cpu RESULTS=/tmp/x MAX_TRAIN=40 MAX_TEST=8 STEPS=2 BATCH=2 METHODS=uniform,adarank-floor
 # RATES=1e-3 SEEDS=0 REFERENCES=0 OUT=/tmp/out benchmarks/gpu_decoder.sh 30 2 8
 set -uo pipefail
@@ -71,7 +74,7 @@ fi
 
 common=(--model "$model" --task generation --data-dir .carry/data/nltk_data --results "$res" --target-sets all-linear
         --ranks "$ranks" --unit params --device "${DEVICE:-cuda}" --max-train "${MAX_TRAIN:-4000}" --max-test "${MAX_TEST:-1000}" --epochs 1
-        --max-steps "${STEPS:-100}" --batch-size "${BATCH:-32}" --max-length 256 --max-new-tokens 256 --eval-batch-size "${EVAL_BS:-32}")
+        --max-steps "${STEPS:-100}" --batch-size "${BATCH:-32}" --max-length "${MAX_LENGTH:-256}" --max-new-tokens 256 --eval-batch-size "${EVAL_BS:-32}")
 methods=${METHODS:-uniform,adarank-floor,adarank-exact,linear-depth,adarank-fisher,eva,eva-ranks,adalora}
 grid() { say "grid $*"; python3 -m adarank.compare.grid "${common[@]}" "$@" --timeout-minutes "$(left)" 2>&1 \
            | grep -v "^grid:.*it/s\]$" | tail -25 | tee -a "$log"; }

@@ -382,3 +382,14 @@ def test_references_are_shown_per_setting_but_kept_out_of_every_comparison():
     assert not [h for h in holm_survivors(settings) if h.method == "base-model"]
     rows = setting_rows(settings[0])
     assert [r[0] for r in rows if r[0].startswith("base-model")] == ["base-model (reference)"]
+
+
+def test_full_fine_tuning_shows_its_trained_weights_not_a_pruning_to_zero():
+    setting = next(iter(SETTINGS))
+    recs = [_record(*setting, m, s, a) for m, accs in SETTINGS[setting].items() for s, a in enumerate(accs)]
+    full = _record(*setting, "full-ft", 0, 0.9)
+    full["lora_params"], full["lora_params_train"] = 0, 268_098_176
+    rows = {r[0]: r for r in setting_rows(summarize([*recs, full])[0])}
+    cells = rows["full-ft (reference)"]
+    assert "268,098,176 (all weights)" in cells and not any("→0" in c for c in cells)
+    assert any("1,200→800" in c for c in rows["adalora"])  # a pruning method keeps its trained -> left cell

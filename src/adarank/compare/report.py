@@ -476,6 +476,8 @@ def fmt_params(m: MethodSummary) -> str:
     if not final:
         return "n/a"
     f, t = _mean(final), _mean(train) if train else math.nan
+    if f == 0 and math.isfinite(t) and t > 0:  # full fine-tuning: no LoRA factors, every weight trained
+        return f"{t:,.0f} (all weights)"
     if m.method == "adalora" or (math.isfinite(t) and abs(t - f) > 0.5):
         return f"{t:,.0f}→{f:,.0f}" if math.isfinite(t) else f"{f:,.0f}"
     return f"{f:,.0f}"

@@ -176,3 +176,21 @@ def test_the_decoding_budget_fits_the_longest_reference_in_this_tokenizers_token
     config = TrainConfig()
     assert Generation.max_new_tokens(data, config, tok) == longest + 2 > 3
     assert Generation.max_new_tokens(data, TrainConfig(max_new_tokens=4), tok) == 4
+
+
+def test_evaluation_prompts_cut_to_fit_the_decoding_budget_are_an_error_not_a_score(llama_folder):
+    from transformers import AutoTokenizer
+
+    from adarank.compare.tasks.generation import Generation
+    from adarank.errors import AdaRankError
+
+    tok = AutoTokenizer.from_pretrained(llama_folder)
+    prompts = [f"Words: {'a b c d ' * 6}\nTags:"] * 10
+    data = GenerationData(name="long", train_prompts=["x"], train_completions=[" y"], test_prompts=prompts,
+                          test_completions=[" B-NP"] * 10, metric="exact_match", max_new_tokens=8)
+    task = Generation()
+    # 64 tokens with 8 for decoding: every prompt fits
+    assert task.encode(tok, data, TrainConfig(max_length=64, max_new_tokens=8), "test").truncated == 0
+    # a budget as large as max_length left each prompt its BOS and one token: what issue 13's first CoNLL sweep scored
+    with pytest.raises(AdaRankError, match=r"10 of 10 evaluation prompts of 'long'.*raise max_length"):
+        task.encode(tok, data, TrainConfig(max_length=16, max_new_tokens=16), "test")

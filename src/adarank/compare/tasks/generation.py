@@ -15,8 +15,8 @@ Decisions
 * **Too long.** An example longer than ``max_length`` loses tokens from the *front* of its prompt
   (the cue before the completion is kept); one whose completion alone does not fit is left out of
   training, and an evaluation prompt is left-truncated so that ``max_new_tokens`` still fit. Both
-  counts are recorded; more than 5 % of the training set left out is an error (raise
-  ``max_length``).
+  counts are recorded; more than 5 % of the training set left out, or more than 5 % of the
+  evaluation prompts truncated, is an error (raise ``max_length``).
 * **Evaluation**: left-padded batches, ``generate`` with greedy decoding, at most
   ``max_new_tokens`` (the dataset's, capped by the config's), cut at the first EOS, decoded
   without special tokens and scored with the dataset's metric (:mod:`adarank.compare.metrics`).
@@ -146,6 +146,7 @@ class TestPrompts:
         encode = PromptEncoder(tokenizer, chat_template)
         self.pad_id = int(tokenizer.pad_token_id)
         keep = max(len(encode.prefix) + 1, max_length - max_new_tokens)
+        self.keep = keep  # prompt tokens that fit beside the decoding budget
         self.ids, self.truncated = [], 0
         for prompt in prompts:
             ids = encode(prompt)
@@ -238,6 +239,12 @@ class Generation(Task):
             return pairs
         budget = self.max_new_tokens(data, config, tokenizer)
         prompts = TestPrompts(tokenizer, data.test_prompts, config.max_length, budget, config.chat_template)
+        if prompts.truncated > MAX_DROPPED_SHARE * len(prompts):
+            # decoded from their tail alone, these prompts would score the truncation, not the model
+            raise AdaRankError(f"{prompts.truncated} of {len(prompts)} evaluation prompts of {data.name!r} are longer "
+                               f"than the {prompts.keep} tokens that max_length={config.max_length} leaves beside "
+                               f"max_new_tokens={budget}; raise max_length (to at least {budget} + the longest "
+                               "prompt) or lower max_new_tokens")
         return prompts
 
     @staticmethod
