@@ -330,8 +330,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps "
                    "(default: TrainConfig's)")
     p.add_argument("--batch-size", type=int, default=None, help="training batch size (default: TrainConfig's)")
-    p.add_argument("--max-length", type=int, default=None, help="truncate texts to this many tokens "
-                   "(default: TrainConfig's)")
+    p.add_argument("--max-length", type=int, default=None, help="truncate texts to this many tokens; for "
+                   "generation, an evaluation prompt plus its decoding budget must fit too (default: TrainConfig's)")
     p.add_argument("--max-train", type=int, default=None, help="use at most this many training examples "
                    "per dataset (default: all)")
     p.add_argument("--max-test", type=int, default=None, help="generation: evaluate on a seeded subsample of at "
