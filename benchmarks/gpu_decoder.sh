@@ -9,6 +9,8 @@
 # xz-compressed: the device's transformers 5.17 rebuilds it from the GGUF file character by character, which
 # adarank refuses). Optional: .carry/results, the records of an earlier session (benchmarks/results/decoder), copied
 # in when this machine has none, so that a fresh machine resumes the grid instead of starting it again.
+# MINUTES bounds the whole call: the grid launches no run that its median run time says would end after it,
+# so MINUTES can sit about one minute under the call's limit (pack and transfer).
 # Resumable: results live in /tmp/decoder-results, which survives between calls while the machine is warm; each
 # call packs them to $OUT/decoder.tar.gz on every exit, killed or not.
 # LANES (default 2) grids run side by side, each with WORKERS/LANES workers and its share of DATASETS, each

@@ -386,3 +386,14 @@ def test_only_a_run_short_of_accelerator_memory_is_queued_again():
     assert not out_of_memory(Outcome("k", True, 1.0))
     assert not out_of_memory(Outcome("k", False, 1.0, error="loss is nan at step 3", error_type="DivergedError"))
     assert not out_of_memory(Outcome("k", False, 1.0, error="shape mismatch", error_type="RuntimeError"))
+
+
+def test_no_run_is_launched_that_would_not_finish_before_the_deadline():
+    from adarank.compare.grid import launch_allowed
+
+    assert launch_allowed(100.0, None, [1e9])
+    assert launch_allowed(99.0, 100.0, [])  # nothing finished yet: no estimate, any time before the deadline
+    assert not launch_allowed(100.0, 100.0, [])
+    # runs take about 60 s (median, so one slow outlier does not stop the grid early)
+    assert launch_allowed(30.0, 100.0, [55.0, 60.0, 65.0, 500.0, 58.0])
+    assert not launch_allowed(45.0, 100.0, [55.0, 60.0, 65.0, 500.0, 58.0])

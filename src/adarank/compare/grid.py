@@ -37,6 +37,7 @@ import gc
 import json
 import multiprocessing
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -356,9 +357,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="what the learning-rate sweep is scored on: 'validation' (default; 10%% of the training "
                         "set held out, stratified, seed 0; RESULTS/lr-sweep-validation) or 'test' (the test split; "
                         "RESULTS/lr-sweep, as the published grid was tuned)")
-    p.add_argument("--timeout-minutes", type=float, default=None, help="launch no new run once this many "
-                   "minutes have passed since the command started; runs already started finish and are kept "
-                   "(default: no limit)")
+    p.add_argument("--timeout-minutes", type=float, default=None, help="launch no new run that would not "
+                   "finish within this many minutes of the command's start, judged by the median time of the runs "
+                   "finished so far; runs already started finish and are kept (default: no limit)")
     p.add_argument("--retry-diverged", action="store_true",
                    help="run again the runs whose training diverged (non-finite loss, listed in errors.jsonl); by "
                         "default they are final, so that a setting is not retried until a lucky seed trains")
@@ -569,6 +570,7 @@ class GridSummary:
     seconds: float = 0.0
     failed_keys: list[str] = field(default_factory=list)
     diverged: int = 0  # earlier runs that diverged, not run again
+    durations: list[float] = field(default_factory=list)  # seconds of each run finished in this call
 
     def line(self) -> str:
         again = f", {self.diverged} diverged before (not retried)" if self.diverged else ""
@@ -814,6 +816,16 @@ def out_of_memory(outcome: Outcome) -> bool:
             or "CUBLAS_STATUS_ALLOC_FAILED" in text or "CUBLAS_STATUS_EXECUTION_FAILED" in text)
 
 
+def launch_allowed(now: float, deadline: float | None, durations: Sequence[float]) -> bool:
+    """Whether a run started ``now`` is expected to end before ``deadline``: by the median of the finished runs'
+    durations (none finished yet: any time before the deadline). A call with a hard wall-clock limit (a batch
+    job, a lent GPU) then stops launching in time for its last runs to finish, instead of being killed in them."""
+    if deadline is None:
+        return True
+    expected = float(statistics.median(durations)) if durations else 0.0
+    return now + expected < deadline
+
+
 def _execute(jobs: list[Job], opts: GridOptions, summary: GridSummary, errors: Path,
              deadline: float | None, log: Callable[[str], None]) -> None:
     from tqdm.auto import tqdm
@@ -824,6 +836,7 @@ def _execute(jobs: list[Job], opts: GridOptions, summary: GridSummary, errors: P
     def record(outcome: Outcome) -> None:
         if outcome.ok:
             summary.done += 1
+            summary.durations.append(outcome.seconds)
         else:
             summary.failed += 1
             summary.failed_keys.append(outcome.key)
@@ -833,7 +846,7 @@ def _execute(jobs: list[Job], opts: GridOptions, summary: GridSummary, errors: P
         bar.update(1)
 
     def may_launch() -> bool:
-        return deadline is None or time.monotonic() < deadline
+        return launch_allowed(time.monotonic(), deadline, summary.durations)
 
     try:
         if opts.workers == 0:
