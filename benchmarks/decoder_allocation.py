@@ -5,7 +5,7 @@
 Reads the committed run records (each stores the ranks every module ended with), prints a Markdown table of the
 share of trainable LoRA parameters per module type and the largest rank (what vLLM-style servers size adapter
 slots by), per dataset, and writes RESULTS/plots/allocation.png: parameters per block, one panel per dataset,
-one line per method. Seed 0's record stands for each method (the plan methods' ranks depend neither on the seed
+one line per method, and below it the split between the seven module types, one stacked bar per method. Seed 0's record stands for each method (the plan methods' ranks depend neither on the seed
 nor on the dataset; EVA's and AdaLoRA's depend on both).
 """
 
@@ -37,6 +37,7 @@ def main(results: Path) -> None:
             continue
         by_dataset[f"{rec['dataset']} · r̄={rec['rank']}"][rec["method"]] = rec
     per_block: dict[str, dict[str, dict[int, float]]] = defaultdict(dict)
+    per_type: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
     for dataset, records in by_dataset.items():
         print(f"\n**{dataset}**\n")
         print("| method | LoRA params | attention q/k/v/o | MLP gate/up/down | largest rank | smallest rank |")
@@ -53,12 +54,16 @@ def main(results: Path) -> None:
             for n, c in cost.items():
                 depth[blocks[n]] += c / total
             per_block[dataset][method] = dict(depth)
+            kinds: dict[str, float] = defaultdict(float)
+            for n, c in cost.items():
+                kinds[n.rsplit(".", 1)[-1]] += c / total
+            per_type[dataset][method] = dict(kinds)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(per_block), figsize=(7 * len(per_block), 4.5), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(2, len(per_block), figsize=(7 * len(per_block), 9), squeeze=False)
     for ax, (dataset, methods) in zip(axes[0], sorted(per_block.items())):
         for method, depth in methods.items():
             xs = sorted(depth)
@@ -67,6 +72,19 @@ def main(results: Path) -> None:
         ax.set_title(f"{dataset}: budget by depth")
         ax.legend(fontsize=7, ncol=2)
     axes[0][0].set_ylabel("share of LoRA parameters (%)")
+    # the split between module types, attention first (blues) then MLP (reds), one stacked bar per method
+    colours = dict(zip((*ATTENTION, *MLP), (*plt.cm.Blues([0.35, 0.5, 0.65, 0.8]), *plt.cm.Reds([0.4, 0.6, 0.8]))))
+    for ax, (dataset, methods) in zip(axes[1], sorted(per_type.items())):
+        names = sorted(methods)
+        left = [0.0] * len(names)
+        for kind in (*ATTENTION, *MLP):
+            widths = [100 * methods[m].get(kind, 0.0) for m in names]
+            ax.barh(names, widths, left=left, color=colours[kind], label=kind)
+            left = [a + b for a, b in zip(left, widths)]
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("share of LoRA parameters (%)")
+        ax.set_title(f"{dataset}: budget by module type")
+    axes[1][0].legend(fontsize=7, ncol=7, loc="upper center", bbox_to_anchor=(0.5, -0.15))
     fig.suptitle("Gemma 3 270M, all-linear (params budget)")
     fig.tight_layout()
     out = results / "plots" / "allocation.png"
