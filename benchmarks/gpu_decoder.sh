@@ -9,6 +9,8 @@
 # xz-compressed: the device's transformers 5.17 rebuilds it from the GGUF file character by character, which
 # adarank refuses). Optional: .carry/results, the records of an earlier session (benchmarks/results/decoder), copied
 # in when this machine has none, so that a fresh machine resumes the grid instead of starting it again.
+# Each sweep runs one more rate past every choice on an edge of its rates (EDGES rounds, default 2; 0 = off),
+# and the evaluation then re-runs the seeds whose method's choice moved (grid.stale_runs).
 # MINUTES bounds the whole call: the grid launches no run that its median run time says would end after it,
 # so MINUTES can sit about one minute under the call's limit (pack and transfer).
 # Resumable: results live in /tmp/decoder-results, which survives between calls while the machine is warm; each
@@ -91,7 +93,8 @@ lane() {  # lane I: datasets I, I+LANES, ... one after another (JOINT=1: one lan
     fi
     for ds in "${sets[@]}"; do
         enough || break
-        grid --datasets "$ds" --workers "$per" --methods "$methods" --seeds 100 --lr-sweep "${RATES:-3e-4,1e-3,3e-3,1e-2}"
+        grid --datasets "$ds" --workers "$per" --methods "$methods" --seeds 100 --lr-sweep "${RATES:-3e-4,1e-3,3e-3,1e-2}" \
+            --extend-edges "${EDGES:-2}"
         enough || break
         grid --datasets "$ds" --workers "$per" --methods "$methods" --seeds "${SEEDS:-0,1,2,3,4}" --lr-from-sweep
     done
@@ -119,7 +122,8 @@ wait "${pids[@]}"
 if enough && [ "${REFERENCES:-1}" = 1 ]; then
     list=$(IFS=,; echo "${all[*]}")
     grid --datasets "$list" --workers "$workers" --methods base-model --seeds 0 --lr 1e-3
-    enough && grid --datasets "$list" --workers "$workers" --methods full-ft --seeds 100 --lr-sweep 1e-5,3e-5,1e-4
+    enough && grid --datasets "$list" --workers "$workers" --methods full-ft --seeds 100 --lr-sweep 1e-5,3e-5,1e-4 \
+        --extend-edges "${EDGES:-2}"
     enough && grid --datasets "$list" --workers "$workers" --methods full-ft --seeds 0,1,2 --lr-from-sweep
 fi
 say "done after $(left) min left"

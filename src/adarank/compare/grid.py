@@ -353,6 +353,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--lr-sweep", default=None, help="comma-separated learning rates, e.g. 1e-4,3e-4,1e-3: run "
                    "the --methods over them on the --seeds given (use a sweep seed that is not an evaluation "
                    "seed, e.g. --seeds 100), into the sweep folder that --sweep-on names")
+    p.add_argument("--extend-edges", type=int, default=0, metavar="N",
+                   help="with --lr-sweep: where a method's best rate is the largest or smallest it tried, run "
+                        "one more rate past it (1e-2 -> 3e-2, 3e-4 -> 1e-4), and again while the choice stays on "
+                        "an edge, at most N times (default 0: the rates given only)")
     p.add_argument("--sweep-on", choices=tuple(SWEEP_DIRS), default="validation",
                    help="what the learning-rate sweep is scored on: 'validation' (default; 10%% of the training "
                         "set held out, stratified, seed 0; RESULTS/lr-sweep-validation) or 'test' (the test split; "
@@ -386,6 +390,7 @@ class GridOptions:
     timeout_minutes: float | None
     dry_run: bool
     lr_from_sweep: bool = False
+    extend_edges: int = 0  # sweep: rounds of one more rate past each choice on an edge of the tried rates
     retry_diverged: bool = False
     sweep_on: str = "validation"  # a key of SWEEP_DIRS
     task: str = "classification"
@@ -450,6 +455,10 @@ def options_from_args(args: argparse.Namespace) -> GridOptions:
               if getattr(args, k) is not None}
     if args.chat_template:
         config["chat_template"] = True
+    if args.extend_edges < 0:
+        raise AdaRankError(f"--extend-edges must be >= 0, got {args.extend_edges}")
+    if args.extend_edges and not args.lr_sweep:
+        raise AdaRankError("--extend-edges extends a learning-rate sweep; give it with --lr-sweep")
     return GridOptions(
         model=model, data_dir=str(Path(data_dir).expanduser()) if data_dir else None, datasets=datasets,
         target_sets=target_sets, ranks=_ints(args.ranks, "ranks", 1),
@@ -457,7 +466,8 @@ def options_from_args(args: argparse.Namespace) -> GridOptions:
         results=Path(args.results), device=args.device, config=config, max_train=args.max_train,
         lrs=_floats(args.lr_sweep, "lr-sweep") if args.lr_sweep else None,
         timeout_minutes=args.timeout_minutes, dry_run=args.dry_run, lr_from_sweep=args.lr_from_sweep,
-        retry_diverged=args.retry_diverged, sweep_on=args.sweep_on, task=args.task, unit=args.unit,
+        extend_edges=args.extend_edges, retry_diverged=args.retry_diverged, sweep_on=args.sweep_on, task=args.task,
+        unit=args.unit,
         lr_choice=args.lr_choice, max_test=args.max_test,
     )
 
@@ -773,6 +783,8 @@ def run_grid(opts: GridOptions, log: Callable[[str], None] = print) -> GridSumma
         needs = [_plan_label(k) for k, (_, path) in needed_plans(opts).items() if not path.is_file()]
         if needs:
             log(f"plans to score first: {', '.join(needs)}")
+        for r in edge_runs(opts, runs):
+            log(f"edge  {r.key}")
         log(f"dry run: {len(runs)} runs, {len(todo)} to run, {summary.skipped} already done"
             + (f", {summary.diverged} diverged before (not retried)" if summary.diverged else ""))
         summary.not_started = len(todo)
@@ -797,8 +809,41 @@ def run_grid(opts: GridOptions, log: Callable[[str], None] = print) -> GridSumma
     jobs = make_jobs(opts, todo, plans, commit)
     deadline = start + opts.timeout_minutes * 60 if opts.timeout_minutes else None
     _execute(jobs, opts, summary, out / "errors.jsonl", deadline, log)
+    for _ in range(opts.extend_edges if opts.lrs is not None else 0):
+        extra = [] if summary.not_started else edge_runs(opts, runs)
+        if not extra:
+            break
+        log(f"sweep: {len(extra)} run(s) one rate past an edge choice: {', '.join(r.key for r in extra[:6])}"
+            + (" ..." if len(extra) > 6 else ""))
+        summary.total += len(extra)
+        _execute(make_jobs(opts, extra, plans, commit), opts, summary, out / "errors.jsonl", deadline, log)
+        runs = [*runs, *extra]
     summary.seconds = time.monotonic() - start
     return summary
+
+
+def edge_runs(opts: GridOptions, runs: Sequence[RunSpec]) -> list[RunSpec]:
+    """Sweep runs one rate past each edge choice (:mod:`~adarank.compare.sweep_edges`) of the settings and
+    methods in ``runs``, on this call's seeds, that have no record yet; none unless ``--extend-edges``."""
+    if opts.lrs is None or not opts.extend_edges:
+        return []
+    from .report import load_records, summarize_sweep
+    from .sweep_edges import edge_extensions
+
+    folder = opts.sweep_dir
+    rows = summarize_sweep(load_records(folder / "runs").runs, diverged=diverged_keys(folder / "errors.jsonl"))
+    beyond = {(dataset_slug(d), t, r, m): lr for (d, t, r, m), lr in edge_extensions(rows).items()}
+    cells = dict.fromkeys((r.dataset, r.target_set, r.rank, r.method) for r in runs)
+    extra = []
+    for dataset, target_set, rank, method in cells:
+        lr = beyond.get((dataset_slug(dataset), target_set, rank, method))
+        if lr is None:
+            continue
+        for seed in opts.seeds:
+            spec = RunSpec(dataset, target_set, rank, method, seed, lr)
+            if not (folder / "runs" / f"{spec.key}.json").is_file():
+                extra.append(spec)
+    return extra
 
 
 #: how often one run that ran out of accelerator memory is queued again before it counts as failed
