@@ -190,7 +190,9 @@ def test_lr_sweep_table_and_choice(tmp_path):
     assert [(r.lr, r.chosen) for r in rows] == [(1e-4, False), (3e-4, False), (1e-3, True)]
     text = build_report(results, out=tmp_path / "s.md")
     assert "### Learning-rate sweep (uniform; scored on the test split)" in text
-    assert "| trec-coarse | value | 8 | uniform | 0.001 | 2 | 79.50 ± 0.71 | 0 | ✓ |" in text
+    # 1e-3 is the largest rate tried: the best may lie beyond, and the table says so
+    assert "| trec-coarse | value | 8 | uniform | 0.001 | 2 | 79.50 ± 0.71 | 0 | ✓ (edge) |" in text
+    assert "1 of 1 choices sit on an edge" in text and "trec-coarse · value · r̄=8 · uniform → 0.003" in text
     assert "| trec-coarse | value | 8 | uniform | 0.0003 | 2 | 79.00 ± 1.41 | 0 |  |" in text
     assert "validation split" not in text
 

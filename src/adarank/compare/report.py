@@ -967,10 +967,21 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
                f"{scored.capitalize()} per method and learning rate, mean ± std over the sweep seeds; ✓ marks "
                f"each method's best mean in each setting (the smaller lr on a tie; a rate where a run diverged "
                f"is never chosen). Folder: `{SWEEP_DIRS[on]}/`.", ""]
+        from .sweep_edges import edge_extensions
+
+        edges = edge_extensions(rows)
         md += _table(("dataset", "target set", "r̄", "method", "lr", "n", "score %", "diverged", "chosen"),
                      [[r.dataset, r.target_set, str(r.rank), r.method, format(r.lr, "g"), str(len(r.acc)),
-                       fmt_mean_std(r.acc) if r.acc else "–", str(r.diverged), "✓" if r.chosen else ""] for r in rows])
+                       fmt_mean_std(r.acc) if r.acc else "–", str(r.diverged),
+                       ("✓ (edge)" if (r.dataset, r.target_set, r.rank, r.method) in edges else "✓") if r.chosen
+                       else ""] for r in rows])
         md += [""]
+        if edges:
+            md += [f"**{len(edges)} of {sum(r.chosen for r in rows)} choices sit on an edge of their swept rates** "
+                   "(marked \"edge\"): the best rate may lie beyond, so those methods may be under-tuned. "
+                   "`--extend-edges N` on the sweep runs one more rate past each: "
+                   + ", ".join(f"{d} · {t} · r̄={k} · {m} → {lr:g}" for (d, t, k, m), lr in sorted(edges.items()))
+                   + ".", ""]
 
     if problems:
         md += ["### Problems found while reading the records", ""] + [f"- {p}" for p in problems] + [""]
