@@ -395,3 +395,17 @@ def test_full_fine_tuning_shows_its_trained_weights_not_a_pruning_to_zero():
     cells = rows["full-ft (reference)"]
     assert "268,098,176 (all weights)" in cells and not any("→0" in c for c in cells)
     assert any("1,200→800" in c for c in rows["adalora"])  # a pruning method keeps its trained -> left cell
+
+
+def test_the_report_says_which_loss_path_trained_the_runs_and_how_well_it_was_checked():
+    from adarank.compare.report import _loss_path_lines
+
+    old = {"steps": 100}  # before loss paths were recorded: the model's own loss
+    cheap = {"steps": 100, "loss_logits": "completion-only",
+             "loss_check": {"rows": 2, "full": 2.0, "completion-only": 2.001}}
+    full = {"steps": 100, "loss_logits": "full", "loss_check": {"rows": 2, "full": 2.0, "completion-only": 2.0}}
+    untrained = {"steps": 0, "loss_logits": None}
+    assert _loss_path_lines([old, untrained]) == []
+    (line,) = _loss_path_lines([old, cheap, cheap, full, untrained])
+    assert "2 run(s) completion-only" in line and "1 run(s) full" in line and "1 run(s) full (not recorded)" in line
+    assert "recorded by 3 run(s), largest relative difference 5.0e-04" in line

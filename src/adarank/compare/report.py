@@ -38,7 +38,7 @@ import math
 import os
 import shutil
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -813,6 +813,18 @@ def _hparams_lines(runs: Sequence[dict[str, Any]]) -> list[str]:
             + ", ".join(varying)]
 
 
+def _loss_path_lines(runs: Sequence[dict[str, Any]]) -> list[str]:
+    """Which training-loss path the runs took, and the largest disagreement their first-batch checks saw."""
+    paths = Counter(str(r.get("loss_logits") or "full (not recorded)") for r in runs if r.get("steps"))
+    if not paths or set(paths) == {"full (not recorded)"}:
+        return []
+    gaps = [abs(c[k] - c["full"]) / max(abs(c["full"]), 1e-12) for r in runs
+            if isinstance(c := r.get("loss_check"), dict) and "full" in c for k in c if k not in ("full", "rows")]
+    checked = (f"; first-batch checks recorded by {len(gaps)} run(s), largest relative difference {max(gaps):.1e}"
+               if gaps else "")
+    return ["- **Training loss**: " + ", ".join(f"{n} run(s) {p}" for p, n in sorted(paths.items())) + checked]
+
+
 def _versions_line(runs: Sequence[dict[str, Any]]) -> list[str]:
     parts = []
     for key in ("model", "torch", "transformers", "peft"):
@@ -894,7 +906,7 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
     all_runs = loaded.runs + sweep_runs
     md += [f"- **Runs**: {len(loaded.runs)} grid records in {len(settings)} setting(s)"
            + (f", {len(sweep_runs)} learning-rate-sweep records" if sweep_runs else "")]
-    md += _versions_line(all_runs) + _hparams_lines(loaded.runs)
+    md += _versions_line(all_runs) + _hparams_lines(loaded.runs) + _loss_path_lines(loaded.runs)
     md += ["", "How to read: accuracy and macro-F1 are on the test split, in percent, mean ± sample std over "
            f"seeds. Δacc = method − {baseline} accuracy in percentage points (pp), paired by seed over the seeds both "
            "have (n shown when fewer than the method's runs). 95% CI = mean ± t(0.975, n−1)·sd/√n (Student t, "

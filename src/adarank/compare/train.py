@@ -42,7 +42,9 @@ Decisions
   run's first batch against the model's own loss (both without gradients, from the same random
   state, so dropout draws the same masks): a relative difference above ``LOSS_CHECK_RTOL``, or one
   loss finite and the other not, warns and switches the run to the model's own loss. The record's
-  ``loss_logits`` says which path the run trained with (``None``: no training step).
+  ``loss_logits`` says which path the run trained with (``None``: no training step), and ``loss_check``
+  the two losses the check compared (``None`` where no check ran), so that a record shows the agreement
+  it rests on.
 * **Macro-F1** averages per-class F1 = 2TP / (2TP + FP + FN) over the classes present in the test
   labels or the predictions (the classes scikit-learn's ``f1_score(average="macro")`` uses).
 """
@@ -86,7 +88,8 @@ LOSS_CHECK_ROWS = 2
 RESULT_KEYS = ("dataset", "task", "split", "model", "targets", "method", "rank", "seed", "ranks", "lora_params",
                "lora_params_train", "trainable_params", "head_params", "max_rank", "hparams", "metric", "test_score",
                "train_examples", "train_truncated", "train_dropped", "test_examples", "train_seconds",
-               "eval_seconds", "wall_seconds", "steps", "loss_logits", "device", "torch", "transformers", "peft")
+               "eval_seconds", "wall_seconds", "steps", "loss_logits", "loss_check", "device", "torch", "transformers",
+               "peft")
 
 
 @dataclass
@@ -449,7 +452,7 @@ def run_one(
     if not lora_params and method != "base-model":
         raise AdaRankError("no trainable LoRA parameters after adaptation; check the targets")
     lora_params_train = sum(p.numel() for p in lora_params)
-    step, loss_logits = 0, None
+    step, loss_logits, loss_check = 0, None, {}
     if total_steps:
         groups = [{"params": lora_params, "lr": config.lr}]
         if head_params_list:
@@ -458,7 +461,7 @@ def run_one(
         warmup = int(round(config.warmup_ratio * total_steps))
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
         step, loss_logits = _train(model, task, train, optimizer, scheduler, total_steps, config, seed, dev, autocast,
-                                   adalora=method == "adalora",
+                                   adalora=method == "adalora", check=loss_check,
                                    desc=f"{data.name} {method} r={rank} seed={seed}" if progress else None)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -509,6 +512,7 @@ def run_one(
         "wall_seconds": 0.0,
         "steps": step,
         "loss_logits": loss_logits,
+        "loss_check": loss_check or None,
         "device": _device_name(dev),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -528,7 +532,7 @@ def _losses_agree(cheap: float, full: float) -> bool:
 
 
 def _first_loss(task: Task, model: nn.Module, batch: dict[str, torch.Tensor], path: str,
-                dev: torch.device) -> tuple[torch.Tensor, str]:
+                dev: torch.device, check: dict[str, Any] | None = None) -> tuple[torch.Tensor, str]:
     """The first batch's loss along ``path``, checked against the model's own loss; returns the loss
     to train on and the path for the rest of the run (``FULL_LOGITS`` after a mismatch).
 
@@ -536,7 +540,8 @@ def _first_loss(task: Task, model: nn.Module, batch: dict[str, torch.Tensor], pa
     batch the reference would need the full-vocabulary logits the cheaper path exists to avoid, and
     every run of a grid would hit that peak at once, at its first step. Both check forwards start
     from the same forked random state, so dropout draws the same masks in each, and the training
-    forward after them starts from the state it would have had without the check."""
+    forward after them starts from the state it would have had without the check. ``check``, when given,
+    receives the rows compared and both losses."""
     if path == FULL_LOGITS:
         return task.training_loss(model, batch), path
     rows = {k: v[:LOSS_CHECK_ROWS] for k, v in batch.items()}
@@ -546,6 +551,8 @@ def _first_loss(task: Task, model: nn.Module, batch: dict[str, torch.Tensor], pa
             full = float(task.training_loss(model, rows).detach().float())
         with torch.random.fork_rng(devices=devices):
             cheap = float(task.training_loss(model, rows, logits=path).detach().float())
+    if check is not None:
+        check.update({"rows": int(next(iter(rows.values())).shape[0]), "full": full, path: cheap})
     if _losses_agree(cheap, full):
         return task.training_loss(model, batch, logits=path), path
     from peft import PeftModel
@@ -559,7 +566,7 @@ def _first_loss(task: Task, model: nn.Module, batch: dict[str, torch.Tensor], pa
 
 def _train(model: nn.Module, task: Task, train: Batches, optimizer: Any, scheduler: Any, total_steps: int,
            config: TrainConfig, seed: int, dev: torch.device, autocast: dict[str, Any], *, adalora: bool,
-           desc: str | None) -> tuple[int, str]:
+           desc: str | None, check: dict[str, Any] | None = None) -> tuple[int, str]:
     """The shared training loop; returns the number of optimiser steps done and the loss path used."""
     path = task.loss_logits(model, config)
     order_gen = torch.Generator().manual_seed(seed)
@@ -580,7 +587,7 @@ def _train(model: nn.Module, task: Task, train: Batches, optimizer: Any, schedul
             batch = train.batch(order[start:start + config.batch_size], dev)
             with torch.autocast(**autocast):
                 if step == 0:
-                    loss, path = _first_loss(task, model, batch, path, dev)
+                    loss, path = _first_loss(task, model, batch, path, dev, check)
                 else:
                     loss = task.training_loss(model, batch, logits=path)
             finite = finite & torch.isfinite(loss.detach())

@@ -212,9 +212,11 @@ def test_a_tiny_generation_run_trains_on_the_completion_logits(llama_folder, mon
     assert record["loss_logits"] == COMPLETION_ONLY and record["steps"] == 3
     assert calls[0] == LOSS_CHECK_ROWS < calls[1] and len(calls) == 4
     assert record["hparams"]["completion_logits"] is True
+    check = record["loss_check"]  # the agreement the record rests on, both losses of the same rows
+    assert check["rows"] == LOSS_CHECK_ROWS and check[COMPLETION_ONLY] == pytest.approx(check["full"], rel=1e-5)
     calls.clear()
     off = _uniform_run(llama_folder, completion_logits=False)
-    assert off["loss_logits"] == FULL_LOGITS and not calls
+    assert off["loss_logits"] == FULL_LOGITS and not calls and off["loss_check"] is None
 
 
 def test_a_run_whose_completion_loss_disagrees_trains_on_the_full_loss(llama_folder, monkeypatch):  # noqa: F811
@@ -224,3 +226,4 @@ def test_a_run_whose_completion_loss_disagrees_trains_on_the_full_loss(llama_fol
     assert len([w for w in caught if "differs from its full loss" in str(w.message)]) == 1
     assert record["loss_logits"] == FULL_LOGITS and record["steps"] == 3
     assert calls == [LOSS_CHECK_ROWS]  # the check only: the whole run took the full path
+    assert record["loss_check"][COMPLETION_ONLY] == pytest.approx(1.5 * record["loss_check"]["full"], rel=1e-5)
