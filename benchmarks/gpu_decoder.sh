@@ -20,9 +20,9 @@
 # cut short leaves complete settings behind. JOINT=1 instead runs one grid over every dataset for the sweeps,
 # then one for the evaluations, all WORKERS busy until each phase's tail (a grid cut short then leaves complete
 # seeds across datasets, not complete datasets). BATCH x STEPS (default 32 x 100) sets the training length.
-# MAX_LENGTH (default 256) is the tokens per training example and per evaluation prompt plus its 256 decoded tokens:
-# CoNLL-2000 needs 512 (its completions run to 201 tokens), so it runs in a call of its own with MAX_LENGTH=512;
-# at 256 every evaluation prompt was cut to its last token, which adarank now refuses.
+# MAX_LENGTH (default 256) is the tokens per training example and per evaluation prompt plus its 256 decoded tokens;
+# CoNLL-2000 takes MAX_LENGTH_CONLL (default 512: its completions run to 201 tokens; at 256 every evaluation prompt
+# was cut to its last token, which adarank now refuses), in grids of its own.
 # For a check on a CPU: DEVICE=cpu RESULTS=/tmp/x MAX_TRAIN=40 MAX_TEST=8 STEPS=2 BATCH=2 METHODS=uniform,adarank-floor
 # RATES=1e-3 SEEDS=0 REFERENCES=0 OUT=/tmp/out benchmarks/gpu_decoder.sh 30 2 8
 set -uo pipefail
@@ -78,7 +78,7 @@ fi
 
 common=(--model "$model" --task generation --data-dir .carry/data/nltk_data --results "$res" --target-sets all-linear
         --ranks "$ranks" --unit params --device "${DEVICE:-cuda}" --max-train "${MAX_TRAIN:-4000}" --max-test "${MAX_TEST:-1000}" --epochs 1
-        --max-steps "${STEPS:-100}" --batch-size "${BATCH:-32}" --max-length "${MAX_LENGTH:-256}" --max-new-tokens 256 --eval-batch-size "${EVAL_BS:-32}")
+        --max-steps "${STEPS:-100}" --batch-size "${BATCH:-32}" --max-new-tokens 256 --eval-batch-size "${EVAL_BS:-32}")
 methods=${METHODS:-uniform,adarank-floor,adarank-exact,linear-depth,adarank-fisher,eva,eva-ranks,adalora}
 grid() { say "grid $*"; python3 -m adarank.compare.grid "${common[@]}" "$@" --timeout-minutes "$(left)" 2>&1 \
            | grep -v "^grid:.*it/s\]$" | tail -25 | tee -a "$log"; }
@@ -86,22 +86,40 @@ all=(${DATASETS:-ppattach trec-fine subj conll2000})
 lanes=${LANES:-2}
 [ "${JOINT:-0}" = 1 ] && lanes=1
 per=$(( workers / lanes > 0 ? workers / lanes : 1 ))
-lane() {  # lane I: datasets I, I+LANES, ... one after another (JOINT=1: one lane, every dataset in each grid)
-    local i=$1 ds sets=()
-    if [ "${JOINT:-0}" = 1 ]; then sets=("$(IFS=,; echo "${all[*]}")"); else
-        for ((k = i; k < ${#all[@]}; k += lanes)); do sets+=("${all[$k]}"); done
+# tokens per training example and per evaluation prompt plus its 256 decoded tokens: CoNLL-2000's completions run to
+# 201 tokens, so it gets MAX_LENGTH_CONLL (512); a grid takes one length, so datasets are grouped by theirs
+maxlen() { case $1 in conll2000) echo "${MAX_LENGTH_CONLL:-512}" ;; *) echo "${MAX_LENGTH:-256}" ;; esac; }
+groups() {  # "LENGTH DS1,DS2,..." per length, in the order the lengths first appear
+    local -A by=() ; local order=() ds n
+    for ds in "$@"; do
+        n=$(maxlen "$ds")
+        if [ -n "${by[$n]:-}" ]; then by[$n]+=",$ds"; else by[$n]=$ds; order+=("$n"); fi
+    done
+    for n in "${order[@]}"; do echo "$n ${by[$n]}"; done
+}
+sweep() { grid --datasets "$2" --max-length "$1" --workers "$per" --methods "$methods" --seeds 100 \
+            --lr-sweep "${RATES:-3e-4,1e-3,3e-3,1e-2}" --extend-edges "${EDGES:-2}"; }
+evaluate() { grid --datasets "$2" --max-length "$1" --workers "$per" --methods "$methods" --seeds "${SEEDS:-0,1,2,3,4}" \
+               --lr-from-sweep; }
+lane() {  # lane I: datasets I, I+LANES, ... one after another; JOINT=1: one lane, every sweep and then every evaluation
+    local i=$1 n ds sets=()
+    if [ "${JOINT:-0}" = 1 ]; then
+        mapfile -t sets < <(groups "${all[@]}")
+        for g in "${sets[@]}"; do enough && sweep $g; done
+        for g in "${sets[@]}"; do enough && evaluate $g; done
+        return
     fi
-    for ds in "${sets[@]}"; do
+    for ((k = i; k < ${#all[@]}; k += lanes)); do
+        ds=${all[$k]} n=$(maxlen "${all[$k]}")
         enough || break
-        grid --datasets "$ds" --workers "$per" --methods "$methods" --seeds 100 --lr-sweep "${RATES:-3e-4,1e-3,3e-3,1e-2}" \
-            --extend-edges "${EDGES:-2}"
+        sweep "$n" "$ds"
         enough || break
-        grid --datasets "$ds" --workers "$per" --methods "$methods" --seeds "${SEEDS:-0,1,2,3,4}" --lr-from-sweep
+        evaluate "$n" "$ds"
     done
 }
 # the plans are scored once, before the lanes start (two lanes would both score them), with the grid's own options
 say "plans for $methods"
-python3 - "${common[@]}" --datasets "${all[0]}" --methods "$methods" <<'PY' 2>&1 | tee -a "$log"
+python3 - "${common[@]}" --datasets "${all[0]}" --max-length "$(maxlen "${all[0]}")" --methods "$methods" <<'PY' 2>&1 | tee -a "$log"
 import sys
 from adarank.compare.grid import build_parser, ensure_plans, options_from_args
 ensure_plans(options_from_args(build_parser().parse_args(sys.argv[1:])))
@@ -120,10 +138,12 @@ fi
 wait "${pids[@]}"
 # references, one setting per task: the base model prompted, and full fine-tuning at a swept rate
 if enough && [ "${REFERENCES:-1}" = 1 ]; then
-    list=$(IFS=,; echo "${all[*]}")
-    grid --datasets "$list" --workers "$workers" --methods base-model --seeds 0 --lr 1e-3
-    enough && grid --datasets "$list" --workers "$workers" --methods full-ft --seeds 100 --lr-sweep 1e-5,3e-5,1e-4 \
-        --extend-edges "${EDGES:-2}"
-    enough && grid --datasets "$list" --workers "$workers" --methods full-ft --seeds 0,1,2 --lr-from-sweep
+    while read -r n list; do
+        enough && grid --datasets "$list" --max-length "$n" --workers "$workers" --methods base-model --seeds 0 --lr 1e-3
+        enough && grid --datasets "$list" --max-length "$n" --workers "$workers" --methods full-ft --seeds 100 \
+            --lr-sweep 1e-5,3e-5,1e-4 --extend-edges "${EDGES:-2}"
+        enough && grid --datasets "$list" --max-length "$n" --workers "$workers" --methods full-ft --seeds 0,1,2 \
+            --lr-from-sweep
+    done < <(groups "${all[@]}")
 fi
 say "done after $(left) min left"
