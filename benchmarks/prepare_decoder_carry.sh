@@ -30,5 +30,6 @@ rm -rf .carry/whl && python -m pip download -q --no-deps -d .carry/whl gguf==0.1
 rm -rf .carry/data && mkdir -p .carry/data && cp -r "$data" .carry/data/nltk_data
 # the records only (no plots, logs or reports: the final call carries the last piece too, and 64 MiB is the limit)
 rm -rf .carry/results && mkdir -p .carry/results && tar cf - -C benchmarks/results/decoder --exclude='*.png' \
-    --exclude='log*.txt' --exclude='report.md' --exclude='decision.md' --exclude='stability.log' . | tar xf - -C .carry/results
+    --exclude='log*.txt' --exclude='report.md' --exclude='decision.md' --exclude='stability.log' --exclude='allocation.md' \
+    --exclude='superseded*' . | tar xf - -C .carry/results
 du -sh .carry/*
