@@ -409,3 +409,14 @@ def test_the_report_says_which_loss_path_trained_the_runs_and_how_well_it_was_ch
     (line,) = _loss_path_lines([old, cheap, cheap, full, untrained])
     assert "2 run(s) completion-only" in line and "1 run(s) full" in line and "1 run(s) full (not recorded)" in line
     assert "recorded by 3 run(s), largest relative difference 5.0e-04" in line
+
+
+def test_a_method_whose_runs_differ_in_size_shows_their_range():
+    setting = next(iter(SETTINGS))
+    recs = [_record(*setting, m, s, a) for m, accs in SETTINGS[setting].items() for s, a in enumerate(accs)]
+    for i, rec in enumerate(r for r in recs if r["method"] == "random"):  # ranks drawn from the data, like EVA's
+        rec["lora_params"] = rec["lora_params_train"] = 1000 + 10 * i
+    rows = {r[0]: r for r in setting_rows(summarize(recs)[0])}
+    sizes = [1000 + 10 * i for i in range(len(SETTINGS[setting]["random"]))]
+    assert f"{sum(sizes) / len(sizes):,.0f} ({min(sizes):,}–{max(sizes):,})" in rows["random"]
+    assert not any("–" in c for c in rows["uniform"][4:5])  # one size for every run: no range

@@ -478,9 +478,10 @@ def fmt_params(m: MethodSummary) -> str:
     f, t = _mean(final), _mean(train) if train else math.nan
     if f == 0 and math.isfinite(t) and t > 0:  # full fine-tuning: no LoRA factors, every weight trained
         return f"{t:,.0f} (all weights)"
+    spread = f" ({min(final):,.0f}–{max(final):,.0f})" if max(final) - min(final) > 0.5 else ""  # data-driven ranks
     if m.method == "adalora" or (math.isfinite(t) and abs(t - f) > 0.5):
-        return f"{t:,.0f}→{f:,.0f}" if math.isfinite(t) else f"{f:,.0f}"
-    return f"{f:,.0f}"
+        return (f"{t:,.0f}→{f:,.0f}" if math.isfinite(t) else f"{f:,.0f}") + spread
+    return f"{f:,.0f}{spread}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -912,7 +913,7 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
            "have (n shown when fewer than the method's runs). 95% CI = mean ± t(0.975, n−1)·sd/√n (Student t, "
            f"needs n ≥ 2). W/T/L counts seeds where the method is ahead by ≥ {TIE_PP:g} pp (W), within "
            f"|Δ| < {TIE_PP:g} pp (T) or behind by ≥ {TIE_PP:g} pp (L). LoRA params: LoRA factor parameters, mean "
-           "over seeds; a→b = trained → left after rank pruning (AdaLoRA). Rows marked (reference), the base model untrained and full fine-tuning, show how far LoRA is from its bounds; they are left out of the pooled tables, Holm's correction, parameter parity and the collapse check.", ""]
+           "over seeds, with (smallest–largest run) where the runs differ; a→b = trained → left after rank pruning (AdaLoRA). Rows marked (reference), the base model untrained and full fine-tuning, show how far LoRA is from its bounds; they are left out of the pooled tables, Holm's correction, parameter parity and the collapse check.", ""]
 
     if settings:
         plots_dir.mkdir(parents=True, exist_ok=True)
