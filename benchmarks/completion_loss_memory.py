@@ -1,0 +1,115 @@
+"""Memory and time of one LoRA training step: the model's own loss vs logits at the completion's tokens only.
+
+Why: with Gemma 3's 262,144-token vocabulary, the model's own causal-LM loss builds batch x length x vocab
+logits. That is what ran issue 13's SUBJ runs out of GPU memory when 12 of them shared an H200. The generation
+task now computes logits only where the loss is (``adarank.compare.tasks.completion_loss``). This script measures
+what that saves, on the CPU, where a process's peak resident memory can be read back exactly.
+
+Each path runs in a fresh process, so that neither sees the other's allocations:
+- load the model the way the grid does;
+- wrap it in PEFT LoRA on all linear modules at rank 8;
+- tokenise the first BATCH training pairs of DATASET;
+- read the resident memory;
+- run one forward and backward;
+- read the peak.
+
+``step_peak_mib`` is the peak minus the memory before the step, which is what the step itself allocated. Both
+paths' losses on that batch are recorded too: they must agree.
+
+    python benchmarks/completion_loss_memory.py [--model DIR] [--data-dir DIR] [--dataset subj] [--batch 8]
+        [--out benchmarks/results/completion_loss_memory.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from provenance import run_provenance  # benchmarks/provenance.py, beside this script
+
+PATHS = ("full", "completion-only")
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def child(args: argparse.Namespace) -> dict:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from adarank.compare.grid import load_task_data
+    from adarank.compare.tasks.generation import Generation, TrainingPairs
+    from adarank.loading import load_tokenizer
+
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    task = Generation()
+    data = load_task_data("generation", args.dataset, args.data_dir, args.batch, None)
+    model = task.load_model(args.model, data, "dtype")
+    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
+    tokenizer = load_tokenizer(args.model)
+    pairs = TrainingPairs(tokenizer, data.train_prompts[:args.batch], data.train_completions[:args.batch], 256)
+    batch = pairs.batch(list(range(len(pairs))), torch.device("cpu"))
+    model.train()
+    before, peak_before = rss_mib(), peak_mib()
+    start = time.perf_counter()
+    loss = task.training_loss(model, batch, logits=args.child)
+    loss.backward()
+    seconds = time.perf_counter() - start
+    peak = peak_mib()
+    return {"path": args.child, "loss": float(loss.detach()), "batch": list(batch["input_ids"].shape),
+            "labelled_tokens": int((batch["labels"] != -100).sum()), "rss_before_mib": round(before, 1),
+            "peak_before_step_mib": round(peak_before, 1), "peak_mib": round(peak, 1),
+            "step_peak_mib": round(peak - before, 1), "step_raised_the_peak": peak > peak_before,
+            "step_seconds": round(seconds, 2)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--model", default="/tmp/gemma-3-270m-fp32", help="a causal-LM folder (e.g. materialize_gguf's)")
+    p.add_argument("--data-dir", default="../shared/datasets/nltk_data", help="the NLTK corpora")
+    p.add_argument("--dataset", default="subj", help="a built-in generation dataset")
+    p.add_argument("--batch", type=int, default=8, help="training pairs in the batch")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--out", default="benchmarks/results/completion_loss_memory.json", help="the JSON to write")
+    p.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        print(json.dumps(child(args)))
+        return
+    result = {**run_provenance(), "model": Path(args.model).name, "dataset": args.dataset, "batch": args.batch,
+              "lora": "r=8, all-linear", "runs": []}
+    for path in PATHS:
+        cmd = [sys.executable, __file__, "--child", path, "--model", args.model, "--data-dir", args.data_dir,
+               "--dataset", args.dataset, "--batch", str(args.batch), "--threads", str(args.threads)]
+        done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        run = json.loads(done.stdout.strip().splitlines()[-1])
+        result["runs"].append(run)
+        print(f"{path:16s} step peak {run['step_peak_mib']:8.1f} MiB  loss {run['loss']:.6f}  "
+              f"{run['step_seconds']:.1f} s  batch {run['batch']}")
+    full, cheap = result["runs"]
+    result["loss_rel_diff"] = abs(full["loss"] - cheap["loss"]) / abs(full["loss"])
+    result["step_peak_ratio"] = round(full["step_peak_mib"] / cheap["step_peak_mib"], 2)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    print(f"full / completion-only step peak: {result['step_peak_ratio']}x; loss relative difference "
+          f"{result['loss_rel_diff']:.1e}; written to {out}")
+
+
+if __name__ == "__main__":
+    main()
