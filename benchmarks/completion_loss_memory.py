@@ -14,9 +14,9 @@ Each path runs in a fresh process, so that neither sees the other's allocations:
 - read the peak.
 
 ``step_peak_mib`` is the peak minus the memory before the step, which is what the step itself allocated. Both
-paths' losses on that batch are recorded too: they must agree. A process's peak on the CPU moves by 10-25 % from
-run to run (the allocator's arenas), so each path runs ``--repeats`` times, alternating, and every reading is
-kept; the summary gives each path's median and range.
+paths' losses on that batch are recorded too: they must agree. A process's peak on the CPU can move from run to
+run: two single runs here, before ``--repeats`` existed, differed by 12 % and 26 %. So each path runs
+``--repeats`` times, alternating, and every reading is kept; the summary gives each path's median and range.
 
     python benchmarks/completion_loss_memory.py [--model DIR] [--data-dir DIR] [--dataset subj] [--batch 8]
         [--repeats 3] [--out benchmarks/results/completion_loss_memory.json]
