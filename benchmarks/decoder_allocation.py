@@ -5,8 +5,9 @@
 Reads the committed run records (each stores the ranks every module ended with), prints a Markdown table of the
 share of trainable LoRA parameters per module type and the largest rank (what vLLM-style servers size adapter
 slots by), per dataset, and writes RESULTS/plots/allocation.png: parameters per block, one panel per dataset,
-one line per method, and below it the split between the seven module types, one stacked bar per method. Seed 0's record stands for each method (the plan methods' ranks depend neither on the seed
-nor on the dataset; EVA's and AdaLoRA's depend on both).
+one line per method, and below it the split between the seven module types, one stacked bar per method. Seed 0's
+record stands for each method (the plan methods' ranks depend neither on the seed nor on the dataset; EVA's and
+AdaLoRA's depend on both).
 """
 
 from __future__ import annotations
@@ -45,18 +46,15 @@ def main(results: Path) -> None:
         for method, rec in records.items():
             cost = {n: r * sum(shapes[n]) for n, r in rec["ranks"].items()}
             total = sum(cost.values())
-            attn = sum(c for n, c in cost.items() if n.rsplit(".", 1)[-1] in ATTENTION)
-            mlp = sum(c for n, c in cost.items() if n.rsplit(".", 1)[-1] in MLP)
-            ranks = list(rec["ranks"].values())
-            print(f"| {method} | {total:,} | {100 * attn / total:.1f} % | {100 * mlp / total:.1f} % | {max(ranks)} | "
-                  f"{min(ranks)} |")
             depth: dict[int, float] = defaultdict(float)
-            for n, c in cost.items():
-                depth[blocks[n]] += c / total
-            per_block[dataset][method] = dict(depth)
             kinds: dict[str, float] = defaultdict(float)
             for n, c in cost.items():
+                depth[blocks[n]] += c / total
                 kinds[n.rsplit(".", 1)[-1]] += c / total
+            attn, mlp = (sum(kinds.get(k, 0.0) for k in group) for group in (ATTENTION, MLP))
+            ranks = list(rec["ranks"].values())
+            print(f"| {method} | {total:,} | {100 * attn:.1f} % | {100 * mlp:.1f} % | {max(ranks)} | {min(ranks)} |")
+            per_block[dataset][method] = dict(depth)
             per_type[dataset][method] = dict(kinds)
     import matplotlib
 

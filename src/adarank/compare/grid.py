@@ -610,14 +610,19 @@ def _log_error(path: Path, outcome: Outcome) -> None:
 SweptRates = dict[tuple[str, str, int, str], float]
 
 
-def swept_learning_rates(sweep_dir: Path) -> SweptRates:
-    """The chosen lr (best mean score; rates where a run diverged excluded) of every method of every
-    setting in the sweep folder ``sweep_dir``, keyed by dataset slug (see :func:`chosen_lr`)."""
+def sweep_rows(sweep_dir: Path) -> list[Any]:
+    """The sweep folder ``sweep_dir`` summarised: one :class:`~adarank.compare.report.SweepRow` per
+    setting, method and rate, the best of each marked ``chosen`` (rates where a run diverged excluded)."""
     from .report import load_records, summarize_sweep
 
-    runs = load_records(sweep_dir / "runs").runs
-    rows = summarize_sweep(runs, diverged=diverged_keys(sweep_dir / "errors.jsonl"))
-    return {(dataset_slug(r.dataset), r.target_set, r.rank, r.method): r.lr for r in rows if r.chosen}
+    return summarize_sweep(load_records(sweep_dir / "runs").runs, diverged=diverged_keys(sweep_dir / "errors.jsonl"))
+
+
+def swept_learning_rates(sweep_dir: Path) -> SweptRates:
+    """The chosen lr of every method of every setting in the sweep folder ``sweep_dir``, keyed by dataset
+    slug (see :func:`chosen_lr`)."""
+    return {(dataset_slug(r.dataset), r.target_set, r.rank, r.method): r.lr for r in sweep_rows(sweep_dir)
+            if r.chosen}
 
 
 def sweep_seeds(sweep_dir: Path) -> set[int]:
@@ -827,12 +832,10 @@ def edge_runs(opts: GridOptions, runs: Sequence[RunSpec]) -> list[RunSpec]:
     methods in ``runs``, on this call's seeds, that have no record yet; none unless ``--extend-edges``."""
     if opts.lrs is None or not opts.extend_edges:
         return []
-    from .report import load_records, summarize_sweep
     from .sweep_edges import edge_extensions
 
     folder = opts.sweep_dir
-    rows = summarize_sweep(load_records(folder / "runs").runs, diverged=diverged_keys(folder / "errors.jsonl"))
-    beyond = {(dataset_slug(d), t, r, m): lr for (d, t, r, m), lr in edge_extensions(rows).items()}
+    beyond = {(dataset_slug(d), t, r, m): lr for (d, t, r, m), lr in edge_extensions(sweep_rows(folder)).items()}
     cells = dict.fromkeys((r.dataset, r.target_set, r.rank, r.method) for r in runs)
     extra = []
     for dataset, target_set, rank, method in cells:
