@@ -23,7 +23,12 @@
 # MAX_LENGTH (default 256) is the tokens per training example and per evaluation prompt plus its 256 decoded tokens;
 # CoNLL-2000 takes MAX_LENGTH_CONLL (default 512: its completions run to 201 tokens; at 256 every evaluation prompt
 # was cut to its last token, which adarank now refuses), in grids of its own.
-# For a check on a CPU: DEVICE=cpu RESULTS=/tmp/x MAX_TRAIN=40 MAX_TEST=8 STEPS=2 BATCH=2 METHODS=uniform,adarank-floor
+# MAX_TEST (default 1000) caps the test sentences of an evaluation run; CoNLL-2000 takes MAX_TEST_CONLL (500).
+# SIDE_DATASETS (default none) runs those datasets at r̄ = SIDE_RANKS (default 2) beside the lanes, with SIDE_WORKERS
+# (default 4) of the WORKERS, each sweep and then each evaluation: a small second setting fills the slots that the
+# lanes' phase tails leave idle.
+# For a check on a CPU (mkdir -p /tmp/x/runs first, or the carried records are copied in; copy plans/ in to skip
+# scoring on the CPU): DEVICE=cpu RESULTS=/tmp/x MAX_TRAIN=40 MAX_TEST=8 STEPS=2 BATCH=2 METHODS=uniform,adarank-floor
 # RATES=1e-3 SEEDS=0 REFERENCES=0 OUT=/tmp/out benchmarks/gpu_decoder.sh 30 2 8
 set -uo pipefail
 minutes=${1:-9}
@@ -77,7 +82,7 @@ if [ ! -d "$res/runs" ] && [ -d .carry/results/runs ]; then
 fi
 
 common=(--model "$model" --task generation --data-dir .carry/data/nltk_data --results "$res" --target-sets all-linear
-        --ranks "$ranks" --unit params --device "${DEVICE:-cuda}" --max-train "${MAX_TRAIN:-4000}" --max-test "${MAX_TEST:-1000}" --epochs 1
+        --ranks "$ranks" --unit params --device "${DEVICE:-cuda}" --max-train "${MAX_TRAIN:-4000}" --epochs 1
         --max-steps "${STEPS:-100}" --batch-size "${BATCH:-32}" --max-new-tokens 256 --eval-batch-size "${EVAL_BS:-32}")
 methods=${METHODS:-uniform,adarank-floor,adarank-exact,linear-depth,adarank-fisher,eva,eva-ranks,adalora}
 grid() { say "grid $*"; python3 -m adarank.compare.grid "${common[@]}" "$@" --timeout-minutes "$(left)" 2>&1 \
@@ -89,20 +94,26 @@ per=$(( workers / lanes > 0 ? workers / lanes : 1 ))
 # tokens per training example and per evaluation prompt plus its 256 decoded tokens: CoNLL-2000's completions run to
 # 201 tokens, so it gets MAX_LENGTH_CONLL (512); a grid takes one length, so datasets are grouped by theirs
 maxlen() { case $1 in conll2000) echo "${MAX_LENGTH_CONLL:-512}" ;; *) echo "${MAX_LENGTH:-256}" ;; esac; }
-groups() {  # "LENGTH DS1,DS2,..." per length, in the order the lengths first appear
-    local -A by=() ; local order=() ds n
+# test sentences per evaluation: CoNLL-2000 decodes up to 201 tokens per prompt, so it takes MAX_TEST_CONLL (500
+# sentences, about 12,000 tagged tokens) to keep an evaluation run near the others' length
+maxtest() { case $1 in conll2000) echo "${MAX_TEST_CONLL:-500}" ;; *) echo "${MAX_TEST:-1000}" ;; esac; }
+groups() {  # "LENGTH TEST DS1,DS2,..." per length and test size, in the order they first appear
+    local -A by=() ; local order=() ds k
     for ds in "$@"; do
-        n=$(maxlen "$ds")
-        if [ -n "${by[$n]:-}" ]; then by[$n]+=",$ds"; else by[$n]=$ds; order+=("$n"); fi
+        k="$(maxlen "$ds") $(maxtest "$ds")"
+        if [ -n "${by[$k]:-}" ]; then by[$k]+=",$ds"; else by[$k]=$ds; order+=("$k"); fi
     done
-    for n in "${order[@]}"; do echo "$n ${by[$n]}"; done
+    for k in "${order[@]}"; do echo "$k ${by[$k]}"; done
 }
-sweep() { grid --datasets "$2" --max-length "$1" --workers "$per" --methods "$methods" --seeds 100 \
-            --lr-sweep "${RATES:-3e-4,1e-3,3e-3,1e-2}" --extend-edges "${EDGES:-2}"; }
-evaluate() { grid --datasets "$2" --max-length "$1" --workers "$per" --methods "$methods" --seeds "${SEEDS:-0,1,2,3,4}" \
-               --lr-from-sweep; }
+# sweep/evaluate LENGTH TEST DATASETS [GRID OPTIONS...]: later options win (the side lane's --ranks and --workers)
+sweep() { local n=$1 t=$2 list=$3; shift 3
+          grid --datasets "$list" --max-length "$n" --max-test "$t" --workers "$per" --methods "$methods" --seeds 100 \
+            --lr-sweep "${RATES:-3e-4,1e-3,3e-3,1e-2}" --extend-edges "${EDGES:-2}" "$@"; }
+evaluate() { local n=$1 t=$2 list=$3; shift 3
+             grid --datasets "$list" --max-length "$n" --max-test "$t" --workers "$per" --methods "$methods" \
+               --seeds "${SEEDS:-0,1,2,3,4}" --lr-from-sweep "$@"; }
 lane() {  # lane I: datasets I, I+LANES, ... one after another; JOINT=1: one lane, every sweep and then every evaluation
-    local i=$1 n ds sets=()
+    local i=$1 k ds sets=()
     if [ "${JOINT:-0}" = 1 ]; then
         mapfile -t sets < <(groups "${all[@]}")
         for g in "${sets[@]}"; do enough && sweep $g; done
@@ -110,22 +121,40 @@ lane() {  # lane I: datasets I, I+LANES, ... one after another; JOINT=1: one lan
         return
     fi
     for ((k = i; k < ${#all[@]}; k += lanes)); do
-        ds=${all[$k]} n=$(maxlen "${all[$k]}")
+        ds=${all[$k]}
         enough || break
-        sweep "$n" "$ds"
+        sweep "$(maxlen "$ds")" "$(maxtest "$ds")" "$ds"
         enough || break
-        evaluate "$n" "$ds"
+        evaluate "$(maxlen "$ds")" "$(maxtest "$ds")" "$ds"
     done
 }
+side() {  # SIDE_DATASETS at r̄ = SIDE_RANKS with SIDE_WORKERS workers, beside the lanes: each sweep, then each evaluation
+    local sets=() g
+    mapfile -t sets < <(groups "${side_sets[@]}")
+    for g in "${sets[@]}"; do enough && sweep $g --ranks "$side_ranks" --workers "$side_workers"; done
+    for g in "${sets[@]}"; do enough && evaluate $g --ranks "$side_ranks" --workers "$side_workers"; done
+}
+side_sets=(${SIDE_DATASETS:-})
+side_ranks=${SIDE_RANKS:-2}
+side_workers=0
+if [ ${#side_sets[@]} -gt 0 ]; then
+    side_workers=${SIDE_WORKERS:-4}
+    per=$(( (workers - side_workers) / lanes > 0 ? (workers - side_workers) / lanes : 1 ))
+fi
 # the plans are scored once, before the lanes start (two lanes would both score them), with the grid's own options
-say "plans for $methods"
-python3 - "${common[@]}" --datasets "${all[0]}" --max-length "$(maxlen "${all[0]}")" --methods "$methods" <<'PY' 2>&1 | tee -a "$log"
+plans() {  # plans RANKS DATASET
+    say "plans for $methods at r̄ = $1 ($2)"
+    python3 - "${common[@]}" --ranks "$1" --datasets "$2" --max-length "$(maxlen "$2")" --methods "$methods" <<'PY' 2>&1 | tee -a "$log"
 import sys
 from adarank.compare.grid import build_parser, ensure_plans, options_from_args
 ensure_plans(options_from_args(build_parser().parse_args(sys.argv[1:])))
 PY
+}
+plans "$ranks" "${all[0]}"
+[ ${#side_sets[@]} -gt 0 ] && plans "$side_ranks" "${side_sets[0]}"
 pids=()
 for ((i = 0; i < lanes; i++)); do lane "$i" & pids+=($!); done
+[ ${#side_sets[@]} -gt 0 ] && { side & pids+=($!); }
 # beside the lanes, one process: the stability of the disagreement scores on this model (seeds 0-2 at K = 5;
 # K = 1, 2, 5 against K = 10 of seeds 0 and 100; built-in sentences against 16 training texts of TREC, MR and
 # SUBJ), cached per configuration under $res/stability, so that it resumes where a call stopped
@@ -138,12 +167,11 @@ fi
 wait "${pids[@]}"
 # references, one setting per task: the base model prompted, and full fine-tuning at a swept rate
 if enough && [ "${REFERENCES:-1}" = 1 ]; then
-    while read -r n list; do
-        enough && grid --datasets "$list" --max-length "$n" --workers "$workers" --methods base-model --seeds 0 --lr 1e-3
-        enough && grid --datasets "$list" --max-length "$n" --workers "$workers" --methods full-ft --seeds 100 \
-            --lr-sweep 1e-5,3e-5,1e-4 --extend-edges "${EDGES:-2}"
-        enough && grid --datasets "$list" --max-length "$n" --workers "$workers" --methods full-ft --seeds 0,1,2 \
-            --lr-from-sweep
+    while read -r n t list; do
+        ref=(--datasets "$list" --max-length "$n" --max-test "$t" --workers "$workers")
+        enough && grid "${ref[@]}" --methods base-model --seeds 0 --lr 1e-3
+        enough && grid "${ref[@]}" --methods full-ft --seeds 100 --lr-sweep 1e-5,3e-5,1e-4 --extend-edges "${EDGES:-2}"
+        enough && grid "${ref[@]}" --methods full-ft --seeds 0,1,2 --lr-from-sweep
     done < <(groups "${all[@]}")
 fi
 say "done after $(left) min left"
