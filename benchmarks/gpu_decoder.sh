@@ -24,6 +24,8 @@
 # CoNLL-2000 takes MAX_LENGTH_CONLL (default 512: its completions run to 201 tokens; at 256 every evaluation prompt
 # was cut to its last token, which adarank now refuses), in grids of its own.
 # MAX_TEST (default 1000) caps the test sentences of an evaluation run; CoNLL-2000 takes MAX_TEST_CONLL (500).
+# The references (REFERENCES=1: the base model, full fine-tuning swept then seeds 0-2) follow the evaluations: in the
+# JOINT lane, with its workers (so that a side lane keeps its own); otherwise after every lane, with all WORKERS.
 # SIDE_DATASETS (default none) runs those datasets at r̄ = SIDE_RANKS (default 2) beside the lanes, with SIDE_WORKERS
 # (default 4) of the WORKERS, each sweep and then each evaluation: a small second setting fills the slots that the
 # lanes' phase tails leave idle.
@@ -112,12 +114,25 @@ sweep() { local n=$1 t=$2 list=$3; shift 3
 evaluate() { local n=$1 t=$2 list=$3; shift 3
              grid --datasets "$list" --max-length "$n" --max-test "$t" --workers "$per" --methods "$methods" \
                --seeds "${SEEDS:-0,1,2,3,4}" --lr-from-sweep "$@"; }
+references() {  # references WORKERS, one setting per task: the base model prompted, and full fine-tuning at a swept rate
+    local n t list ref sets=() g
+    [ "${REFERENCES:-1}" = 1 ] || return 0
+    mapfile -t sets < <(groups "${all[@]}")
+    for g in "${sets[@]}"; do
+        read -r n t list <<< "$g"
+        ref=(--datasets "$list" --max-length "$n" --max-test "$t" --workers "$1")
+        enough && grid "${ref[@]}" --methods base-model --seeds 0 --lr 1e-3
+        enough && grid "${ref[@]}" --methods full-ft --seeds 100 --lr-sweep 1e-5,3e-5,1e-4 --extend-edges "${EDGES:-2}"
+        enough && grid "${ref[@]}" --methods full-ft --seeds 0,1,2 --lr-from-sweep
+    done
+}
 lane() {  # lane I: datasets I, I+LANES, ... one after another; JOINT=1: one lane, every sweep and then every evaluation
     local i=$1 k ds sets=()
     if [ "${JOINT:-0}" = 1 ]; then
         mapfile -t sets < <(groups "${all[@]}")
         for g in "${sets[@]}"; do enough && sweep $g; done
         for g in "${sets[@]}"; do enough && evaluate $g; done
+        references "$per"
         return
     fi
     for ((k = i; k < ${#all[@]}; k += lanes)); do
@@ -165,13 +180,5 @@ if [ "${STABILITY:-1}" = 1 ] && [ ! -f "$res/stability/stability.json" ]; then
     pids+=($!)
 fi
 wait "${pids[@]}"
-# references, one setting per task: the base model prompted, and full fine-tuning at a swept rate
-if enough && [ "${REFERENCES:-1}" = 1 ]; then
-    while read -r n t list; do
-        ref=(--datasets "$list" --max-length "$n" --max-test "$t" --workers "$workers")
-        enough && grid "${ref[@]}" --methods base-model --seeds 0 --lr 1e-3
-        enough && grid "${ref[@]}" --methods full-ft --seeds 100 --lr-sweep 1e-5,3e-5,1e-4 --extend-edges "${EDGES:-2}"
-        enough && grid "${ref[@]}" --methods full-ft --seeds 0,1,2 --lr-from-sweep
-    done < <(groups "${all[@]}")
-fi
+[ "${JOINT:-0}" = 1 ] || references "$workers"
 say "done after $(left) min left"
