@@ -22,7 +22,9 @@
 # seeds across datasets, not complete datasets). BATCH x STEPS (default 32 x 100) sets the training length.
 # MAX_LENGTH (default 256) is the tokens per training example and per evaluation prompt plus its 256 decoded tokens;
 # CoNLL-2000 takes MAX_LENGTH_CONLL (default 512: its completions run to 201 tokens; at 256 every evaluation prompt
-# was cut to its last token, which adarank now refuses), in grids of its own.
+# was cut to its last token, which adarank now refuses), in grids of its own. CoNLL-2000 runs as conll2000-brackets
+# (the words bracketed by chunk): as bare tags (conll2000) its 2026-12-01 sweep scored F1 0-10 %, see
+# benchmarks/results/decoder/conll2000-tags-only/README.md.
 # MAX_TEST (default 1000) caps the test sentences of an evaluation run; CoNLL-2000 takes MAX_TEST_CONLL (500).
 # The references (REFERENCES=1: the base model, full fine-tuning swept then seeds 0-2) follow the evaluations: in the
 # JOINT lane, with its workers (so that a side lane keeps its own); otherwise after every lane, with all WORKERS.
@@ -89,16 +91,16 @@ common=(--model "$model" --task generation --data-dir .carry/data/nltk_data --re
 methods=${METHODS:-uniform,adarank-floor,adarank-exact,linear-depth,adarank-fisher,eva,eva-ranks,adalora}
 grid() { say "grid $*"; python3 -m adarank.compare.grid "${common[@]}" "$@" --timeout-minutes "$(left)" 2>&1 \
            | grep -v "^grid:.*it/s\]$" | tail -25 | tee -a "$log"; }
-all=(${DATASETS:-ppattach trec-fine subj conll2000})
+all=(${DATASETS:-ppattach trec-fine subj conll2000-brackets})
 lanes=${LANES:-2}
 [ "${JOINT:-0}" = 1 ] && lanes=1
 per=$(( workers / lanes > 0 ? workers / lanes : 1 ))
 # tokens per training example and per evaluation prompt plus its 256 decoded tokens: CoNLL-2000's completions run to
 # 201 tokens, so it gets MAX_LENGTH_CONLL (512); a grid takes one length, so datasets are grouped by theirs
-maxlen() { case $1 in conll2000) echo "${MAX_LENGTH_CONLL:-512}" ;; *) echo "${MAX_LENGTH:-256}" ;; esac; }
+maxlen() { case $1 in conll2000*) echo "${MAX_LENGTH_CONLL:-512}" ;; *) echo "${MAX_LENGTH:-256}" ;; esac; }
 # test sentences per evaluation: CoNLL-2000 decodes up to 201 tokens per prompt, so it takes MAX_TEST_CONLL (500
 # sentences, about 12,000 tagged tokens) to keep an evaluation run near the others' length
-maxtest() { case $1 in conll2000) echo "${MAX_TEST_CONLL:-500}" ;; *) echo "${MAX_TEST:-1000}" ;; esac; }
+maxtest() { case $1 in conll2000*) echo "${MAX_TEST_CONLL:-500}" ;; *) echo "${MAX_TEST:-1000}" ;; esac; }
 groups() {  # "LENGTH TEST DS1,DS2,..." per length and test size, in the order they first appear
     local -A by=() ; local order=() ds k
     for ds in "$@"; do

@@ -7,12 +7,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from adarank.compare import metrics
-from adarank.compare.metrics import METRICS, Metric, chunk_f1, chunks, exact_match, parse_tags, score, token_accuracy
+from adarank.compare.metrics import (METRICS, Metric, bracket_chunk_f1, bracket_tags, bracketed, chunk_f1, chunks,
+                                     exact_match, parse_tags, score, token_accuracy)
 from adarank.errors import AdaRankError
 
 
 def test_builtin_metrics_registered():
-    assert {"exact_match", "chunk_f1", "token_accuracy"} <= set(METRICS)
+    assert {"exact_match", "chunk_f1", "bracket_chunk_f1", "token_accuracy"} <= set(METRICS)
     assert all(METRICS[name].name == name and METRICS[name].help for name in METRICS)
 
 
@@ -202,3 +203,46 @@ def test_score_errors():
         score("exact_match", ["a", "b"], ["a"])
     with pytest.raises(ValueError, match="no examples"):
         score("exact_match", [], [])
+
+
+# --------------------------------------------------------------------------------------------------
+# Bracketed chunks
+# --------------------------------------------------------------------------------------------------
+
+
+def test_bracketed_writes_conllevals_chunks_around_their_words():
+    words = "Major shippers say they expect , to".split()
+    assert bracketed(words, "B-NP I-NP B-VP B-NP O O I-VP".split()) == \
+        "[NP Major shippers] [VP say] [NP they] expect , [VP to]"       # I- after O opens a chunk, as in conlleval
+    assert bracketed(["a", "b"], ["B-NP", "B-NP"]) == "[NP a] [NP b]"  # two chunks side by side stay two
+    with pytest.raises(ValueError, match="2 words for 1 tags"):
+        bracketed(["a", "b"], ["O"])
+
+
+def test_bracket_tags_reads_words_and_iob_tags():
+    assert bracket_tags(" [NP Major shippers] [VP say] they") == (
+        ["Major", "shippers", "say", "they"], ["B-NP", "I-NP", "B-VP", "O"])
+    assert bracket_tags("[NP a [VP b c]") == (["a", "b", "c"], ["B-NP", "B-VP", "I-VP"])  # an open chunk ends the last
+    assert bracket_tags("a ] b") == (["a", "b"], ["O", "O"])                               # a stray ] is ignored
+    assert bracket_tags("[NP a]\n[VP b]") == (["a"], ["B-NP"])                             # first line only
+    assert bracket_tags("[np a]")[1] == ["O", "O"]  # "[np" is not a chunk type: no chunk, "np" is a word
+    assert bracket_tags("") == ([], [])
+
+
+def test_bracket_chunk_f1_aligns_by_word_position():
+    gold = " [NP Major shippers] [VP say] [NP they]"
+    assert bracket_chunk_f1(["[NP Major shippers] [VP say]"], [gold]) == \
+        {"score": pytest.approx(f1_of(1.0, 2 / 3)), "precision": 1.0, "recall": pytest.approx(2 / 3)}
+    assert bracket_chunk_f1([gold + " [NP extra]"], [gold])["score"] == 1.0  # words past the gold's are cut
+    assert bracket_chunk_f1(["Major shippers say they"], [gold])["score"] == 0.0
+
+
+@given(st.lists(st.tuples(tag, tag), min_size=1, max_size=10))
+def test_bracket_chunk_f1_is_chunk_f1_of_the_same_tags(pairs):
+    # Written as brackets and read back, any tag sequences score exactly as chunk_f1 scores them as tags.
+    gold = [t if t != "junk" else "O" for t, _ in pairs]
+    guess = [t if t != "junk" else "O" for _, t in pairs]
+    words = [f"w{i}" for i in range(len(pairs))]
+    assert chunks(bracket_tags(bracketed(words, gold))[1]) == chunks(gold)
+    assert bracket_chunk_f1([" " + bracketed(words, guess)], [" " + bracketed(words, gold)]) == \
+        chunk_f1([" ".join(guess)], [" ".join(gold)])

@@ -137,14 +137,10 @@ def _aligned(predictions: list[str], references: list[str]) -> list[tuple[list[s
     return pairs
 
 
-def chunk_f1(predictions: list[str], references: list[str]) -> dict[str, float]:
-    """Micro chunk F1 over the whole set: a predicted chunk counts when its type and both ends match a gold one.
-
-    Precision, recall and F1 are conlleval's (0 when there is nothing to divide by), as fractions, not
-    percentages.
-    """
+def _micro_chunk_f1(pairs: list[tuple[list[str], list[str]]]) -> dict[str, float]:
+    """conlleval's counts pooled over ``(guessed tags, gold tags)`` pairs, as precision, recall and F1."""
     correct = guessed = gold_total = 0
-    for guess, gold in _aligned(predictions, references):
+    for guess, gold in pairs:
         guess_chunks, gold_chunks = chunks(guess), chunks(gold)
         correct += len(guess_chunks & gold_chunks)
         guessed += len(guess_chunks)
@@ -153,6 +149,67 @@ def chunk_f1(predictions: list[str], references: list[str]) -> dict[str, float]:
     recall = correct / gold_total if gold_total else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"score": f1, "precision": precision, "recall": recall}
+
+
+def chunk_f1(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """Micro chunk F1 over the whole set: a predicted chunk counts when its type and both ends match a gold one.
+
+    Precision, recall and F1 are conlleval's (0 when there is nothing to divide by), as fractions, not
+    percentages.
+    """
+    return _micro_chunk_f1(_aligned(predictions, references))
+
+
+# Bracketed chunks: "[NP The cat] [VP sat] on [NP the mat]". The words travel with their chunks, so a model
+# need not count positions to keep tags aligned with words, as it must when it writes the tags alone.
+_BRACKET_TOKEN_RE = re.compile(r"\[([A-Z]+)(?=\s)|\]|[^\s\[\]]+")
+
+
+def bracketed(words: Sequence[str], tags: Sequence[str]) -> str:
+    """``words`` with their IOB ``tags`` written as bracketed chunks (conlleval's chunks; words outside are bare)."""
+    if len(words) != len(tags):
+        raise ValueError(f"{len(words)} words for {len(tags)} tags")
+    starts = {first: type_ for first, _, type_ in chunks(tags)}
+    ends = {last for _, last, _ in chunks(tags)}
+    out = []
+    for i, word in enumerate(words):
+        piece = f"[{starts[i]} {word}" if i in starts else word
+        out.append(piece + "]" if i in ends else piece)
+    return " ".join(out)
+
+
+def bracket_tags(text: str) -> tuple[list[str], list[str]]:
+    """The words of a bracketed text and one IOB tag each: ``[T`` opens a chunk, ``]`` closes it.
+
+    Only the first line counts. A chunk opened while another is open ends the first; words outside any
+    chunk are ``O``; a stray ``]`` is ignored.
+    """
+    words: list[str] = []
+    tags: list[str] = []
+    open_type: str | None = None
+    first = False
+    for match in _BRACKET_TOKEN_RE.finditer(normalise_answer(text)):
+        token = match.group(0)
+        if match.group(1):
+            open_type, first = match.group(1), True
+        elif token == "]":
+            open_type = None
+        else:
+            words.append(token)
+            tags.append(OUTSIDE if open_type is None else f"{'B' if first else 'I'}-{open_type}")
+            first = False
+    return words, tags
+
+
+def bracket_chunk_f1(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """:func:`chunk_f1` for bracketed chunks: each text is read into IOB tags, the prediction's aligned by position
+    to the reference's words (extra words cut off, missing ones ``O``), as :func:`parse_tags` aligns tags."""
+    pairs = []
+    for prediction, reference in zip(predictions, references):
+        gold = bracket_tags(reference)[1]
+        guess = bracket_tags(prediction)[1][:len(gold)]
+        pairs.append((guess + [OUTSIDE] * (len(gold) - len(guess)), gold))
+    return _micro_chunk_f1(pairs)
 
 
 def token_accuracy(predictions: list[str], references: list[str]) -> dict[str, float]:
@@ -174,4 +231,6 @@ def token_accuracy(predictions: list[str], references: list[str]) -> dict[str, f
 register(Metric("exact_match", "first line of the output, stripped, equals the reference (case-sensitive)",
                 exact_match))
 register(Metric("chunk_f1", "chunk-level micro F1 of IOB tag sequences, counted as conlleval does", chunk_f1))
+register(Metric("bracket_chunk_f1", "chunk-level micro F1 of bracketed chunks ('[NP The cat] [VP sat]'), read into "
+                "IOB tags and counted as conlleval does", bracket_chunk_f1))
 register(Metric("token_accuracy", "per-position accuracy of whitespace-separated tag sequences", token_accuracy))

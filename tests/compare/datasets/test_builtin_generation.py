@@ -15,7 +15,7 @@ import pytest
 from adarank.compare.data import hold_out_validation as classification_hold_out
 from adarank.compare.data import load_dataset_spec
 from adarank.compare.datasets import DATASETS, GenerationData, hold_out_validation, load_generation_spec
-from adarank.compare.metrics import METRICS, chunk_f1, score
+from adarank.compare.metrics import METRICS, bracket_chunk_f1, bracket_tags, bracketed, chunk_f1, chunks, score
 from adarank.errors import AdaRankError
 
 NLTK_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "nltk_data"
@@ -24,7 +24,7 @@ CORPORA = NLTK_DATA / "corpora"
 CUES = {
     "trec-coarse": "\nAnswer type:", "trec-fine": "\nAnswer type:", "mr": "\nSentiment:",
     "subj": "\nSubjective or objective:", "ppattach": "\nAttaches to (verb or noun):",
-    "conll2000": "\nChunk tags:", "rte": "\nEntailment (yes or no):",
+    "conll2000": "\nChunk tags:", "conll2000-brackets": "\nChunks:", "rte": "\nEntailment (yes or no):",
 }
 
 
@@ -172,6 +172,28 @@ def test_conll2000(nltk_dir):
     assert all(t == "O" or t[:2] in ("B-", "I-") for t in tags)
     # Predicting O everywhere finds no chunk.
     assert chunk_f1([" O"] * len(data.test_completions), data.test_completions)["score"] == 0.0
+
+
+def test_conll2000_brackets_is_the_same_corpus_with_the_words_in_the_completion(nltk_dir):
+    data, tags = loaded("conll2000-brackets", nltk_dir), loaded("conll2000", nltk_dir)
+    assert data.metric == "bracket_chunk_f1" and data.strata is None
+    assert data.train_completions[0].startswith(" [NP Confidence] [PP in] [NP the pound] [VP is widely expected")
+    for split in ("train", "test"):
+        for prompt, completion, tag_prompt, tag_completion in zip(
+                getattr(data, f"{split}_prompts"), getattr(data, f"{split}_completions"),
+                getattr(tags, f"{split}_prompts"), getattr(tags, f"{split}_completions")):
+            assert prompt == tag_prompt.replace("\nChunk tags:", "\nChunks:")
+            words, read = bracket_tags(completion)
+            assert " ".join(words) == prompt[len("Words: "):-len("\nChunks:")]   # every word, in order
+            assert chunks(read) == chunks(tag_completion.split())              # the same gold chunks
+    # The same guesses score the same F1 in both forms: here, the gold tags with each sentence's last tag made O.
+    guesses = [c.split()[:-1] + ["O"] for c in tags.test_completions[:300]]
+    words = [bracket_tags(c)[0] for c in data.test_completions[:300]]
+    as_tags = chunk_f1([" ".join(g) for g in guesses], tags.test_completions[:300])
+    as_brackets = bracket_chunk_f1([" " + bracketed(w, g) for w, g in zip(words, guesses)],
+                                   data.test_completions[:300])
+    assert 0.5 < as_tags["score"] < 1.0 and as_brackets == as_tags
+    assert bracket_chunk_f1([" O"] * 300, data.test_completions[:300])["score"] == 0.0
 
 
 def test_rte(nltk_dir):

@@ -3,7 +3,8 @@
 Official split: 8,936 training and 2,012 test sentences (WSJ sections 15-18 and 20). The completion is the
 tag sequence, one tag per word, separated by spaces; the metric is conlleval's chunk-level F1
 (:func:`adarank.compare.metrics.chunk_f1`). POS tags are in the corpus but not in the prompt: the task is
-chunking from words alone.
+chunking from words alone. ``conll2000-brackets`` (:mod:`.conll2000_brackets`) is the same corpus with the
+words kept in the completion, bracketed by chunk.
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ from .splits import Examples, assemble
 PROMPT = "Words: {words}\nChunk tags:"
 
 
-def parse(lines: list[str], member: str) -> Examples:
-    """``word POS chunk`` lines, a blank line after each sentence, as one example per sentence."""
-    examples = Examples([], [])
+Sentence = tuple[list[str], list[str]]  # words, one IOB chunk tag each
+
+
+def sentences(lines: list[str], member: str) -> list[Sentence]:
+    """``word POS chunk`` lines, a blank line after each sentence, as (words, chunk tags) per sentence."""
+    found: list[Sentence] = []
     words: list[str] = []
     tags: list[str] = []
     for lineno, line in enumerate([*lines, ""], 1):
         if not line:
             if words:
-                examples.prompts.append(PROMPT.format(words=" ".join(words)))
-                examples.completions.append(" " + " ".join(tags))
+                found.append((words, tags))
                 words, tags = [], []
             continue
         fields = line.split()
@@ -36,6 +39,15 @@ def parse(lines: list[str], member: str) -> Examples:
                                f"re-download the corpus with `{NLTK_DOWNLOAD}`")
         words.append(fields[0])
         tags.append(fields[2])
+    return found
+
+
+def parse(lines: list[str], member: str) -> Examples:
+    """One example per sentence: the words as the prompt, their tags as the completion."""
+    examples = Examples([], [])
+    for words, tags in sentences(lines, member):
+        examples.prompts.append(PROMPT.format(words=" ".join(words)))
+        examples.completions.append(" " + " ".join(tags))
     return examples
 
 
