@@ -87,7 +87,7 @@ fi
 
 common=(--model "$model" --task generation --data-dir .carry/data/nltk_data --results "$res" --target-sets all-linear
         --ranks "$ranks" --unit params --device "${DEVICE:-cuda}" --max-train "${MAX_TRAIN:-4000}" --epochs 1
-        --max-steps "${STEPS:-100}" --batch-size "${BATCH:-32}" --max-new-tokens 256 --eval-batch-size "${EVAL_BS:-32}")
+        --max-steps "${STEPS:-100}" --batch-size "${BATCH:-32}" --max-new-tokens 256)
 methods=${METHODS:-uniform,adarank-floor,adarank-exact,linear-depth,adarank-fisher,eva,eva-ranks,adalora}
 grid() { say "grid $*"; python3 -m adarank.compare.grid "${common[@]}" "$@" --timeout-minutes "$(left)" 2>&1 \
            | grep -v "^grid:.*it/s\]$" | tail -25 | tee -a "$log"; }
@@ -101,28 +101,33 @@ maxlen() { case $1 in conll2000*) echo "${MAX_LENGTH_CONLL:-512}" ;; *) echo "${
 # test sentences per evaluation: CoNLL-2000 decodes up to 201 tokens per prompt, so it takes MAX_TEST_CONLL (500
 # sentences, about 12,000 tagged tokens) to keep an evaluation run near the others' length
 maxtest() { case $1 in conll2000*) echo "${MAX_TEST_CONLL:-500}" ;; *) echo "${MAX_TEST:-1000}" ;; esac; }
-groups() {  # "LENGTH TEST DS1,DS2,..." per length and test size, in the order they first appear
+# CoNLL-2000's decoding (up to 201 tokens a prompt) is most of its run time and bound by per-step latency, not by the
+# batch: EVAL_BS_CONLL (64) prompts a batch halves its steps
+evalbs() { case $1 in conll2000*) echo "${EVAL_BS_CONLL:-64}" ;; *) echo "${EVAL_BS:-32}" ;; esac; }
+groups() {  # "LENGTH TEST EVALBATCH DS1,DS2,..." per length, test size and evaluation batch, in first-seen order
     local -A by=() ; local order=() ds k
     for ds in "$@"; do
-        k="$(maxlen "$ds") $(maxtest "$ds")"
+        k="$(maxlen "$ds") $(maxtest "$ds") $(evalbs "$ds")"
         if [ -n "${by[$k]:-}" ]; then by[$k]+=",$ds"; else by[$k]=$ds; order+=("$k"); fi
     done
     for k in "${order[@]}"; do echo "$k ${by[$k]}"; done
 }
-# sweep/evaluate LENGTH TEST DATASETS [GRID OPTIONS...]: later options win (the side lane's --ranks and --workers)
-sweep() { local n=$1 t=$2 list=$3; shift 3
-          grid --datasets "$list" --max-length "$n" --max-test "$t" --workers "$per" --methods "$methods" --seeds 100 \
+# sweep/evaluate LENGTH TEST EVALBATCH DATASETS [GRID OPTIONS...]: later options win (the side lane's --ranks, --workers)
+sweep() { local n=$1 t=$2 e=$3 list=$4; shift 4
+          grid --datasets "$list" --max-length "$n" --max-test "$t" --eval-batch-size "$e" --workers "$per" \
+            --methods "$methods" --seeds 100 \
             --lr-sweep "${RATES:-3e-4,1e-3,3e-3,1e-2}" --extend-edges "${EDGES:-2}" "$@"; }
-evaluate() { local n=$1 t=$2 list=$3; shift 3
-             grid --datasets "$list" --max-length "$n" --max-test "$t" --workers "$per" --methods "$methods" \
+evaluate() { local n=$1 t=$2 e=$3 list=$4; shift 4
+             grid --datasets "$list" --max-length "$n" --max-test "$t" --eval-batch-size "$e" --workers "$per" \
+               --methods "$methods" \
                --seeds "${SEEDS:-0,1,2,3,4}" --lr-from-sweep "$@"; }
 references() {  # references WORKERS, one setting per task: the base model prompted, and full fine-tuning at a swept rate
-    local n t list ref sets=() g
+    local n t e list ref sets=() g
     [ "${REFERENCES:-1}" = 1 ] || return 0
     mapfile -t sets < <(groups "${all[@]}")
     for g in "${sets[@]}"; do
-        read -r n t list <<< "$g"
-        ref=(--datasets "$list" --max-length "$n" --max-test "$t" --workers "$1")
+        read -r n t e list <<< "$g"
+        ref=(--datasets "$list" --max-length "$n" --max-test "$t" --eval-batch-size "$e" --workers "$1")
         enough && grid "${ref[@]}" --methods base-model --seeds 0 --lr 1e-3
         enough && grid "${ref[@]}" --methods full-ft --seeds 100 --lr-sweep 1e-5,3e-5,1e-4 --extend-edges "${EDGES:-2}"
         enough && grid "${ref[@]}" --methods full-ft --seeds 0,1,2 --lr-from-sweep
@@ -140,9 +145,9 @@ lane() {  # lane I: datasets I, I+LANES, ... one after another; JOINT=1: one lan
     for ((k = i; k < ${#all[@]}; k += lanes)); do
         ds=${all[$k]}
         enough || break
-        sweep "$(maxlen "$ds")" "$(maxtest "$ds")" "$ds"
+        sweep "$(maxlen "$ds")" "$(maxtest "$ds")" "$(evalbs "$ds")" "$ds"
         enough || break
-        evaluate "$(maxlen "$ds")" "$(maxtest "$ds")" "$ds"
+        evaluate "$(maxlen "$ds")" "$(maxtest "$ds")" "$(evalbs "$ds")" "$ds"
     done
 }
 side() {  # SIDE_DATASETS at r̄ = SIDE_RANKS with SIDE_WORKERS workers, beside the lanes: each sweep, then each evaluation

@@ -9,6 +9,8 @@ words kept in the completion, bracketed by chunk.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ...errors import AdaRankError
 from ..data import NLTK_DOWNLOAD
 from .base import GenerationData
@@ -42,22 +44,28 @@ def sentences(lines: list[str], member: str) -> list[Sentence]:
     return found
 
 
-def parse(lines: list[str], member: str) -> Examples:
-    """One example per sentence: the words as the prompt, their tags as the completion."""
-    examples = Examples([], [])
+def examples(lines: list[str], member: str, prompt: str, completion: Callable[[list[str], list[str]], str]) -> Examples:
+    """One example per sentence: ``prompt`` filled with its words, ``completion(words, tags)`` after a space."""
+    found = Examples([], [])
     for words, tags in sentences(lines, member):
-        examples.prompts.append(PROMPT.format(words=" ".join(words)))
-        examples.completions.append(" " + " ".join(tags))
-    return examples
+        found.prompts.append(prompt.format(words=" ".join(words)))
+        found.completions.append(" " + completion(words, tags))
+    return found
+
+
+def load_form(name: str, metric: str, prompt: str, completion: Callable[[list[str], list[str]], str],
+              data_dir: DataDir, max_train: int | None, max_test: int | None, seed: int) -> GenerationData:
+    """The official split, written as ``prompt`` → ``completion``: what every form of the corpus shares."""
+    train, test = (examples(corpus_lines("conll2000", member, data_dir), f"conll2000/{member}", prompt, completion)
+                   for member in ("train.txt", "test.txt"))
+    split = {"kind": "official", "train": "conll2000/train.txt", "test": "conll2000/test.txt"}
+    return assemble(name, train, test, metric=metric, split=split, max_train=max_train, max_test=max_test, seed=seed)
 
 
 def load(data_dir: DataDir = None, *, max_train: int | None = None, max_test: int | None = None,
          seed: int = 0) -> GenerationData:
-    train = parse(corpus_lines("conll2000", "train.txt", data_dir), "conll2000/train.txt")
-    test = parse(corpus_lines("conll2000", "test.txt", data_dir), "conll2000/test.txt")
-    split = {"kind": "official", "train": "conll2000/train.txt", "test": "conll2000/test.txt"}
-    return assemble("conll2000", train, test, metric="chunk_f1", split=split, max_train=max_train,
-                    max_test=max_test, seed=seed)
+    return load_form("conll2000", "chunk_f1", PROMPT, lambda words, tags: " ".join(tags), data_dir, max_train,
+                     max_test, seed)
 
 
 register(DatasetEntry("conll2000", "CoNLL-2000 chunking: words -> one IOB chunk tag per word; official 8,936/2,012 "

@@ -13,30 +13,16 @@ from __future__ import annotations
 
 from ..metrics import bracketed
 from .base import GenerationData
-from .conll2000 import sentences
-from .corpus import corpus_lines
+from .conll2000 import load_form
 from .registry import DataDir, DatasetEntry, register
-from .splits import Examples, assemble
 
 PROMPT = "Words: {words}\nChunks:"
 
 
-def parse(lines: list[str], member: str) -> Examples:
-    """One example per sentence: the words as the prompt, the bracketed chunks as the completion."""
-    examples = Examples([], [])
-    for words, tags in sentences(lines, member):
-        examples.prompts.append(PROMPT.format(words=" ".join(words)))
-        examples.completions.append(" " + bracketed(words, tags))
-    return examples
-
-
 def load(data_dir: DataDir = None, *, max_train: int | None = None, max_test: int | None = None,
          seed: int = 0) -> GenerationData:
-    train = parse(corpus_lines("conll2000", "train.txt", data_dir), "conll2000/train.txt")
-    test = parse(corpus_lines("conll2000", "test.txt", data_dir), "conll2000/test.txt")
-    split = {"kind": "official", "train": "conll2000/train.txt", "test": "conll2000/test.txt"}
-    return assemble("conll2000-brackets", train, test, metric="bracket_chunk_f1", split=split,
-                    max_train=max_train, max_test=max_test, seed=seed)
+    return load_form("conll2000-brackets", "bracket_chunk_f1", PROMPT, bracketed, data_dir, max_train, max_test,
+                     seed)
 
 
 register(DatasetEntry("conll2000-brackets", "CoNLL-2000 chunking: words -> the words bracketed by chunk "
