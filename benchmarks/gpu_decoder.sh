@@ -25,7 +25,8 @@
 # was cut to its last token, which adarank now refuses), in grids of its own. CoNLL-2000 runs as conll2000-brackets
 # (the words bracketed by chunk): as bare tags (conll2000) its 2026-12-01 sweep scored F1 0-10 %, see
 # benchmarks/results/decoder/conll2000-tags-only/README.md.
-# MAX_TEST (default 1000) caps the test sentences of an evaluation run; CoNLL-2000 takes MAX_TEST_CONLL (500).
+# MAX_TEST (default 1000) caps the test sentences of an evaluation run; CoNLL-2000 takes MAX_TEST_CONLL (500), and
+# decodes EVAL_BS_CONLL (64) prompts a batch where the others take EVAL_BS (32).
 # The references (REFERENCES=1: the base model, full fine-tuning swept then seeds 0-2) follow the evaluations: in the
 # JOINT lane, with its workers (so that a side lane keeps its own); otherwise after every lane, with all WORKERS.
 # SIDE_DATASETS (default none) runs those datasets at r̄ = SIDE_RANKS (default 2) beside the lanes, with SIDE_WORKERS

@@ -420,3 +420,23 @@ def test_a_method_whose_runs_differ_in_size_shows_their_range():
     sizes = [1000 + 10 * i for i in range(len(SETTINGS[setting]["random"]))]
     assert f"{sum(sizes) / len(sizes):,.0f} ({min(sizes):,}–{max(sizes):,})" in rows["random"]
     assert not any("–" in c for c in rows["uniform"][4:5])  # one size for every run: no range
+
+
+def test_each_setting_names_its_tasks_metric_and_mixed_metrics_are_a_problem(tmp_path):
+    results = tmp_path / "grid"
+    write_runs(results)
+    for file in (results / "runs").glob("trec-coarse__*.json"):  # one setting scored by chunk F1
+        rec = json.loads(file.read_text())
+        file.write_text(json.dumps({**rec, "metric": "bracket_chunk_f1"}))
+    lines = build_report(results, plots=results / "plots").splitlines()
+    chunked = lines[lines.index("### trec-coarse · value · r̄=8") + 2]
+    plain = lines[lines.index("### mr · attention · r̄=2") + 2]
+    assert "| chunk F1 % |" in chunked and "| Δ chunk F1 vs uniform (pp) |" in chunked and "accuracy" not in chunked
+    assert "| accuracy % |" in plain and "| Δacc vs uniform (pp) |" in plain
+
+    one = results / "runs" / "trec-coarse__value__r8__random__s0.json"
+    one.write_text(json.dumps({**json.loads(one.read_text()), "metric": "exact_match"}))
+    problems: list[str] = []
+    settings = summarize(report.load_records(results / "runs").runs, problems)
+    assert any("different metrics (bracket_chunk_f1, exact_match)" in p for p in problems)
+    assert next(s for s in settings if s.dataset == "trec-coarse").score_name == "score (mixed metrics)"

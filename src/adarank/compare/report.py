@@ -235,6 +235,12 @@ class SettingSummary:
     target_set: str
     rank: int
     methods: dict[str, MethodSummary]
+    metric: str | None = None  # the records' ``metric`` (a generation task's); None: accuracy; "mixed": several
+
+    @property
+    def score_name(self) -> str:
+        """What the setting's score is, for table headers and axes: accuracy unless its task scores otherwise."""
+        return SCORE_NAMES.get(self.metric or "", self.metric or "accuracy")
 
     @property
     def slug(self) -> str:
@@ -250,6 +256,11 @@ class SettingSummary:
         fine-tuning): those tell how far LoRA is from its bounds, and are shown per setting, but
         they are no allocation to pool, correct for, hold to parameter parity or call collapsed."""
         return {name: m for name, m in self.methods.items() if name not in REFERENCE_METHODS}
+
+
+#: how each generation metric reads in a table; classification records and exact match are accuracy
+SCORE_NAMES = {"": "accuracy", "accuracy": "accuracy", "exact_match": "accuracy", "chunk_f1": "chunk F1",
+               "bracket_chunk_f1": "chunk F1", "token_accuracy": "token accuracy", "mixed": "score (mixed metrics)"}
 
 
 def method_sort_key(method: str) -> tuple[int, str]:
@@ -301,7 +312,12 @@ def summarize(runs: Sequence[dict[str, Any]], problems: list[str] | None = None,
                 m.diffs = [mine[s] - base_acc[s] for s in m.paired_seeds]
                 m.paired = paired_stats(m.diffs)
                 m.wtl = win_tie_loss(m.diffs)
-        settings.append(SettingSummary(key[0], key[1], key[2], methods))
+        metrics = {str(rec["metric"]) for cell in by_cell[key].values() for rec in cell.values() if rec.get("metric")}
+        if len(metrics) > 1:
+            problems.append(f"{key}: records scored by different metrics ({', '.join(sorted(metrics))}); "
+                            "their scores are compared as if they were one")
+        metric = next(iter(metrics)) if len(metrics) == 1 else ("mixed" if metrics else None)
+        settings.append(SettingSummary(key[0], key[1], key[2], methods, metric))
     return settings
 
 
@@ -490,8 +506,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
-def setting_header(baseline: str = BASELINE) -> tuple[str, ...]:
-    return ("method", "n", "accuracy %", "macro-F1 %", "LoRA params", f"Δacc vs {baseline} (pp)", "95% CI", "W/T/L")
+def setting_header(baseline: str = BASELINE, score_name: str = "accuracy") -> tuple[str, ...]:
+    delta = "Δacc" if score_name == "accuracy" else f"Δ {score_name}"
+    return ("method", "n", f"{score_name} %", "macro-F1 %", "LoRA params", f"{delta} vs {baseline} (pp)", "95% CI",
+            "W/T/L")
 
 
 
@@ -567,7 +585,7 @@ def plot_setting(setting: SettingSummary, path: str | os.PathLike, baseline: str
         ax.axhline(_mean(base.acc), ls="--", lw=1, color="tab:red", alpha=0.6, label=f"{baseline} mean")
         ax.legend(loc="best", fontsize=8)
     ax.set_xticks(range(len(methods)), [m.method for m in methods], rotation=30, ha="right")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(f"test {setting.score_name} (%)")
     ax.set_title(f"{setting.label} (mean ± std, dots = seeds)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     dest = _save(fig, Path(path))
@@ -909,7 +927,8 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
            + (f", {len(sweep_runs)} learning-rate-sweep records" if sweep_runs else "")]
     md += _versions_line(all_runs) + _hparams_lines(loaded.runs) + _loss_path_lines(loaded.runs)
     md += ["", "How to read: accuracy and macro-F1 are on the test split, in percent, mean ± sample std over "
-           f"seeds. Δacc = method − {baseline} accuracy in percentage points (pp), paired by seed over the seeds both "
+           "seeds; a generation setting whose task has another metric (chunk F1) names it in its table, and its Δ is "
+           f"in points of that metric. Δacc = method − {baseline} accuracy in percentage points (pp), paired by seed over the seeds both "
            "have (n shown when fewer than the method's runs). 95% CI = mean ± t(0.975, n−1)·sd/√n (Student t, "
            f"needs n ≥ 2). W/T/L counts seeds where the method is ahead by ≥ {TIE_PP:g} pp (W), within "
            f"|Δ| < {TIE_PP:g} pp (T) or behind by ≥ {TIE_PP:g} pp (L). LoRA params: LoRA factor parameters, mean "
@@ -918,9 +937,9 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
     if settings:
         plots_dir.mkdir(parents=True, exist_ok=True)
     for s in settings:
-        md += [f"### {s.label}", ""] + _table(setting_header(baseline), setting_rows(s, baseline)) + [""]
+        md += [f"### {s.label}", ""] + _table(setting_header(baseline, s.score_name), setting_rows(s, baseline)) + [""]
         png = plot_setting(s, plots_dir / f"acc__{s.slug}.png", baseline)
-        md += [f"![accuracy by method, {s.label}]({_rel(png, link_base)})", ""]
+        md += [f"![{s.score_name} by method, {s.label}]({_rel(png, link_base)})", ""]
 
     if settings:
         md += parity_lines(settings, baseline)
