@@ -25,3 +25,17 @@ def test_two_processes_match_one(tiny_bert_dir, tmp_path):
     assert a["modules"] == b["modules"]
     assert a["budget"] == b["budget"]
     assert not list((tmp_path / "two").glob(".adarank-checkpoint*"))
+
+
+def test_closing_leaves_the_group_after_success_and_failure_and_is_a_no_op_outside_one(tmp_path):
+    import torch.distributed as dist
+
+    from adarank.distributed import close_process_group
+
+    close_process_group(finished=True)  # no group: nothing to do, no error
+    for finished in (True, False):
+        store = dist.FileStore(str(tmp_path / f"store-{finished}"), 1)
+        dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+        assert dist.is_initialized()
+        close_process_group(finished=finished)
+        assert not dist.is_initialized()

@@ -383,8 +383,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
+    finished = False
     try:
         args.run(args)
+        finished = True
     except AdaRankError as exc:
         print(f"adarank: error: {exc}", file=sys.stderr)
         return 2
@@ -392,10 +394,9 @@ def _main(argv: Sequence[str] | None) -> int:
         print("adarank: interrupted; model weights are unchanged and no partial file was written", file=sys.stderr)
         return 130
     finally:
-        import torch.distributed as dist
+        from .distributed import close_process_group
 
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+        close_process_group(finished=finished)
     return 0
 
 

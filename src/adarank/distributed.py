@@ -9,6 +9,7 @@ name, so which rank scores a module does not change its scores: the plan equals 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any, Sequence, TypeVar
 
 import torch
@@ -60,3 +61,22 @@ def local_device(requested: str | None) -> str | None:
     if launched_world_size() > 1 and torch.cuda.is_available() and requested in (None, "auto", "cuda"):
         return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     return requested
+
+
+def close_process_group(*, finished: bool) -> None:
+    """Leave the process group, if this process joined one.
+
+    After a run that ``finished`` on this rank, a gloo group first waits (at most a minute) until every rank has
+    got this far: a rank that tears gloo down while another still reads from it can abort with "terminate called
+    without an active exception", failing a run whose plan was already written. After a failure no rank waits,
+    since the others may never arrive.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if finished and dist.get_world_size() > 1 and dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=timedelta(seconds=60))
+    except RuntimeError:
+        pass  # a rank that failed or left: tear down regardless, its own error is what the user sees
+    finally:
+        dist.destroy_process_group()
