@@ -82,6 +82,11 @@ _TAG_RE = re.compile(r"([BI])-(\S+)\Z")
 OUTSIDE = "O"
 
 
+def _fit(tags: list[str], length: int) -> list[str]:
+    """``tags`` aligned to ``length`` words: extra tags cut off, missing ones ``O``."""
+    return tags[:length] + [OUTSIDE] * (length - len(tags))
+
+
 def parse_tags(text: str, length: int) -> list[str]:
     """The tag sequence a decoded text gives, aligned to ``length`` words.
 
@@ -89,8 +94,7 @@ def parse_tags(text: str, length: int) -> list[str]:
     ``O``; a token that is not ``O``, ``B-X`` or ``I-X`` counts as ``O`` too, since it names no chunk.
     """
     tokens = normalise_answer(text).split()[:length]
-    tags = [t if t == OUTSIDE or _TAG_RE.match(t) else OUTSIDE for t in tokens]
-    return tags + [OUTSIDE] * (length - len(tags))
+    return _fit([t if t == OUTSIDE or _TAG_RE.match(t) else OUTSIDE for t in tokens], length)
 
 
 def _split_tag(tag: str) -> tuple[str, str]:
@@ -169,8 +173,9 @@ def bracketed(words: Sequence[str], tags: Sequence[str]) -> str:
     """``words`` with their IOB ``tags`` written as bracketed chunks (conlleval's chunks; words outside are bare)."""
     if len(words) != len(tags):
         raise ValueError(f"{len(words)} words for {len(tags)} tags")
-    starts = {first: type_ for first, _, type_ in chunks(tags)}
-    ends = {last for _, last, _ in chunks(tags)}
+    found = chunks(tags)
+    starts = {first: type_ for first, _, type_ in found}
+    ends = {last for _, last, _ in found}
     out = []
     for i, word in enumerate(words):
         piece = f"[{starts[i]} {word}" if i in starts else word
@@ -204,12 +209,9 @@ def bracket_tags(text: str) -> tuple[list[str], list[str]]:
 def bracket_chunk_f1(predictions: list[str], references: list[str]) -> dict[str, float]:
     """:func:`chunk_f1` for bracketed chunks: each text is read into IOB tags, the prediction's aligned by position
     to the reference's words (extra words cut off, missing ones ``O``), as :func:`parse_tags` aligns tags."""
-    pairs = []
-    for prediction, reference in zip(predictions, references):
-        gold = bracket_tags(reference)[1]
-        guess = bracket_tags(prediction)[1][:len(gold)]
-        pairs.append((guess + [OUTSIDE] * (len(gold) - len(guess)), gold))
-    return _micro_chunk_f1(pairs)
+    golds = [bracket_tags(reference)[1] for reference in references]
+    return _micro_chunk_f1([(_fit(bracket_tags(prediction)[1], len(gold)), gold)
+                            for prediction, gold in zip(predictions, golds)])
 
 
 def token_accuracy(predictions: list[str], references: list[str]) -> dict[str, float]:

@@ -22,6 +22,7 @@ PROMPT = "Words: {words}\nChunk tags:"
 
 
 Sentence = tuple[list[str], list[str]]  # words, one IOB chunk tag each
+Completion = Callable[[list[str], list[str]], str]  # (words, tags) -> the completion's text
 
 
 def sentences(lines: list[str], member: str) -> list[Sentence]:
@@ -44,7 +45,7 @@ def sentences(lines: list[str], member: str) -> list[Sentence]:
     return found
 
 
-def examples(lines: list[str], member: str, prompt: str, completion: Callable[[list[str], list[str]], str]) -> Examples:
+def examples(lines: list[str], member: str, prompt: str, completion: Completion) -> Examples:
     """One example per sentence: ``prompt`` filled with its words, ``completion(words, tags)`` after a space."""
     found = Examples([], [])
     for words, tags in sentences(lines, member):
@@ -53,8 +54,8 @@ def examples(lines: list[str], member: str, prompt: str, completion: Callable[[l
     return found
 
 
-def load_form(name: str, metric: str, prompt: str, completion: Callable[[list[str], list[str]], str],
-              data_dir: DataDir, max_train: int | None, max_test: int | None, seed: int) -> GenerationData:
+def load_form(name: str, metric: str, prompt: str, completion: Completion, data_dir: DataDir,
+              max_train: int | None, max_test: int | None, seed: int) -> GenerationData:
     """The official split, written as ``prompt`` → ``completion``: what every form of the corpus shares."""
     train, test = (examples(corpus_lines("conll2000", member, data_dir), f"conll2000/{member}", prompt, completion)
                    for member in ("train.txt", "test.txt"))
