@@ -13,13 +13,19 @@ Each path runs in a fresh process, so that neither sees the other's allocations:
 - run one forward and backward;
 - read the peak.
 
+A third path, ``completion-only-unchunked``, computes the completion-only loss in one piece however many tokens
+are labelled: the training path splits more than ``CHUNK_TOKENS`` of them into checkpointed chunks, and on long
+completions (``--dataset conll2000-brackets``, about 66 labelled tokens an example) the two differ. ``--paths``
+picks which run (the full loss on CoNLL-2000 at batch 32 needs more memory than the development machine has).
+
 ``step_peak_mib`` is the peak minus the memory before the step, which is what the step itself allocated. Both
 paths' losses on that batch are recorded too: they must agree. A process's peak on the CPU can move from run to
 run: two single runs here, before ``--repeats`` existed, differed by 12 % and 26 %. So each path runs
 ``--repeats`` times, alternating, and every reading is kept; the summary gives each path's median and range.
 
     python benchmarks/completion_loss_memory.py [--model DIR] [--data-dir DIR] [--dataset subj] [--batch 8]
-        [--repeats 3] [--out benchmarks/results/completion_loss_memory.json]
+        [--repeats 3] [--paths full,completion-only] [--max-length 256]
+        [--out benchmarks/results/completion_loss_memory.json]
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from pathlib import Path
 
 from provenance import run_provenance  # benchmarks/provenance.py, beside this script
 
-PATHS = ("full", "completion-only")
+PATHS = ("full", "completion-only", "completion-only-unchunked")
 
 
 def rss_mib() -> float:
@@ -53,6 +59,7 @@ def child(args: argparse.Namespace) -> dict:
     from peft import LoraConfig, get_peft_model
 
     from adarank.compare.grid import load_task_data
+    from adarank.compare.tasks.completion_loss import CHUNK_TOKENS, completion_loss
     from adarank.compare.tasks.generation import Generation, TrainingPairs
     from adarank.loading import load_tokenizer
 
@@ -63,12 +70,16 @@ def child(args: argparse.Namespace) -> dict:
     model = task.load_model(args.model, data, "dtype")
     model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
     tokenizer = load_tokenizer(args.model)
-    pairs = TrainingPairs(tokenizer, data.train_prompts[:args.batch], data.train_completions[:args.batch], 256)
+    pairs = TrainingPairs(tokenizer, data.train_prompts[:args.batch], data.train_completions[:args.batch],
+                          args.max_length)
     batch = pairs.batch(list(range(len(pairs))), torch.device("cpu"))
     model.train()
     before, peak_before = rss_mib(), peak_mib()
     start = time.perf_counter()
-    loss = task.training_loss(model, batch, logits=args.child)
+    if args.child == "completion-only-unchunked":
+        loss = completion_loss(model, batch, chunk=max(CHUNK_TOKENS, int((batch["labels"] != -100).sum())))
+    else:
+        loss = task.training_loss(model, batch, logits=args.child)
     loss.backward()
     seconds = time.perf_counter() - start
     peak = peak_mib()
@@ -76,7 +87,7 @@ def child(args: argparse.Namespace) -> dict:
             "labelled_tokens": int((batch["labels"] != -100).sum()), "rss_before_mib": round(before, 1),
             "peak_before_step_mib": round(peak_before, 1), "peak_mib": round(peak, 1),
             "step_peak_mib": round(peak - before, 1), "step_raised_the_peak": peak > peak_before,
-            "step_seconds": round(seconds, 2)}
+            "step_seconds": round(seconds, 2), "chunk_tokens": CHUNK_TOKENS}
 
 
 def main() -> None:
@@ -87,41 +98,51 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8, help="training pairs in the batch")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--repeats", type=int, default=3, help="fresh processes per path, alternating")
+    p.add_argument("--paths", default="full,completion-only", help=f"comma-separated loss paths of {', '.join(PATHS)}")
+    p.add_argument("--max-length", type=int, default=256, help="tokens per training example after truncation")
     p.add_argument("--out", default="benchmarks/results/completion_loss_memory.json", help="the JSON to write")
     p.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print(json.dumps(child(args)))
         return
+    paths = [x.strip() for x in args.paths.split(",") if x.strip()]
+    unknown = sorted(set(paths) - set(PATHS))
+    if unknown or len(paths) < 2:
+        p.error(f"--paths needs two or more of {', '.join(PATHS)}; got {args.paths!r}")
     result = {**run_provenance(), "model": Path(args.model).name, "dataset": args.dataset, "batch": args.batch,
-              "lora": "r=8, all-linear", "runs": []}
+              "max_length": args.max_length, "lora": "r=8, all-linear", "runs": []}
     for _ in range(args.repeats):
-        for path in PATHS:
+        for path in paths:
             cmd = [sys.executable, __file__, "--child", path, "--model", args.model, "--data-dir", args.data_dir,
-                   "--dataset", args.dataset, "--batch", str(args.batch), "--threads", str(args.threads)]
+                   "--dataset", args.dataset, "--batch", str(args.batch), "--threads", str(args.threads),
+                   "--max-length", str(args.max_length)]
             done = subprocess.run(cmd, check=True, capture_output=True, text=True)
             run = json.loads(done.stdout.strip().splitlines()[-1])
             result["runs"].append(run)
             print(f"{path:16s} step peak {run['step_peak_mib']:8.1f} MiB  loss {run['loss']:.6f}  "
                   f"{run['step_seconds']:.1f} s  batch {run['batch']}")
     summary = {}
-    for path in PATHS:
+    for path in paths:
         peaks = sorted(r["step_peak_mib"] for r in result["runs"] if r["path"] == path)
         times = sorted(r["step_seconds"] for r in result["runs"] if r["path"] == path)
         summary[path] = {"step_peak_mib_median": statistics.median(peaks), "step_peak_mib_range": [peaks[0], peaks[-1]],
                          "step_seconds_median": statistics.median(times)}
     losses = {r["path"]: r["loss"] for r in result["runs"]}
+    first, rest = paths[0], paths[1:]
     result["summary"] = summary
-    result["loss_rel_diff"] = abs(losses["full"] - losses["completion-only"]) / abs(losses["full"])
-    result["step_peak_ratio_median"] = round(summary["full"]["step_peak_mib_median"]
-                                             / summary["completion-only"]["step_peak_mib_median"], 2)
+    result["loss_rel_diff"] = {f"{first} vs {other}": abs(losses[first] - losses[other]) / abs(losses[first])
+                               for other in rest}
+    result["step_peak_ratio_median"] = {f"{first} / {other}": round(summary[first]["step_peak_mib_median"]
+                                                                     / summary[other]["step_peak_mib_median"], 2)
+                                        for other in rest}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     tmp.replace(out)
-    print(f"full / completion-only step peak (medians): {result['step_peak_ratio_median']}x; loss relative difference "
-          f"{result['loss_rel_diff']:.1e}; written to {out}")
+    print(f"step peak ratios (medians): {result['step_peak_ratio_median']}; loss relative differences "
+          f"{result['loss_rel_diff']}; written to {out}")
 
 
 if __name__ == "__main__":

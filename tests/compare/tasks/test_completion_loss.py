@@ -132,6 +132,56 @@ def test_logits_are_computed_at_the_labelled_tokens_only():
     assert labelled < batch["input_ids"].numel() // 3  # far fewer rows than the full path's
 
 
+def _head_rows(model: torch.nn.Module) -> tuple[list[int], object]:
+    """Row counts of every call of the output embedding (forward and checkpoint recomputation)."""
+    rows: list[int] = []
+    handle = model.get_base_model().get_output_embeddings().register_forward_hook(
+        lambda module, args, out: rows.append(out.shape[0]))
+    return rows, handle
+
+
+@pytest.mark.parametrize("arch", ["gemma3-softcap", "gpt2"])
+@pytest.mark.parametrize("chunk", [1, 3, 7])
+def test_chunked_completion_loss_equals_the_whole_one_and_materialises_chunk_rows_at_most(arch, chunk):
+    model = _lora(_tiny_lm(arch), arch).eval()
+    batch = _batch()
+    labelled = int((batch["labels"][:, 1:] != IGNORE).sum())
+    assert labelled > 7  # so that every chunk size here splits the rows
+    whole = completion_loss(model, batch, chunk=labelled)
+    whole.backward()
+    whole_grads = _lora_grads(model)
+    rows, handle = _head_rows(model)
+    try:
+        chunked = completion_loss(model, batch, chunk=chunk)
+        forward_rows = list(rows)
+        chunked.backward()
+    finally:
+        handle.remove()
+    chunked_grads = _lora_grads(model)
+    torch.testing.assert_close(chunked, whole, rtol=1e-6, atol=1e-6)
+    for name, grad in whole_grads.items():
+        torch.testing.assert_close(chunked_grads[name], grad, rtol=1e-4, atol=1e-7, msg=name)
+    expected = [min(chunk, labelled - start) for start in range(0, labelled, chunk)]
+    assert forward_rows == expected  # every labelled row once, chunk rows at a time
+    assert sorted(rows[len(forward_rows):]) == sorted(expected)  # recomputed in backward, not kept
+    with pytest.raises(ValueError, match="chunk"):
+        completion_loss(model, batch, chunk=0)
+
+
+def test_chunked_loss_gives_full_fine_tuning_the_same_gradients_including_the_tied_embedding():
+    model = _tiny_lm("gemma3").eval()
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    batch = _batch(seed=1)
+    grads = []
+    for chunk in (10_000, 2):
+        completion_loss(model, batch, chunk=chunk).backward()
+        grads.append({n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None})
+        model.zero_grad(set_to_none=True)
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) == len(list(model.parameters()))
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
 def test_the_full_path_where_the_completion_head_cannot_be_set_up():
     import peft
     import transformers

@@ -13,6 +13,15 @@ mean over the batch's labelled tokens), for a fraction of the memory. The operat
 model's own forward (output embedding and softcap in the ambient dtype, then float32), so under
 bf16 autocast the two paths differ by rounding only.
 
+Long completions still need several full-vocabulary copies of their rows at once: CoNLL-2000's
+bracketed chunks are ~66 tokens each, 2,100 rows a batch of 32, and the bf16 logits, the softcap's
+tanh, the float32 copy and its log-softmax come to about 8 GB there, which ran runs sharing a GPU
+out of memory. So above ``CHUNK_TOKENS`` labelled tokens the head and the cross-entropy run over
+chunks of that many rows, each under activation checkpointing
+(:func:`torch.utils.checkpoint.checkpoint`): a chunk keeps only its hidden rows for the backward
+pass and recomputes its logits there. The peak is one chunk's copies, for a second head forward
+over the completion rows; the chunks' summed losses over the labelled tokens are the same mean.
+
 :func:`completion_head` returns ``None`` where this cannot be set up (no backbone, no output
 embeddings, a PEFT tuner that changes the forward such as AdaLoRA, which adds a penalty to the
 loss); the training loop then uses the model's own loss. It also checks the two losses against each
@@ -32,6 +41,8 @@ from torch import nn
 IGNORE = -100
 #: name of this loss path in a run's record (``loss_logits``)
 COMPLETION_ONLY = "completion-only"
+#: labelled tokens whose logits are materialised at once; more are done in checkpointed chunks
+CHUNK_TOKENS = 512
 
 
 @dataclass(frozen=True)
@@ -100,13 +111,25 @@ def _last_hidden(outputs: Any) -> torch.Tensor:
     return outputs[0] if hidden is None else hidden
 
 
+def _summed_loss(output: nn.Module, softcap: float | None, hidden: torch.Tensor,
+                 targets: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy of ``hidden`` rows (labelled positions) against ``targets``, in float32."""
+    logits = output(hidden)  # (rows, vocab)
+    if softcap is not None:
+        logits = torch.tanh(logits / softcap) * softcap
+    return F.cross_entropy(logits.float(), targets, reduction="sum")
+
+
 def completion_loss(model: nn.Module, batch: dict[str, torch.Tensor],
-                    head: CompletionHead | None = None) -> torch.Tensor:
-    """Mean cross-entropy over the batch's labelled next tokens, with logits at those positions only.
+                    head: CompletionHead | None = None, *, chunk: int = CHUNK_TOKENS) -> torch.Tensor:
+    """Mean cross-entropy over the batch's labelled next tokens, with logits at those positions only,
+    ``chunk`` rows of them at a time (checkpointed) where there are more.
 
     ``batch`` holds ``labels`` (``IGNORE`` where there is no loss) and the backbone's inputs
     (``input_ids``, ``attention_mask``). Equals ``model(**batch).loss`` of a transformers causal LM.
     """
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1 labelled token, got {chunk}")
     head = completion_head(model) if head is None else head
     if head is None:
         raise ValueError(f"no completion-only loss for {type(model).__name__}: backbone or output embedding not found")
@@ -115,7 +138,15 @@ def completion_loss(model: nn.Module, batch: dict[str, torch.Tensor],
     hidden = _last_hidden(head.backbone(**inputs))
     targets = labels[:, 1:]  # position p predicts token p + 1
     keep = targets != IGNORE
-    logits = head.output(hidden[:, :-1][keep])  # (labelled tokens, vocab)
-    if head.softcap is not None:
-        logits = torch.tanh(logits / head.softcap) * head.softcap
-    return F.cross_entropy(logits.float(), targets[keep])
+    rows, wanted = hidden[:, :-1][keep], targets[keep]  # (labelled tokens, hidden), (labelled tokens,)
+    count = wanted.numel()
+    if count <= chunk:
+        return _summed_loss(head.output, head.softcap, rows, wanted) / count
+    from torch.utils.checkpoint import checkpoint
+
+    total = rows.new_zeros((), dtype=torch.float32)
+    for start in range(0, count, chunk):
+        part = slice(start, start + chunk)
+        total = total + checkpoint(_summed_loss, head.output, head.softcap, rows[part], wanted[part],
+                                   use_reentrant=False)
+    return total / count
