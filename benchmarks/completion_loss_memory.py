@@ -18,13 +18,16 @@ are labelled: the training path splits more than ``CHUNK_TOKENS`` of them into c
 completions (``--dataset conll2000-brackets``, about 66 labelled tokens an example) the two differ. ``--paths``
 picks which run (the full loss on CoNLL-2000 at batch 32 needs more memory than the development machine has).
 
+``--bf16`` runs the step under bf16 autocast, as the GPU grid trains: the backbone's activations then take half
+the memory they take in float32, and the loss's float32 copies of the logits a larger share of the peak.
+
 ``step_peak_mib`` is the peak minus the memory before the step, which is what the step itself allocated. Both
 paths' losses on that batch are recorded too: they must agree. A process's peak on the CPU can move from run to
 run: two single runs here, before ``--repeats`` existed, differed by 12 % and 26 %. So each path runs
 ``--repeats`` times, alternating, and every reading is kept; the summary gives each path's median and range.
 
     python benchmarks/completion_loss_memory.py [--model DIR] [--data-dir DIR] [--dataset subj] [--batch 8]
-        [--repeats 3] [--paths full,completion-only] [--max-length 256]
+        [--repeats 3] [--paths full,completion-only] [--max-length 256] [--bf16]
         [--out benchmarks/results/completion_loss_memory.json]
 """
 
@@ -76,10 +79,11 @@ def child(args: argparse.Namespace) -> dict:
     model.train()
     before, peak_before = rss_mib(), peak_mib()
     start = time.perf_counter()
-    if args.child == "completion-only-unchunked":
-        loss = completion_loss(model, batch, chunk=max(CHUNK_TOKENS, int((batch["labels"] != -100).sum())))
-    else:
-        loss = task.training_loss(model, batch, logits=args.child)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        if args.child == "completion-only-unchunked":
+            loss = completion_loss(model, batch, chunk=max(CHUNK_TOKENS, int((batch["labels"] != -100).sum())))
+        else:
+            loss = task.training_loss(model, batch, logits=args.child)
     loss.backward()
     seconds = time.perf_counter() - start
     peak = peak_mib()
@@ -87,7 +91,7 @@ def child(args: argparse.Namespace) -> dict:
             "labelled_tokens": int((batch["labels"] != -100).sum()), "rss_before_mib": round(before, 1),
             "peak_before_step_mib": round(peak_before, 1), "peak_mib": round(peak, 1),
             "step_peak_mib": round(peak - before, 1), "step_raised_the_peak": peak > peak_before,
-            "step_seconds": round(seconds, 2), "chunk_tokens": CHUNK_TOKENS}
+            "step_seconds": round(seconds, 2), "chunk_tokens": CHUNK_TOKENS, "bf16_autocast": args.bf16}
 
 
 def main() -> None:
@@ -100,6 +104,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="fresh processes per path, alternating")
     p.add_argument("--paths", default="full,completion-only", help=f"comma-separated loss paths of {', '.join(PATHS)}")
     p.add_argument("--max-length", type=int, default=256, help="tokens per training example after truncation")
+    p.add_argument("--bf16", action="store_true", help="run the step under bf16 autocast, as the GPU grid does")
     p.add_argument("--out", default="benchmarks/results/completion_loss_memory.json", help="the JSON to write")
     p.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -111,12 +116,12 @@ def main() -> None:
     if unknown or len(paths) < 2:
         p.error(f"--paths needs two or more of {', '.join(PATHS)}; got {args.paths!r}")
     result = {**run_provenance(), "model": Path(args.model).name, "dataset": args.dataset, "batch": args.batch,
-              "max_length": args.max_length, "lora": "r=8, all-linear", "runs": []}
+              "max_length": args.max_length, "bf16_autocast": args.bf16, "lora": "r=8, all-linear", "runs": []}
     for _ in range(args.repeats):
         for path in paths:
             cmd = [sys.executable, __file__, "--child", path, "--model", args.model, "--data-dir", args.data_dir,
                    "--dataset", args.dataset, "--batch", str(args.batch), "--threads", str(args.threads),
-                   "--max-length", str(args.max_length)]
+                   "--max-length", str(args.max_length)] + (["--bf16"] if args.bf16 else [])
             done = subprocess.run(cmd, check=True, capture_output=True, text=True)
             run = json.loads(done.stdout.strip().splitlines()[-1])
             result["runs"].append(run)

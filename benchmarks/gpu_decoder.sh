@@ -26,7 +26,9 @@
 # (the words bracketed by chunk): as bare tags (conll2000) its 2026-12-01 sweep scored F1 0-10 %, see
 # benchmarks/results/decoder/conll2000-tags-only/README.md.
 # MAX_TEST (default 1000) caps the test sentences of an evaluation run; CoNLL-2000 takes MAX_TEST_CONLL (500), and
-# decodes EVAL_BS_CONLL (64) prompts a batch where the others take EVAL_BS (32).
+# decodes EVAL_BS_CONLL (128) prompts a batch where the others take EVAL_BS (32): a batch decodes until its longest
+# completion ends, and fewer, larger batches cut those sequential steps (at 64, 181 s of a CoNLL run's 248 went on
+# decoding, 7-9 runs sharing the GPU).
 # The references (REFERENCES=1: the base model, full fine-tuning swept then seeds 0-2) follow the evaluations: in the
 # JOINT lane, with its workers (so that a side lane keeps its own); otherwise after every lane, with all WORKERS.
 # SIDE_DATASETS (default none) runs those datasets at r̄ = SIDE_RANKS (default 2) beside the lanes, with SIDE_WORKERS
@@ -103,8 +105,8 @@ maxlen() { case $1 in conll2000*) echo "${MAX_LENGTH_CONLL:-512}" ;; *) echo "${
 # sentences, about 12,000 tagged tokens) to keep an evaluation run near the others' length
 maxtest() { case $1 in conll2000*) echo "${MAX_TEST_CONLL:-500}" ;; *) echo "${MAX_TEST:-1000}" ;; esac; }
 # CoNLL-2000's decoding (up to 201 tokens a prompt) is most of its run time and bound by per-step latency, not by the
-# batch: EVAL_BS_CONLL (64) prompts a batch halves its steps
-evalbs() { case $1 in conll2000*) echo "${EVAL_BS_CONLL:-64}" ;; *) echo "${EVAL_BS:-32}" ;; esac; }
+# batch: EVAL_BS_CONLL (128) prompts a batch cuts its sequential steps
+evalbs() { case $1 in conll2000*) echo "${EVAL_BS_CONLL:-128}" ;; *) echo "${EVAL_BS:-32}" ;; esac; }
 groups() {  # "LENGTH TEST EVALBATCH DS1,DS2,..." per length, test size and evaluation batch, in first-seen order
     local -A by=() ; local order=() ds k
     for ds in "$@"; do

@@ -182,23 +182,67 @@ def test_chunked_loss_gives_full_fine_tuning_the_same_gradients_including_the_ti
         torch.testing.assert_close(grads[1][name], grad, rtol=1e-4, atol=1e-7, msg=name)
 
 
-def test_the_full_path_where_the_completion_head_cannot_be_set_up():
+def test_the_full_path_where_the_completion_head_cannot_be_set_up(monkeypatch):
     import peft
     import transformers
 
     base = transformers.LlamaModel(transformers.LlamaConfig(**LLAMA_LIKE))  # no output embeddings
     assert completion_head(base) is None
-    # AdaLoRA adds its orthogonality penalty to the model's loss: its forward is more than the layers
-    adalora = peft.get_peft_model(_tiny_lm("llama"), peft.AdaLoraConfig(
-        init_r=4, target_r=2, total_step=10, tfinal=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
-    assert completion_head(adalora) is None
     task = Generation()
-    assert task.loss_logits(adalora, TrainConfig()) == FULL_LOGITS
     lora = _lora(_tiny_lm("llama"), "llama")
+    with monkeypatch.context() as patch:  # a tuner whose forward is more than its layers
+        patch.setattr(type(lora.base_model), "forward", lambda self, *a, **k: self.model(*a, **k))
+        assert completion_head(lora) is None
+        assert task.loss_logits(lora, TrainConfig()) == FULL_LOGITS
     assert task.loss_logits(lora, TrainConfig()) == COMPLETION_ONLY
     assert task.loss_logits(lora, TrainConfig(completion_logits=False)) == FULL_LOGITS
     with pytest.raises(Exception, match="completion_logits"):
         TrainConfig(completion_logits="yes")
+
+
+def _adalora_model(orth_reg_weight: float = 0.5) -> torch.nn.Module:
+    import peft
+
+    model = peft.get_peft_model(_tiny_lm("gemma3"), peft.AdaLoraConfig(
+        init_r=4, target_r=2, total_step=10, tinit=1, tfinal=2, target_modules=["q_proj", "v_proj", "down_proj"],
+        orth_reg_weight=orth_reg_weight, task_type="CAUSAL_LM"))
+    with torch.no_grad():  # B starts at zero; random values make every penalty term and gradient non-trivial
+        for name, param in model.named_parameters():
+            if "lora_B" in name or "lora_E" in name:
+                param.normal_(0, 0.3)
+    return model
+
+
+def test_adalora_trains_on_completion_logits_plus_its_orthogonality_penalty_equal_to_peft_own_loss():
+    model = _adalora_model().eval()
+    batch = _batch()
+    head = completion_head(model)
+    assert head is not None and head.penalty is not None
+    assert Generation().loss_logits(model, TrainConfig()) == COMPLETION_ONLY
+    full = model(**batch).loss
+    full.backward()
+    full_grads = _lora_grads(model)
+    cheap = completion_loss(model, batch, chunk=3)
+    cheap.backward()
+    cheap_grads = _lora_grads(model)
+    torch.testing.assert_close(cheap, full, rtol=1e-6, atol=1e-6)
+    assert {n for n in full_grads if "lora_A" in n} and full_grads.keys() == cheap_grads.keys()
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(cheap_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    penalty = float(head.penalty())
+    plain = float(completion_loss(model, batch, dataclasses.replace(head, penalty=None)))
+    assert penalty > 0.05 and float(full) == pytest.approx(plain + penalty, rel=1e-6)  # the test sees the penalty
+    without = _adalora_model(orth_reg_weight=0.0)
+    assert float(completion_head(without).penalty()) == 0.0
+
+
+def test_adalora_first_batch_check_agrees_under_bf16_autocast():
+    model = _adalora_model().train()
+    check: dict = {}
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        loss, path = _first_loss(Generation(), model, _batch(), COMPLETION_ONLY, torch.device("cpu"), check)
+    assert path == COMPLETION_ONLY and loss.requires_grad
+    assert _losses_agree(check[COMPLETION_ONLY], check["full"])
 
 
 def test_losses_agree_within_the_relative_tolerance_and_on_non_finite_values():

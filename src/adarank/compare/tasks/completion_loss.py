@@ -22,16 +22,23 @@ chunks of that many rows, each under activation checkpointing
 pass and recomputes its logits there. The peak is one chunk's copies, for a second head forward
 over the completion rows; the chunks' summed losses over the labelled tokens are the same mean.
 
+AdaLoRA's forward adds an orthogonality penalty to the model's loss (the mean Frobenius distance of
+each ``lora_A``'s ``A Aᵀ`` and each ``lora_B``'s ``Bᵀ B`` from the identity, times
+``orth_reg_weight``), so its full-logits loss is the largest of all (its runs on CoNLL-2000 would
+hold 32 × 300 × 262,144 floats per copy). The head adds that penalty, computed as PEFT 0.21's
+``AdaLoraModel.forward`` computes it, to the completion-only loss.
+
 :func:`completion_head` returns ``None`` where this cannot be set up (no backbone, no output
-embeddings, a PEFT tuner that changes the forward such as AdaLoRA, which adds a penalty to the
-loss); the training loop then uses the model's own loss. It also checks the two losses against each
-other on a run's first batch (:mod:`adarank.compare.train`).
+embeddings, another PEFT tuner that changes the forward); the training loop then uses the model's
+own loss. It also checks the two losses against each other on every run's first batch
+(:mod:`adarank.compare.train`), so a PEFT whose penalty differs from this one is caught there: the
+run trains on PEFT's own loss, with a warning.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -53,11 +60,22 @@ class CompletionHead:
     backbone: nn.Module
     output: nn.Module
     softcap: float | None
+    #: a term the tuner's forward adds to the model's loss (AdaLoRA's orthogonality penalty), or None
+    penalty: Callable[[], torch.Tensor] | None = None
+
+
+def _adalora(model: nn.Module) -> Any:
+    """The AdaLoRA tuner of a PEFT model, or ``None``."""
+    from peft.tuners.adalora import AdaLoraModel
+
+    tuner = getattr(model, "base_model", None)
+    return tuner if isinstance(tuner, AdaLoraModel) else None
 
 
 def _causal_lm(model: nn.Module) -> nn.Module | None:
     """The transformers causal LM inside ``model`` (itself, or the model a PEFT wrapper adapts);
-    ``None`` if a PEFT wrapper changes more than the layers (prompt learning, a tuner with its own forward)."""
+    ``None`` if a PEFT wrapper changes more than the layers (prompt learning, a tuner with its own
+    forward other than AdaLoRA's, whose penalty :func:`orthogonality_penalty` adds)."""
     from peft import PeftModel
     from peft.tuners.tuners_utils import BaseTuner
 
@@ -65,9 +83,30 @@ def _causal_lm(model: nn.Module) -> nn.Module | None:
         return model
     if model.active_peft_config.is_prompt_learning:
         return None
-    if not isinstance(model.base_model, BaseTuner) or type(model.base_model).forward is not BaseTuner.forward:
-        return None  # e.g. AdaLoRA adds its orthogonality penalty to the model's loss
+    tuner = model.base_model
+    if not isinstance(tuner, BaseTuner):
+        return None
+    if type(tuner).forward is not BaseTuner.forward and _adalora(model) is None:
+        return None
     return model.get_base_model()
+
+
+def orthogonality_penalty(tuner: Any) -> torch.Tensor:
+    """What AdaLoRA's forward adds to the loss: ``orth_reg_weight`` times the mean over the trained
+    adapter's ``lora_A`` and ``lora_B`` of ``‖A Aᵀ − I‖_F`` and ``‖Bᵀ B − I‖_F``."""
+    adapter = tuner.trainable_adapter_name
+    weight = float(tuner.peft_config[adapter].orth_reg_weight)
+    total, count = None, 0
+    for name, param in tuner.model.named_parameters():
+        if ("lora_A" in name or "lora_B" in name) and adapter in name:
+            cov = param @ param.T if "lora_A" in name else param.T @ param
+            eye = torch.eye(*cov.shape, dtype=cov.dtype, device=cov.device)
+            term = torch.norm(cov - eye, p="fro")  # PEFT's op, so that autocast treats it alike
+            total = term if total is None else total + term
+            count += 1
+    if total is None:
+        return torch.zeros(())
+    return weight * (total / count)
 
 
 def _softcap(lm: nn.Module) -> float | None:
@@ -103,7 +142,9 @@ def completion_head(model: nn.Module) -> CompletionHead | None:
             backbone = None
     if not isinstance(backbone, nn.Module) or backbone is lm or backbone is output:
         return None
-    return CompletionHead(lm=lm, backbone=backbone, output=output, softcap=_softcap(lm))
+    tuner = _adalora(model)
+    penalty = None if tuner is None else (lambda: orthogonality_penalty(tuner))
+    return CompletionHead(lm=lm, backbone=backbone, output=output, softcap=_softcap(lm), penalty=penalty)
 
 
 def _last_hidden(outputs: Any) -> torch.Tensor:
@@ -141,12 +182,14 @@ def completion_loss(model: nn.Module, batch: dict[str, torch.Tensor],
     rows, wanted = hidden[:, :-1][keep], targets[keep]  # (labelled tokens, hidden), (labelled tokens,)
     count = wanted.numel()
     if count <= chunk:
-        return _summed_loss(head.output, head.softcap, rows, wanted) / count
-    from torch.utils.checkpoint import checkpoint
+        loss = _summed_loss(head.output, head.softcap, rows, wanted) / count
+    else:
+        from torch.utils.checkpoint import checkpoint
 
-    total = rows.new_zeros((), dtype=torch.float32)
-    for start in range(0, count, chunk):
-        part = slice(start, start + chunk)
-        total = total + checkpoint(_summed_loss, head.output, head.softcap, rows[part], wanted[part],
-                                   use_reentrant=False)
-    return total / count
+        total = rows.new_zeros((), dtype=torch.float32)
+        for start in range(0, count, chunk):
+            part = slice(start, start + chunk)
+            total = total + checkpoint(_summed_loss, head.output, head.softcap, rows[part], wanted[part],
+                                       use_reentrant=False)
+        loss = total / count
+    return loss if head.penalty is None else loss + head.penalty()
