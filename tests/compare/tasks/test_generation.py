@@ -123,8 +123,11 @@ def test_every_method_trains_a_tiny_llama_on_generation(llama_folder, method):
     assert record["task"] == "generation" and record["metric"] == "exact_match"
     assert 0.0 <= record["test_score"] <= 1.0
     assert record["steps"] == (0 if method == "base-model" else 6)
-    # logits at the completion only, except AdaLoRA (its penalty is part of the model's loss) and no training
-    assert record["loss_logits"] == {"base-model": None, "adalora": "full"}.get(method, "completion-only")
+    # logits at the completion only (AdaLoRA's with its penalty added), checked against the model's own loss
+    assert record["loss_logits"] == (None if method == "base-model" else "completion-only")
+    if method != "base-model":
+        check = record["loss_check"]
+        assert check["completion-only"] == pytest.approx(check["full"], rel=1e-5)
     types = {name.rsplit(".", 1)[-1] for name in record["ranks"]}
     assert types == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     if method in ("base-model", "full-ft"):
