@@ -659,6 +659,8 @@ class SweepRow:
     method: str = "uniform"
     #: sweep runs at this lr that diverged (no record): they make the rate ineligible
     diverged: int = 0
+    #: validation (or test) examples one run was scored on, the fewest among the runs; 0 = not recorded
+    examples: int = 0
 
 
 def _lr_of(rec: dict[str, Any]) -> float | None:
@@ -675,6 +677,7 @@ def summarize_sweep(runs: Sequence[dict[str, Any]], problems: list[str] | None =
     diverged (they leave no record): a rate at which any seed diverged is never chosen."""
     problems = problems if problems is not None else []
     cells: dict[tuple[str, str, int, str, float], list[float]] = defaultdict(list)
+    examples: dict[tuple[str, str, int, str, float], int] = {}
     for rec in runs:
         lr = _lr_of(rec)
         if lr is None:
@@ -682,12 +685,16 @@ def summarize_sweep(runs: Sequence[dict[str, Any]], problems: list[str] | None =
             continue
         key = (str(rec["dataset"]), str(rec["target_set"]), int(rec["rank"]), str(rec["method"]), lr)
         cells[key].append(_pp(score_of(rec)))
+        n = rec.get("test_examples")
+        n = int(n) if isinstance(n, (int, float)) and n > 0 else 0
+        examples[key] = min(examples.get(key, n), n)
     failed: dict[tuple[str, str, int, str, float], int] = defaultdict(int)
     for key in diverged:
         parsed = _parse_sweep_key(key)
         if parsed is not None:
             failed[parsed] += 1
-    rows = [SweepRow(k[0], k[1], k[2], k[4], v, method=k[3], diverged=failed.get(k, 0)) for k, v in cells.items()]
+    rows = [SweepRow(k[0], k[1], k[2], k[4], v, method=k[3], diverged=failed.get(k, 0), examples=examples[k])
+            for k, v in cells.items()]
     rows += [SweepRow(k[0], k[1], k[2], k[4], [], method=k[3], diverged=n) for k, n in failed.items() if k not in cells]
     rows.sort(key=lambda r: (*_setting_sort_key((r.dataset, r.target_set, r.rank)), method_sort_key(r.method), r.lr))
     best: dict[tuple[str, str, int, str], SweepRow] = {}
@@ -1000,14 +1007,27 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
                f"each method's best mean in each setting (the smaller lr on a tie; a rate where a run diverged "
                f"is never chosen). Folder: `{SWEEP_DIRS[on]}/`.", ""]
         from .sweep_edges import edge_extensions
+        from .sweep_margins import close_choices
 
-        edges = edge_extensions(rows)
+        edges, close = edge_extensions(rows), close_choices(rows)
+
+        def mark(r: SweepRow) -> str:
+            cell = (r.dataset, r.target_set, r.rank, r.method)
+            notes = [word for word, found in (("edge", cell in edges), ("close", cell in close)) if found]
+            return "" if not r.chosen else "✓" + (f" ({', '.join(notes)})" if notes else "")
+
         md += _table(("dataset", "target set", "r̄", "method", "lr", "n", "score %", "diverged", "chosen"),
                      [[r.dataset, r.target_set, str(r.rank), r.method, format(r.lr, "g"), str(len(r.acc)),
-                       fmt_mean_std(r.acc) if r.acc else "–", str(r.diverged),
-                       ("✓ (edge)" if (r.dataset, r.target_set, r.rank, r.method) in edges else "✓") if r.chosen
-                       else ""] for r in rows])
+                       fmt_mean_std(r.acc) if r.acc else "–", str(r.diverged), mark(r)] for r in rows])
         md += [""]
+        if close:
+            md += [f"**{len(close)} of {sum(r.chosen for r in rows)} choices won their sweep by at most one standard "
+                   "error of the score that chose them** (marked \"close\"; the binomial error of an accuracy over "
+                   "the scored examples, a rough guide for F1): the runner-up rate may be as good, and a method "
+                   "compared at such a choice carries the sweep's noise. "
+                   + ", ".join(f"{d} · {t} · r̄={k} · {m}: {c.lr:g} over {c.runner_up:g} by {c.margin_pp:.2f} pp "
+                               f"(SE {c.se_pp:.2f})" for (d, t, k, m), c in sorted(close.items()))
+                   + ".", ""]
         if edges:
             md += [f"**{len(edges)} of {sum(r.chosen for r in rows)} choices sit on an edge of their swept rates** "
                    "(marked \"edge\"): the best rate may lie beyond, so those methods may be under-tuned. "
