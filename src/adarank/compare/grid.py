@@ -155,7 +155,11 @@ def _cached(key: Any, make: Callable[[], Any]) -> Any:
 
 
 def _init_worker(threads: int | None) -> None:
-    """Worker start: a share of the CPU threads, and no per-run load reports over the progress bar."""
+    """Worker start: end with the grid, a share of the CPU threads, and no per-run load reports over the
+    progress bar."""
+    from .processes import die_with_parent
+
+    die_with_parent()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import warnings
@@ -958,6 +962,9 @@ def _execute_pool(pending: deque, opts: GridOptions, record: Callable[[Outcome],
                 pool.shutdown(wait=True, cancel_futures=True)
                 pool = new_pool()
     except BaseException:
+        from .processes import stop_workers
+
+        stop_workers(pool)  # a busy worker would otherwise finish its run after the grid is gone
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
@@ -969,18 +976,22 @@ def _crashed(job: Job, exc: BaseException) -> Outcome:
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    from .processes import Terminated, sigterm_interrupts
+
     args = build_parser(prog).parse_args(argv)
     try:
         opts = options_from_args(args)
         opts.argv = list(sys.argv[1:] if argv is None else argv)
-        summary = run_grid(opts)
+        with sigterm_interrupts():
+            summary = run_grid(opts)
     except AdaRankError as exc:
         print(f"adarank.compare.grid: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("adarank.compare.grid: interrupted; finished runs are kept, re-run the same command to resume",
+    except KeyboardInterrupt as exc:
+        how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"adarank.compare.grid: {how}; finished runs are kept, re-run the same command to resume",
               file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     if not opts.dry_run:
         print(summary.line())
         if summary.failed:

@@ -25,6 +25,9 @@ class Metric:
     name: str
     help: str
     fn: MetricFn
+    #: the metric reads only each prediction's first non-blank line (:func:`normalise_answer`), so decoding
+    #: may stop at that line's end (:mod:`adarank.compare.tasks.line_stop`); False: every token is decoded
+    reads_first_line: bool = False
 
 
 METRICS: dict[str, Metric] = {}
@@ -231,8 +234,10 @@ def token_accuracy(predictions: list[str], references: list[str]) -> dict[str, f
 
 
 register(Metric("exact_match", "first line of the output, stripped, equals the reference (case-sensitive)",
-                exact_match))
-register(Metric("chunk_f1", "chunk-level micro F1 of IOB tag sequences, counted as conlleval does", chunk_f1))
+                exact_match, reads_first_line=True))
+register(Metric("chunk_f1", "chunk-level micro F1 of IOB tag sequences, counted as conlleval does", chunk_f1,
+                reads_first_line=True))
 register(Metric("bracket_chunk_f1", "chunk-level micro F1 of bracketed chunks ('[NP The cat] [VP sat]'), read into "
-                "IOB tags and counted as conlleval does", bracket_chunk_f1))
-register(Metric("token_accuracy", "per-position accuracy of whitespace-separated tag sequences", token_accuracy))
+                "IOB tags and counted as conlleval does", bracket_chunk_f1, reads_first_line=True))
+register(Metric("token_accuracy", "per-position accuracy of whitespace-separated tag sequences", token_accuracy,
+                reads_first_line=True))

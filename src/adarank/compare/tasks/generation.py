@@ -20,6 +20,9 @@ Decisions
 * **Evaluation**: left-padded batches, ``generate`` with greedy decoding, at most
   ``max_new_tokens`` (the dataset's, capped by the config's), cut at the first EOS, decoded
   without special tokens and scored with the dataset's metric (:mod:`adarank.compare.metrics`).
+  Where that metric reads only the first non-blank line, a row also stops at the end of that line
+  (:mod:`~adarank.compare.tasks.line_stop`): the score is the same, the rambling is not decoded.
+  The record's ``decode_stop`` says which rule ran.
 """
 
 from __future__ import annotations
@@ -167,19 +170,26 @@ class TestPrompts:
 
 @torch.no_grad()
 def greedy_decode(model: nn.Module, tokenizer: Any, prompts: TestPrompts, max_new_tokens: int, batch_size: int,
-                  device: torch.device, autocast: dict[str, Any]) -> list[str]:
-    """Greedy completions of every prompt, in prompt order, cut at the first EOS."""
+                  device: torch.device, autocast: dict[str, Any], *, stop_at_line_end: bool = False) -> list[str]:
+    """Greedy completions of every prompt, in prompt order, cut at the first EOS; with ``stop_at_line_end``
+    a row also stops after the line break that ends its first non-blank line."""
+    from transformers import StoppingCriteriaList
+
+    from .line_stop import LineStop, line_table
+
     model.eval()
     end = eos_id(tokenizer)
+    table = line_table(tokenizer, int(model.get_output_embeddings().weight.shape[0])) if stop_at_line_end else None
     order = np.argsort(prompts.lengths, kind="stable")
     texts: list[str] = [""] * len(prompts)
     for start in range(0, len(prompts), batch_size):
         idx = order[start:start + batch_size]
         batch = prompts.batch(idx, device)
+        stop = StoppingCriteriaList([LineStop(table)]) if table is not None else None
         with torch.autocast(**autocast):
             out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                                  eos_token_id=end, pad_token_id=prompts.pad_id, temperature=None, top_p=None,
-                                 top_k=None)
+                                 top_k=None, stopping_criteria=stop)
         new = out[:, batch["input_ids"].shape[1]:].cpu().tolist()
         for i, tokens in zip(idx, new):
             if end in tokens:
@@ -260,14 +270,17 @@ class Generation(Task):
 
     def evaluate(self, model: nn.Module, tokenizer: Any, data: GenerationData, test: TestPrompts,  # type: ignore[override]
                  config: Any, device: torch.device, autocast: dict[str, Any]) -> dict[str, Any]:
-        from ..metrics import score
+        from ..metrics import get_metric, score
 
         budget = test.max_new_tokens
-        predictions = greedy_decode(model, tokenizer, test, budget, config.eval_batch_size, device, autocast)
+        first_line = get_metric(data.metric).reads_first_line
+        predictions = greedy_decode(model, tokenizer, test, budget, config.eval_batch_size, device, autocast,
+                                    stop_at_line_end=first_line)
         figures = score(data.metric, predictions, list(data.test_completions))
         score = float(figures["score"])
         extra = {f"test_{k}": float(v) for k, v in figures.items() if k != "score"}
         return {"score": score, "metric": data.metric, **extra, "max_new_tokens": budget,
+                "decode_stop": "eos or first line's end" if first_line else "eos",
                 "test_prompts_truncated": test.truncated,
                 "examples": [{"prompt": data.test_prompts[i], "reference": data.test_completions[i],
                               "prediction": predictions[i]} for i in range(min(5, len(predictions)))]}
