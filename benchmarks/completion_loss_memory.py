@@ -42,6 +42,7 @@ import sys
 import time
 from pathlib import Path
 
+from adarank.io import atomic_write_text
 from provenance import run_provenance  # benchmarks/provenance.py, beside this script
 
 PATHS = ("full", "completion-only", "completion-only-unchunked")
@@ -141,11 +142,7 @@ def main() -> None:
     result["step_peak_ratio_median"] = {f"{first} / {other}": round(summary[first]["step_peak_mib_median"]
                                                                      / summary[other]["step_peak_mib_median"], 2)
                                         for other in rest}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(out)
+    out = atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     print(f"step peak ratios (medians): {result['step_peak_ratio_median']}; loss relative differences "
           f"{result['loss_rel_diff']}; written to {out}")
 

@@ -19,6 +19,7 @@ import json
 import time
 from pathlib import Path
 
+from adarank.io import atomic_write_text
 from provenance import run_provenance  # benchmarks/provenance.py, beside this script
 
 
@@ -86,11 +87,7 @@ def main() -> None:
               f"{entry['score_with_stop']:.4f}, steps {sum(entry['decoding_steps_without_stop'])} -> "
               f"{sum(entry['decoding_steps_with_stop'])}, {entry['seconds_without_stop']} s -> "
               f"{entry['seconds_with_stop']} s", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(out)
+    out = atomic_write_text(args.out, json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     print(f"written to {out}")
 
 

@@ -15,6 +15,7 @@ The standard error is that of an accuracy, ``sqrt(p (1 − p) / (n · seeds))`` 
 from __future__ import annotations
 
 import math
+from statistics import fmean
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -29,10 +30,6 @@ class CloseChoice:
     runner_up: float
     margin_pp: float
     se_pp: float
-
-
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values)
 
 
 def close_choices(rows: Sequence[Any]) -> dict[SweptCell, CloseChoice]:
@@ -50,10 +47,10 @@ def close_choices(rows: Sequence[Any]) -> dict[SweptCell, CloseChoice]:
         others = [r for r in cell_rows if r is not chosen and r.acc and not r.diverged]
         if not others:
             continue
-        runner = max(others, key=lambda r: (_mean(r.acc), -r.lr))
-        p = min(max(_mean(chosen.acc) / 100.0, 0.0), 1.0)
+        runner = max(others, key=lambda r: (fmean(r.acc), -r.lr))
+        p = min(max(fmean(chosen.acc) / 100.0, 0.0), 1.0)
         se = 100.0 * math.sqrt(p * (1.0 - p) / (chosen.examples * len(chosen.acc)))
-        margin = _mean(chosen.acc) - _mean(runner.acc)
+        margin = fmean(chosen.acc) - fmean(runner.acc)
         if margin <= se:
             out[cell] = CloseChoice(float(chosen.lr), float(runner.lr), margin, se)
     return out
