@@ -5,6 +5,7 @@
 # the GPU grid's data and training options, on the CPU (fp32: TrainConfig's bf16 autocast is CUDA-only), so that the
 # two rates are compared on one device and seed by seed; the GPU's own 3e-3 runs are the third column.
 #   SEEDS=0,1,2,3,4 RATES="1e-3 3e-3" benchmarks/pp_uniform_rate_check.sh     (repository root; ~8.3 min a run on 2 cores)
+# On the GPU machine (benchmarks/gpu_background.sh runs it beside the grid): DEVICE=cuda, and bf16 autocast applies.
 # Needs the fp32 Gemma 3 270M folder (adarank.gguf.materialize_gguf of the GGUF, /tmp/gemma-3-270m-fp32) and the NLTK
 # corpora. Resumable: each rate has its own results folder under RESULTS (run records are named without the rate).
 set -euo pipefail
@@ -15,7 +16,7 @@ for rate in ${RATES:-1e-3 3e-3}; do
     mkdir -p "$res/lr$rate/plans"
     cp -n benchmarks/results/decoder/plans/all-linear.json "$res/lr$rate/plans/"  # uniform needs no scores, the grid reads the plan
     python -m adarank.compare.grid --model "$model" --task generation --data-dir "$data" --results "$res/lr$rate" \
-        --target-sets all-linear --ranks 8 --unit params --device cpu --max-train 4000 --max-test 1000 --epochs 1 \
+        --target-sets all-linear --ranks 8 --unit params --device "${DEVICE:-cpu}" --max-train 4000 --max-test 1000 --epochs 1 \
         --max-steps 100 --batch-size 32 --max-length 256 --max-new-tokens 256 --eval-batch-size 32 \
         --datasets ppattach --workers 1 --methods uniform --seeds "${SEEDS:-0,1,2,3,4}" --lr "$rate"
 done

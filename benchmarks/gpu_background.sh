@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Run benchmarks/gpu_decoder.sh across several device calls without stopping it at each call's end (issue 13).
+# A call's processes end with it, except those in a new process session, which run on while the machine stays warm
+# (30 s after a call). So the first call starts the grid with setsid from a private copy of the repository
+# (/tmp/bgrepo: the repository folder is laid afresh at every call, and the grid's spawned workers import from it)
+# and every call then waits, up to WAIT seconds, and packs what is done to $OUT/decoder.tar.gz. A grid stopped at a
+# call's end leaves its slots idle for half a run on average; this one keeps them busy until its own MINUTES.
+#   benchmarks/gpu_background.sh start MINUTES WORKERS RANKS   first call (after benchmarks/gpu_stage_piece.sh 6; the
+#                                                             grid's environment: JOINT, DATASETS, ADARANK_COMMIT, ...)
+#   benchmarks/gpu_background.sh wait                         later calls, back to back (WAIT, default 560 s)
+# PP_CHECK=1 also runs uniform at 1e-3 on PP attachment at r̄ = 8, seeds 0-4, on one GPU worker beside the grid
+# (benchmarks/pp_uniform_rate_check.sh, results in /tmp/pp-check-gpu, packed to $OUT/pp-check-gpu.tar.gz).
+set -uo pipefail
+mode=${1:?start or wait}
+res=/tmp/decoder-results
+bg=/tmp/bgrepo
+if [ "$mode" = start ]; then
+    shift
+    pgrep -f "benchmarks/gpu_decoder.sh" > /dev/null && { echo "a grid is already running"; exit 3; }
+    rm -rf "$bg" && mkdir -p "$bg" && tar cf - --exclude='./.carry/p[0-9]' --exclude=./.git . | tar xf - -C "$bg"
+    mkdir -p /tmp/bg-out
+    ( cd "$bg" && OUT=/tmp/bg-out setsid nohup bash benchmarks/gpu_decoder.sh "$@" > /tmp/bg-grid.log 2>&1 < /dev/null &
+      )
+    if [ "${PP_CHECK:-0}" = 1 ]; then
+        ( cd "$bg" && setsid nohup bash -c 'for i in $(seq 600); do [ -f /tmp/gemma-3-270m-fp32/config.json ] && break; sleep 2; done
+            export PYTHONPATH="$PWD/src:/tmp/site" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+            DEVICE=cuda DATA_DIR=.carry/data/nltk_data RESULTS=/tmp/pp-check-gpu RATES=1e-3 \
+                bash benchmarks/pp_uniform_rate_check.sh' > /tmp/pp-check-gpu.log 2>&1 < /dev/null & )
+    fi
+    sleep 5
+fi
+wait_s=${WAIT:-560}
+t0=$(date +%s)
+running() { pgrep -f "benchmarks/gpu_decoder.sh" > /dev/null; }
+while running && [ $(( $(date +%s) - t0 )) -lt "$wait_s" ]; do sleep 5; done
+running && echo "grid still running" || echo "grid finished"
+nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv,noheader > "$res/card.txt" 2>/dev/null
+tar czf "$OUT/decoder.tar.gz" -C /tmp "$(basename "$res")" 2>/dev/null
+[ -d /tmp/pp-check-gpu ] && tar czf "$OUT/pp-check-gpu.tar.gz" -C /tmp pp-check-gpu pp-check-gpu.log 2>/dev/null
+cp /tmp/bg-grid.log "$OUT/bg-grid.log" 2>/dev/null
+tail -40 "$res/log.txt" 2>/dev/null; tail -5 /tmp/pp-check-gpu.log 2>/dev/null
+exit 0
