@@ -99,3 +99,27 @@ def test_two_level_rule_needs_both_the_pooled_and_the_setting_level_ci_above_zer
         atomic_write_json(tmp_path / "runs" / f"r{i}.json", r)
     assert main(["--results", str(tmp_path), "--rule", "two-level"]) == 0
     assert "pooled and setting-level CIs both above zero" in capsys.readouterr().out
+
+
+def test_the_cli_decides_on_complete_settings_and_names_the_incomplete_ones(tmp_path, capsys):
+    from adarank.io import atomic_write_json
+
+    steady = [0.9, 1.1, 1.0, 1.2, 0.8]
+    runs = _records({PAPER: steady, "adarank-fisher": steady}, settings=2)
+    # a third setting cut short, where fisher's two runs would be a large loss: seeds 0-2 of uniform, 0-1 of fisher
+    runs += [{"dataset": "cut", "target_set": "value", "rank": 2, "method": m, "seed": s, "test_accuracy": acc}
+             for m, accs in (("uniform", [0.8, 0.8, 0.8]), ("adarank-fisher", [0.5, 0.5]), (PAPER, [0.8, 0.8, 0.8]))
+             for s, acc in enumerate(accs)]
+    for i, r in enumerate(runs):
+        atomic_write_json(tmp_path / "runs" / f"r{i}.json", r)
+    assert main(["--results", str(tmp_path), "--rule", "two-level"]) == 0
+    out = capsys.readouterr().out
+    assert "Left out as incomplete" in out and "cut · value · r̄=2 (missing: adarank-fisher seed 2)" in out
+    fisher = next(line for line in out.splitlines() if line.startswith("| adarank-fisher"))
+    assert "+1.00" in fisher  # the cut setting's -30 pp pairs are not in it
+    # every setting cut short: an error in one line, exit 2
+    only = tmp_path / "only"
+    for i, r in enumerate(r for r in runs if r["dataset"] == "cut"):
+        atomic_write_json(only / "runs" / f"r{i}.json", r)
+    assert main(["--results", str(only), "--rule", "two-level"]) == 2
+    assert "every setting" in capsys.readouterr().err

@@ -397,3 +397,40 @@ def test_no_run_is_launched_that_would_not_finish_before_the_deadline():
     # runs take about 60 s (median, so one slow outlier does not stop the grid early)
     assert launch_allowed(30.0, 100.0, [55.0, 60.0, 65.0, 500.0, 58.0])
     assert not launch_allowed(45.0, 100.0, [55.0, 60.0, 65.0, 500.0, 58.0])
+
+
+def test_an_accelerator_error_out_of_memory_is_queued_again_and_an_unknown_one_is_not():
+    from adarank.compare.grid import Outcome, out_of_memory
+
+    # what 15 CoNLL-2000 runs sharing one H200 raised (2026-12-01), not an OutOfMemoryError
+    assert out_of_memory(Outcome("k", False, 1.0, error="CUDA error: out of memory\nSearch for "
+                                 "`cudaErrorMemoryAllocation' in https://docs.nvidia.com/...", error_type="AcceleratorError"))
+    assert not out_of_memory(Outcome("k", False, 1.0, error="CUDA error: unknown error\nSearch for `cudaErrorUnknown'",
+                                     error_type="AcceleratorError"))
+
+
+def test_runs_whose_method_lost_a_sweep_rate_wait_for_the_sweep_and_the_rest_run(tmp_path, capsys):
+    res = tmp_path / "res"
+    runs = res / "lr-sweep-validation" / "runs"
+    for method in ("uniform", "adarank-exact"):
+        _record(runs / f"mr__value__r2__{method}__lr0.001__s100.json", 1e-3, 0.8, lr_sweep=True, method=method, seed=100)
+    # adarank-exact's run at 3e-3 ran out of memory and left no record: its best of one rate is no choice
+    (res / "lr-sweep-validation" / "errors.jsonl").write_text(json.dumps(
+        {"key": "mr__value__r2__adarank-exact__lr0.003__s100", "error_type": "AcceleratorError",
+         "error": "CUDA error: out of memory"}) + "\n")
+    args = ("--datasets", "mr", "--target-sets", "value", "--ranks", "2", "--methods", "uniform,adarank-exact",
+            "--seeds", "0", "--lr-from-sweep")
+    argv = ["--dry-run", "--model", str(tmp_path), "--results", str(res), *args]
+    assert grid.main(argv) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "held  mr__value__r2__adarank-exact__s0" in lines and "todo  mr__value__r2__uniform__s0" in lines
+    assert any(line.startswith("warning: 1 run(s) not started") and "adarank-exact's sweep lost lr 0.003" in line
+               for line in lines)
+    assert grid.swept_learning_rates(res / "lr-sweep-validation") == {("mr", "value", 2, "uniform"): 1e-3}
+    # the rate ran again and left its record: the sweep is complete and chooses, nothing is held
+    _record(runs / "mr__value__r2__adarank-exact__lr0.003__s100.json", 3e-3, 0.9, lr_sweep=True,
+            method="adarank-exact", seed=100)
+    assert grid.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "todo  mr__value__r2__adarank-exact__s0" in lines
+    assert grid.swept_learning_rates(res / "lr-sweep-validation")[("mr", "value", 2, "adarank-exact")] == 3e-3

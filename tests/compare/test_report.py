@@ -22,7 +22,7 @@ SETTINGS = {
         "uniform": [0.800, 0.820, 0.810, 0.790, 0.800],
         "adarank-exact": [0.820, 0.830, 0.810, 0.810, 0.815],  # seed 2: tie (0.0 pp)
         "random": [0.780, 0.800, 0.8105, 0.780, 0.790],  # seed 2: tie (+0.05 pp)
-        "adalora": [0.800, 0.825, 0.805, 0.790],  # only 4 seeds
+        "adalora": [0.800, 0.825, 0.805, 0.790],  # only 4 seeds: seed 4 diverged (write_runs logs it)
     },
     ("mr", "attention", 2): {
         "uniform": [0.700, 0.710, 0.705],
@@ -43,14 +43,24 @@ def _record(dataset: str, target_set: str, rank: int, method: str, seed: int, ac
     return rec
 
 
-def write_runs(results: Path, settings=SETTINGS) -> None:
+def write_runs(results: Path, settings=SETTINGS, diverge_missing: bool = True) -> None:
+    """The records of ``settings``; a method with fewer seeds than its setting's longest list diverged on the
+    rest (logged in errors.jsonl, as the grid does), unless ``diverge_missing`` is False (a grid cut short)."""
+    from adarank.compare.train import DIVERGED_MESSAGE
+
     runs = results / "runs"
     runs.mkdir(parents=True, exist_ok=True)
+    errors = []
     for (dataset, ts, rank), methods in settings.items():
+        most = max(len(accs) for accs in methods.values())
         for method, accs in methods.items():
             for seed, acc in enumerate(accs):
                 key = f"{dataset}__{ts}__r{rank}__{method}__s{seed}"
                 (runs / f"{key}.json").write_text(json.dumps(_record(dataset, ts, rank, method, seed, acc)))
+            errors += [json.dumps({"key": f"{dataset}__{ts}__r{rank}__{method}__s{seed}", "error": DIVERGED_MESSAGE})
+                       for seed in range(len(accs), most)]
+    if errors and diverge_missing:
+        (results / "errors.jsonl").write_text("\n".join(errors) + "\n")
 
 
 def expected_diffs(setting, method) -> np.ndarray:
@@ -191,9 +201,9 @@ def test_lr_sweep_table_and_choice(tmp_path):
     text = build_report(results, out=tmp_path / "s.md")
     assert "### Learning-rate sweep (uniform; scored on the test split)" in text
     # 1e-3 is the largest rate tried: the best may lie beyond, and the table says so
-    assert "| trec-coarse | value | 8 | uniform | 0.001 | 2 | 79.50 ± 0.71 | 0 | ✓ (edge) |" in text
+    assert "| trec-coarse | value | 8 | uniform | 0.001 | 2 | 79.50 ± 0.71 | 0 | 0 | ✓ (edge) |" in text
     assert "1 of 1 choices sit on an edge" in text and "trec-coarse · value · r̄=8 · uniform → 0.003" in text
-    assert "| trec-coarse | value | 8 | uniform | 0.0003 | 2 | 79.00 ± 1.41 | 0 |  |" in text
+    assert "| trec-coarse | value | 8 | uniform | 0.0003 | 2 | 79.00 ± 1.41 | 0 | 0 |  |" in text
     assert "validation split" not in text
 
     # a validation-scored sweep beside it gets its own table, first
@@ -205,7 +215,7 @@ def test_lr_sweep_table_and_choice(tmp_path):
     text = build_report(results, out=tmp_path / "s.md")
     first = text.index("scored on the validation split")
     assert first < text.index("scored on the test split")
-    assert "| trec-coarse | value | 8 | uniform | 0.0003 | 1 | 75.00 | 0 | ✓ |" in text[first:]
+    assert "| trec-coarse | value | 8 | uniform | 0.0003 | 1 | 75.00 | 0 | 0 | ✓ |" in text[first:]
 
 
 def test_cli_writes_the_section(tmp_path, capsys):
@@ -440,3 +450,44 @@ def test_each_setting_names_its_tasks_metric_and_mixed_metrics_are_a_problem(tmp
     settings = summarize(report.load_records(results / "runs").runs, problems)
     assert any("different metrics (bracket_chunk_f1, exact_match)" in p for p in problems)
     assert next(s for s in settings if s.dataset == "trec-coarse").score_name == "score (mixed metrics)"
+
+
+def test_an_incomplete_setting_is_shown_but_left_out_of_every_pooled_reading(tmp_path):
+    results = tmp_path / "grid"
+    settings = {key: dict(methods) for key, methods in SETTINGS.items()}
+    settings[("mr", "attention", 2)]["random"] = [0.720, 0.700]  # a grid cut short: random's seed 2 never ran
+    write_runs(results, settings, diverge_missing=False)
+    (results / "errors.jsonl").write_text(json.dumps({"key": "trec-coarse__value__r8__adalora__s4",
+                                                      "error": "training loss became non-finite"}) + "\n")
+    text = build_report(results, out=tmp_path / "r.md")
+    lines = text.splitlines()
+    assert "### mr · attention · r̄=2" in lines  # its table is there
+    assert any(line.startswith("**Incomplete setting** (missing: random seed 2)") for line in lines)
+    assert "Left out as incomplete: mr · attention · r̄=2." in lines
+    pooled = next(line for line in lines if line.startswith("| adarank-exact | 1 | 5 |"))  # 1 setting, 5 pairs
+    d = expected_diffs(("trec-coarse", "value", 8), "adarank-exact")
+    assert f"| {d.mean():+.2f} |" in pooled
+
+
+def test_a_sweep_that_lost_a_run_chooses_no_rate_and_the_report_says_so(tmp_path):
+    results = tmp_path / "grid"
+    write_runs(results)
+    sweep = results / "lr-sweep-validation"
+    for lr, acc in ((1e-3, 0.80), (3e-3, 0.82)):
+        rec = _record("trec-coarse", "value", 8, "uniform", 100, acc)
+        rec["lr"] = lr
+        (sweep / "runs").mkdir(parents=True, exist_ok=True)
+        (sweep / "runs" / f"trec-coarse__value__r8__uniform__lr{lr:g}__s100.json").write_text(json.dumps(rec))
+    rec = _record("trec-coarse", "value", 8, "adarank-exact", 100, 0.9)
+    rec["lr"] = 1e-3
+    (sweep / "runs" / "trec-coarse__value__r8__adarank-exact__lr0.001__s100.json").write_text(json.dumps(rec))
+    lost = {"key": "trec-coarse__value__r8__adarank-exact__lr0.003__s100", "error_type": "AcceleratorError",
+            "error": "CUDA error: out of memory"}
+    retried = {"key": "trec-coarse__value__r8__uniform__lr0.003__s100", "error_type": "OutOfMemoryError",
+               "error": "CUDA out of memory"}  # ran again later and left its record: not lost
+    (sweep / "errors.jsonl").write_text(json.dumps(lost) + "\n" + json.dumps(retried) + "\n")
+    text = build_report(results, out=tmp_path / "r.md")
+    assert "| trec-coarse | value | 8 | adarank-exact | 0.001 | 1 | 90.00 | 0 | 0 |  |" in text  # not chosen
+    assert "| trec-coarse | value | 8 | adarank-exact | 0.003 | 0 | – | 0 | 1 |  |" in text
+    assert "| trec-coarse | value | 8 | uniform | 0.003 | 1 | 82.00 | 0 | 0 | ✓ (edge) |" in text
+    assert "**1 sweep(s) are incomplete**" in text and "trec-coarse · value · r̄=8 · adarank-exact (0.003 failed)" in text

@@ -60,6 +60,6 @@ def test_the_report_marks_close_choices_from_the_records_validation_size(tmp_pat
     rows = summarize_sweep(report.load_records(sweep).runs)
     assert {r.examples for r in rows} == {400}
     text = build_report(results, out=tmp_path / "s.md")
-    assert "| trec-coarse | value | 8 | uniform | 0.001 | 1 | 76.50 | 0 | ✓ (close) |" in text
+    assert "| trec-coarse | value | 8 | uniform | 0.001 | 1 | 76.50 | 0 | 0 | ✓ (close) |" in text
     assert "1 of 1 choices won their sweep by at most one standard error" in text
     assert "trec-coarse · value · r̄=8 · uniform: 0.001 over 0.0003 by 0.50 pp (SE 2.12)" in text

@@ -23,7 +23,9 @@ from typing import Sequence
 
 from ..errors import AdaRankError
 from ..io import atomic_write_text
+from .completeness import excluded_settings, setting_key
 from .methods import SCORED_METHODS
+from .records import diverged_keys
 from .report import (BASELINE, COLLAPSE_PP, PairedStats, _num, drop_collapses, find_collapses, fmt_ci,
                      load_records, pool, summarize)
 
@@ -187,11 +189,20 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         runs = load_records(Path(args.results) / "runs").runs
         if not runs:
             raise AdaRankError(f"no run records in '{Path(args.results) / 'runs'}'; run the grid first")
+        gaps = excluded_settings(Path(args.results), runs, diverged_keys(Path(args.results) / "errors.jsonl"))
+        runs = [r for r in runs if setting_key(r) not in gaps]
+        if not runs:
+            raise AdaRankError(f"every setting in '{args.results}' is incomplete (some method lacks a seed that "
+                               "another has, or took its rate from a sweep that lost a run); finish the grid first")
         chosen = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None
         if args.rule == "two-level":
             text = two_level_markdown(decide_two_level(runs, chosen))
         else:
             text = decision_report(runs, chosen or list(DEFAULT_CANDIDATES))
+        if gaps:
+            text += ("\nLeft out as incomplete (the decision reads complete settings only): "
+                     + "; ".join(f"{d} · {t} · r̄={k} ({why})" for (d, t, k), why in gaps.items())
+                     + ".\n")
     except AdaRankError as exc:
         print(f"adarank.compare.decision: error: {exc}", file=sys.stderr)
         return 2

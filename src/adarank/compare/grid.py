@@ -51,7 +51,7 @@ from ..errors import AdaRankError
 from ..io import atomic_write_json
 from .data import dataset_slug, is_builtin_corpus
 from .methods import CORE_METHODS, METHODS, TASK_PROBE_SEED, PlanVariant, sample_texts, variant_of
-from .records import SWEEP_DIRS, diverged_keys
+from .records import SWEEP_DIRS, diverged_keys, unfinished_keys
 
 TARGET_SETS: dict[str, "list[str] | str"] = {
     "value": ["value"],
@@ -584,12 +584,14 @@ class GridSummary:
     seconds: float = 0.0
     failed_keys: list[str] = field(default_factory=list)
     diverged: int = 0  # earlier runs that diverged, not run again
+    held_back: int = 0  # runs whose rate would come from an incomplete sweep, not started
     durations: list[float] = field(default_factory=list)  # seconds of each run finished in this call
 
     def line(self) -> str:
         again = f", {self.diverged} diverged before (not retried)" if self.diverged else ""
+        waiting = f" ({self.held_back} waiting for an incomplete sweep)" if self.held_back else ""
         return (f"grid: {self.total} runs: {self.done} done, {self.skipped} skipped (already done){again}, "
-                f"{self.failed} failed, {self.not_started} not started; wall {_duration(self.seconds)}")
+                f"{self.failed} failed, {self.not_started} not started{waiting}; wall {_duration(self.seconds)}")
 
 
 def _duration(seconds: float) -> str:
@@ -619,7 +621,33 @@ def sweep_rows(sweep_dir: Path) -> list[Any]:
     setting, method and rate, the best of each marked ``chosen`` (rates where a run diverged excluded)."""
     from .report import load_records, summarize_sweep
 
-    return summarize_sweep(load_records(sweep_dir / "runs").runs, diverged=diverged_keys(sweep_dir / "errors.jsonl"))
+    return summarize_sweep(load_records(sweep_dir / "runs").runs, diverged=diverged_keys(sweep_dir / "errors.jsonl"),
+                           unfinished=unfinished_keys(sweep_dir / "errors.jsonl", sweep_dir / "runs"))
+
+
+def incomplete_sweeps(sweep_dir: Path) -> dict[tuple[str, str, int, str], list[float]]:
+    """(dataset slug, target set, r̄, method) -> the rates whose sweep run failed and left no record: the sweeps
+    that choose no rate until they are run again (:func:`~adarank.compare.records.unfinished_keys`)."""
+    out: dict[tuple[str, str, int, str], list[float]] = {}
+    for r in sweep_rows(sweep_dir):
+        if r.failed:
+            out.setdefault((dataset_slug(r.dataset), r.target_set, r.rank, r.method), []).append(r.lr)
+    return out
+
+
+def held_back(opts: GridOptions, runs: Sequence[RunSpec]) -> dict[str, str]:
+    """Runs that take their rate from a sweep that is incomplete: ``{key: why}``. They are not started (the rate
+    the sweep never scored might have been the best), and run once the sweep is finished."""
+    if not opts.lr_from_sweep or opts.lrs is not None:
+        return {}
+    gaps = incomplete_sweeps(opts.sweep_dir)
+    out: dict[str, str] = {}
+    for spec in runs:
+        method = spec.method if opts.lr_choice == "per-method" else "uniform"
+        rates = gaps.get((dataset_slug(spec.dataset), spec.target_set, spec.rank, method))
+        if rates:
+            out[spec.key] = f"{method}'s sweep lost lr {', '.join(format(lr, 'g') for lr in rates)}"
+    return out
 
 
 def swept_learning_rates(sweep_dir: Path) -> SweptRates:
@@ -785,10 +813,20 @@ def run_grid(opts: GridOptions, log: Callable[[str], None] = print) -> GridSumma
     final = [not e and r.key in diverged for r, e in zip(runs, exists)]
     todo = [r for r, e, f in zip(runs, exists, final) if not e and not f]
     summary = GridSummary(total=len(runs), skipped=sum(exists), diverged=sum(final))
+    held = held_back(opts, todo)
+    if held:
+        todo = [r for r in todo if r.key not in held]
+        summary.held_back = len(held)
+        summary.not_started += len(held)
+        log(f"warning: {len(held)} run(s) not started: their learning rate would come from an incomplete sweep "
+            f"({'; '.join(sorted(set(held.values())))}; see {opts.sweep_dir / 'errors.jsonl'}). Run the --lr-sweep "
+            "again to finish it, then this command")
 
     if opts.dry_run:
         for r, e, f in zip(runs, exists, final):
-            log(f"{'done' if e else 'diverged' if f else 'stale' if r.key in stale else 'todo'}  {r.key}")
+            state = ('done' if e else 'diverged' if f else 'held' if r.key in held else 'stale' if r.key in stale
+                     else 'todo')
+            log(f"{state}  {r.key}")
         needs = [_plan_label(k) for k, (_, path) in needed_plans(opts).items() if not path.is_file()]
         if needs:
             log(f"plans to score first: {', '.join(needs)}")
@@ -796,7 +834,7 @@ def run_grid(opts: GridOptions, log: Callable[[str], None] = print) -> GridSumma
             log(f"edge  {r.key}")
         log(f"dry run: {len(runs)} runs, {len(todo)} to run, {summary.skipped} already done"
             + (f", {summary.diverged} diverged before (not retried)" if summary.diverged else ""))
-        summary.not_started = len(todo)
+        summary.not_started = len(todo) + len(held)
         summary.seconds = time.monotonic() - start
         return summary
 
@@ -860,11 +898,14 @@ OOM_RETRIES = 3
 def out_of_memory(outcome: Outcome) -> bool:
     """A run that failed only because the processes sharing the accelerator left it too little memory.
 
-    cuBLAS reports an allocation it could not make as a failed execution, so that counts too."""
+    cuBLAS reports an allocation it could not make as a failed execution, so that counts too, and a kernel
+    launch that could not allocate raises ``AcceleratorError: CUDA error: out of memory`` (seen on an H200
+    with 15 runs sharing it), not ``OutOfMemoryError``."""
     if outcome.ok:
         return False
     text = f"{outcome.error_type} {outcome.error}"
     return ("OutOfMemoryError" in text or "CUDA out of memory" in text
+            or "CUDA error: out of memory" in text or "cudaErrorMemoryAllocation" in text
             or "CUBLAS_STATUS_ALLOC_FAILED" in text or "CUBLAS_STATUS_EXECUTION_FAILED" in text)
 
 
@@ -997,7 +1038,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         if summary.failed:
             print(f"failed runs are listed in {opts.out_dir / 'errors.jsonl'}: " + ", ".join(summary.failed_keys[:10])
                   + (" ..." if summary.failed > 10 else ""))
-    return 0 if summary.failed == 0 else 1
+    return 0 if summary.failed == 0 and summary.held_back == 0 else 1
 
 
 if __name__ == "__main__":

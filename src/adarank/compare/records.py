@@ -12,18 +12,48 @@ from pathlib import Path
 SWEEP_DIRS = {"validation": "lr-sweep-validation", "test": "lr-sweep"}
 
 
-def diverged_keys(errors: Path) -> set[str]:
-    """Keys of runs whose training diverged (a non-finite loss), from ``errors.jsonl``."""
-    keys: set[str] = set()
+def _error_entries(errors: Path) -> list[dict]:
+    entries = []
     if not errors.is_file():
-        return keys
-    from .train import DIVERGED_MESSAGE  # train loads torch; only needed when there is a log to read
-
+        return entries
     for line in errors.read_text(encoding="utf-8").splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
             continue
-        if DIVERGED_MESSAGE in str(entry.get("error", "")):
-            keys.add(str(entry.get("key")))
-    return keys
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
+def diverged_keys(errors: Path) -> set[str]:
+    """Keys of runs whose training diverged (a non-finite loss), from ``errors.jsonl``."""
+    entries = _error_entries(errors)
+    if not entries:
+        return set()
+    from .train import DIVERGED_MESSAGE  # train loads torch; only needed when there is a log to read
+
+    return {str(e.get("key")) for e in entries if DIVERGED_MESSAGE in str(e.get("error", ""))}
+
+
+def unfinished_keys(errors: Path, runs: Path) -> set[str]:
+    """Keys of runs that failed for another reason than divergence (out of memory, a crash) and have no
+    record in ``runs`` since: a retry that succeeded leaves its record, a diverged run is a result.
+
+    A sweep with such a run has a rate it never scored, so its best rate is a best of fewer than asked."""
+    failed = {str(e.get("key")) for e in _error_entries(errors)}
+    if not failed:
+        return set()
+    failed -= diverged_keys(errors)
+    return {k for k in failed if not (runs / f"{k}.json").is_file()}
+
+
+def parse_sweep_key(key: str) -> tuple[str, str, int, str, float] | None:
+    """(dataset, target set, r̄, method, lr) of a sweep run key ``d__t__rR__m__lrX__sS``."""
+    parts = key.split("__")
+    if len(parts) != 6 or not parts[2].startswith("r") or not parts[4].startswith("lr"):
+        return None
+    try:
+        return parts[0], parts[1], int(parts[2][1:]), parts[3], float(parts[4][2:])
+    except ValueError:
+        return None

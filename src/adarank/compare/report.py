@@ -47,9 +47,10 @@ import numpy as np
 
 from ..errors import AdaRankError
 from ..io import atomic_write, atomic_write_text
+from .completeness import excluded_settings, setting_key
 from .data import dataset_slug
 from .methods import REFERENCE_METHODS, report_order
-from .records import SWEEP_DIRS, diverged_keys
+from .records import SWEEP_DIRS, diverged_keys, parse_sweep_key, unfinished_keys
 
 BASELINE = "uniform"
 TIE_PP = 0.1
@@ -659,6 +660,9 @@ class SweepRow:
     method: str = "uniform"
     #: sweep runs at this lr that diverged (no record): they make the rate ineligible
     diverged: int = 0
+    #: sweep runs at this lr that failed otherwise (out of memory, a crash) and have no record: the rate was never
+    #: scored, so no rate of this method in this setting is chosen until it has been
+    failed: int = 0
     #: validation (or test) examples one run was scored on, the fewest among the runs; 0 = not recorded
     examples: int = 0
 
@@ -671,10 +675,13 @@ def _lr_of(rec: dict[str, Any]) -> float | None:
 
 
 def summarize_sweep(runs: Sequence[dict[str, Any]], problems: list[str] | None = None,
-                    diverged: Iterable[str] = ()) -> list[SweepRow]:
+                    diverged: Iterable[str] = (), unfinished: Iterable[str] = ()) -> list[SweepRow]:
     """Test score per (dataset, target set, r̄, method, lr); the best mean of each (setting, method)
     is ``chosen`` (the smaller lr on a tie). ``diverged`` are keys of sweep runs whose training
-    diverged (they leave no record): a rate at which any seed diverged is never chosen."""
+    diverged (they leave no record): a rate at which any seed diverged is never chosen.
+    ``unfinished`` are keys of sweep runs that failed otherwise and left no record (see
+    :func:`~adarank.compare.records.unfinished_keys`): a method with one has no choice in that setting,
+    since the rate it never scored might have been its best."""
     problems = problems if problems is not None else []
     cells: dict[tuple[str, str, int, str, float], list[float]] = defaultdict(list)
     examples: dict[tuple[str, str, int, str, float], int] = {}
@@ -690,16 +697,23 @@ def summarize_sweep(runs: Sequence[dict[str, Any]], problems: list[str] | None =
         examples[key] = min(examples.get(key, n), n)
     failed: dict[tuple[str, str, int, str, float], int] = defaultdict(int)
     for key in diverged:
-        parsed = _parse_sweep_key(key)
+        parsed = parse_sweep_key(key)
         if parsed is not None:
             failed[parsed] += 1
-    rows = [SweepRow(k[0], k[1], k[2], k[4], v, method=k[3], diverged=failed.get(k, 0), examples=examples[k])
-            for k, v in cells.items()]
-    rows += [SweepRow(k[0], k[1], k[2], k[4], [], method=k[3], diverged=n) for k, n in failed.items() if k not in cells]
+    lost: dict[tuple[str, str, int, str, float], int] = defaultdict(int)
+    for key in unfinished:
+        parsed = parse_sweep_key(key)
+        if parsed is not None:
+            lost[parsed] += 1
+    rows = [SweepRow(k[0], k[1], k[2], k[4], v, method=k[3], diverged=failed.get(k, 0), failed=lost.get(k, 0),
+                     examples=examples[k]) for k, v in cells.items()]
+    rows += [SweepRow(k[0], k[1], k[2], k[4], [], method=k[3], diverged=failed.get(k, 0), failed=lost.get(k, 0))
+             for k in dict.fromkeys([*failed, *lost]) if k not in cells]
     rows.sort(key=lambda r: (*_setting_sort_key((r.dataset, r.target_set, r.rank)), method_sort_key(r.method), r.lr))
+    incomplete = {(r.dataset, r.target_set, r.rank, r.method) for r in rows if r.failed}
     best: dict[tuple[str, str, int, str], SweepRow] = {}
     for r in rows:  # ascending lr: on a tie the smaller lr stays chosen
-        if r.diverged or not r.acc:
+        if r.diverged or not r.acc or (r.dataset, r.target_set, r.rank, r.method) in incomplete:
             continue
         k = (r.dataset, r.target_set, r.rank, r.method)
         if k not in best or _mean(r.acc) > _mean(best[k].acc):
@@ -707,17 +721,6 @@ def summarize_sweep(runs: Sequence[dict[str, Any]], problems: list[str] | None =
     for r in best.values():
         r.chosen = True
     return rows
-
-
-def _parse_sweep_key(key: str) -> tuple[str, str, int, str, float] | None:
-    """(dataset, target set, r̄, method, lr) of a sweep run key ``d__t__rR__m__lrX__sS``."""
-    parts = key.split("__")
-    if len(parts) != 6 or not parts[2].startswith("r") or not parts[4].startswith("lr"):
-        return None
-    try:
-        return parts[0], parts[1], int(parts[2][1:]), parts[3], float(parts[4][2:])
-    except ValueError:
-        return None
 
 
 #: largest relative difference in trainable LoRA parameters a comparison with the baseline accepts
@@ -922,7 +925,11 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
     if baseline != BASELINE and not any(str(r.get("method")) == baseline for r in loaded.runs):
         raise AdaRankError(f"no run records of the baseline method {baseline!r} in '{results / 'runs'}'")
     settings = summarize(loaded.runs, problems, baseline)
-    pooled = pool(settings)
+    run_diverged = diverged_keys(results / "errors.jsonl")
+    unfinished = excluded_settings(results, loaded.runs, run_diverged)
+    pooled_runs = [r for r in loaded.runs if setting_key(r) not in unfinished]
+    pooled_settings = [s for s in settings if (s.dataset, s.target_set, s.rank) not in unfinished]
+    pooled = pool(pooled_settings)
 
     prov = infer_provenance(loaded.runs or sweep_runs)
     prov["date"] = record_dates(loaded.runs + sweep_runs)
@@ -945,6 +952,11 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
         plots_dir.mkdir(parents=True, exist_ok=True)
     for s in settings:
         md += [f"### {s.label}", ""] + _table(setting_header(baseline, s.score_name), setting_rows(s, baseline)) + [""]
+        why = unfinished.get((s.dataset, s.target_set, s.rank))
+        if why:
+            md += [f"**Incomplete setting** ({why}): shown here as it stands, and left out of the pooled tables, "
+                   "Holm's correction and the seed offsets until every method has every seed at a rate from a "
+                   "complete sweep.", ""]
         png = plot_setting(s, plots_dir / f"acc__{s.slug}.png", baseline)
         md += [f"![{s.score_name} by method, {s.label}]({_rel(png, link_base)})", ""]
 
@@ -960,12 +972,15 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
                "counts settings by where their own 95% CI lies, and the last counts those that stay off zero after "
                "Holm's correction over the method's settings (family-wise 5%).", ""]
         md += _table(POOLED_HEADER, pooled_rows(pooled)) + [""]
-        md += _holm_lines(settings)
-        png = plot_paired(settings, plots_dir / "paired_diff.png", baseline)
+        if unfinished:
+            md += ["Left out as incomplete: " + "; ".join(
+                f"{d} · {t} · r̄={k}" for d, t, k in sorted(unfinished, key=_setting_sort_key)) + ".", ""]
+        md += _holm_lines(pooled_settings)
+        png = plot_paired(pooled_settings, plots_dir / "paired_diff.png", baseline)
         if png is not None:
             md += [f"![paired differences to {baseline}]({_rel(png, link_base)})", ""]
         collapses = find_collapses(settings)
-        diverged = sorted(k for k in diverged_keys(results / "errors.jsonl")
+        diverged = sorted(k for k in run_diverged
                           if methods is None or k.split("__")[3] in {*methods, baseline})
         if diverged:
             md += ["### Diverged runs", "",
@@ -979,11 +994,11 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
                    "allocation but dominates any mean it enters. The tables above keep them.", ""]
             md += _table(("setting", "method", "seed", "accuracy %", "setting median %"),
                          [[c.setting, c.method, str(c.seed), _num(c.acc), _num(c.median)] for c in collapses])
-            kept = pool(summarize(drop_collapses(loaded.runs, collapses), baseline=baseline))
+            kept = pool(summarize(drop_collapses(pooled_runs, collapses), baseline=baseline))
             md += ["", "Pooled again without the collapsed runs (every pair that had one is dropped); a "
                    "sensitivity check, not a replacement:", ""]
             md += _table(POOLED_HEADER, pooled_rows(kept)) + [""]
-        md += _seed_offset_lines(summarize(drop_collapses(loaded.runs, collapses), baseline=baseline), baseline)
+        md += _seed_offset_lines(summarize(drop_collapses(pooled_runs, collapses), baseline=baseline), baseline)
 
     heatmaps = sorted((results / "plans").glob("*.png")) if main_report and (results / "plans").is_dir() else []
     if heatmaps:
@@ -998,7 +1013,9 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
     for on, rec in sweeps.items():
         if not rec.runs:
             continue
-        rows = summarize_sweep(rec.runs, problems, diverged_keys(results / SWEEP_DIRS[on] / "errors.jsonl"))
+        folder = results / SWEEP_DIRS[on]
+        rows = summarize_sweep(rec.runs, problems, diverged_keys(folder / "errors.jsonl"),
+                               unfinished_keys(folder / "errors.jsonl", folder / "runs"))
         scored = ("validation score (10 % of the training set held out)" if on == "validation"
                   else "test score")
         swept = sorted({r.method for r in rows}, key=method_sort_key)
@@ -1016,10 +1033,21 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
             notes = [word for word, found in (("edge", cell in edges), ("close", cell in close)) if found]
             return "" if not r.chosen else "✓" + (f" ({', '.join(notes)})" if notes else "")
 
-        md += _table(("dataset", "target set", "r̄", "method", "lr", "n", "score %", "diverged", "chosen"),
+        md += _table(("dataset", "target set", "r̄", "method", "lr", "n", "score %", "diverged", "failed", "chosen"),
                      [[r.dataset, r.target_set, str(r.rank), r.method, format(r.lr, "g"), str(len(r.acc)),
-                       fmt_mean_std(r.acc) if r.acc else "–", str(r.diverged), mark(r)] for r in rows])
+                       fmt_mean_std(r.acc) if r.acc else "–", str(r.diverged), str(r.failed), mark(r)]
+                      for r in rows])
         md += [""]
+        incomplete = sorted({(r.dataset, r.target_set, r.rank, r.method) for r in rows if r.failed},
+                            key=lambda c: (*_setting_sort_key(c[:3]), method_sort_key(c[3])))
+        if incomplete:
+            md += [f"**{len(incomplete)} sweep(s) are incomplete**: a run failed (out of memory, a crash; "
+                   f"`{SWEEP_DIRS[on]}/errors.jsonl`) and left no record, so no rate is chosen for that method in "
+                   "that setting until the sweep is run again: "
+                   + ", ".join(f"{d} · {t} · r̄={k} · {m} ("
+                               + ", ".join(format(r.lr, "g") for r in rows
+                                           if (r.dataset, r.target_set, r.rank, r.method) == (d, t, k, m) and r.failed)
+                               + " failed)" for d, t, k, m in incomplete) + ".", ""]
         if close:
             md += [f"**{len(close)} of {sum(r.chosen for r in rows)} choices won their sweep by at most one standard "
                    "error of the score that chose them** (marked \"close\"; the binomial error of an accuracy over "
