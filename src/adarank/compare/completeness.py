@@ -18,23 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from .methods import REFERENCE_METHODS
+from .records import parse_run_key
 
 SettingKey = tuple[str, str, int]  # (dataset, target set, r̄)
 
 
 def setting_key(rec: dict[str, Any]) -> SettingKey:
     return str(rec["dataset"]), str(rec["target_set"]), int(rec["rank"])
-
-
-def _parse_run_key(key: str) -> tuple[str, str, int, str, int] | None:
-    """(dataset slug, target set, r̄, method, seed) of an evaluation run key ``d__t__rR__m__sS``."""
-    parts = key.split("__")
-    if len(parts) != 5 or not parts[2].startswith("r") or not parts[4].startswith("s"):
-        return None
-    try:
-        return parts[0], parts[1], int(parts[2][1:]), parts[3], int(parts[4][1:])
-    except ValueError:
-        return None
 
 
 def missing_runs(runs: Sequence[dict[str, Any]], diverged: Iterable[str] = ()) -> dict[SettingKey, dict[str, list[int]]]:
@@ -53,7 +43,7 @@ def missing_runs(runs: Sequence[dict[str, Any]], diverged: Iterable[str] = ()) -
         seeds[key][str(rec["method"])].add(int(rec["seed"]))
         slugs[(dataset_slug(key[0]), key[1], key[2])] = key
     for run_key in diverged:
-        parsed = _parse_run_key(run_key)
+        parsed = parse_run_key(run_key)
         if parsed is None:
             continue
         key = slugs.get(parsed[:3])

@@ -48,12 +48,26 @@ def unfinished_keys(errors: Path, runs: Path) -> set[str]:
     return {k for k in failed if not (runs / f"{k}.json").is_file()}
 
 
+def _split_key(key: str, fields: int, last: str) -> list[str] | None:
+    parts = key.split("__")
+    if len(parts) != fields or not parts[2].startswith("r") or not parts[-2 if last == "lr" else -1].startswith(last):
+        return None
+    return parts
+
+
 def parse_sweep_key(key: str) -> tuple[str, str, int, str, float] | None:
     """(dataset, target set, r̄, method, lr) of a sweep run key ``d__t__rR__m__lrX__sS``."""
-    parts = key.split("__")
-    if len(parts) != 6 or not parts[2].startswith("r") or not parts[4].startswith("lr"):
-        return None
+    parts = _split_key(key, 6, "lr")
     try:
-        return parts[0], parts[1], int(parts[2][1:]), parts[3], float(parts[4][2:])
+        return None if parts is None else (parts[0], parts[1], int(parts[2][1:]), parts[3], float(parts[4][2:]))
+    except ValueError:
+        return None
+
+
+def parse_run_key(key: str) -> tuple[str, str, int, str, int] | None:
+    """(dataset slug, target set, r̄, method, seed) of an evaluation run key ``d__t__rR__m__sS``."""
+    parts = _split_key(key, 5, "s")
+    try:
+        return None if parts is None else (parts[0], parts[1], int(parts[2][1:]), parts[3], int(parts[4][1:]))
     except ValueError:
         return None
