@@ -8,11 +8,13 @@
 #   benchmarks/gpu_background.sh start MINUTES WORKERS RANKS   first call (after benchmarks/gpu_stage_piece.sh 6; the
 #                                                             grid's environment: JOINT, DATASETS, ADARANK_COMMIT, ...)
 #   benchmarks/gpu_background.sh wait                         later calls, back to back (WAIT, default 560 s)
+# Seen on 2026-12-01 (CoNLL-2000, max length 512): 15 runs sharing one H200 filled 142 of its 143 GB and the grid
+# re-queued 8 for memory; give CoNLL-2000 about 10 workers.
 # PP_CHECK=1 also runs uniform at 1e-3 on PP attachment at r̄ = 8, seeds 0-4, on one GPU worker beside the grid
 # (benchmarks/pp_uniform_rate_check.sh, results in /tmp/pp-check-gpu, packed to $OUT/pp-check-gpu.tar.gz).
 set -uo pipefail
 mode=${1:?start or wait}
-res=/tmp/decoder-results
+res=${RESULTS:-/tmp/decoder-results}  # the grid's (gpu_decoder.sh reads RESULTS too)
 bg=/tmp/bgrepo
 if [ "$mode" = start ]; then
     shift
@@ -34,8 +36,9 @@ t0=$(date +%s)
 running() { pgrep -f "benchmarks/gpu_decoder.sh" > /dev/null; }
 while running && [ $(( $(date +%s) - t0 )) -lt "$wait_s" ]; do sleep 5; done
 running && echo "grid still running" || echo "grid finished"
-nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv,noheader > "$res/card.txt" 2>/dev/null
-tar czf "$OUT/decoder.tar.gz" -C /tmp "$(basename "$res")" 2>/dev/null
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$res/card.txt" 2>/dev/null
+nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader 2>/dev/null | sed 's/^/GPU now: /'
+tar czf "$OUT/decoder.tar.gz" -C "$(dirname "$res")" "$(basename "$res")" 2>/dev/null
 [ -d /tmp/pp-check-gpu ] && tar czf "$OUT/pp-check-gpu.tar.gz" -C /tmp pp-check-gpu pp-check-gpu.log 2>/dev/null
 cp /tmp/bg-grid.log "$OUT/bg-grid.log" 2>/dev/null
 tail -40 "$res/log.txt" 2>/dev/null; tail -5 /tmp/pp-check-gpu.log 2>/dev/null
