@@ -491,3 +491,20 @@ def test_a_sweep_that_lost_a_run_chooses_no_rate_and_the_report_says_so(tmp_path
     assert "| trec-coarse | value | 8 | adarank-exact | 0.003 | 0 | – | 0 | 1 |  |" in text
     assert "| trec-coarse | value | 8 | uniform | 0.003 | 1 | 82.00 | 0 | 0 | ✓ (edge) |" in text
     assert "**1 sweep(s) are incomplete**" in text and "trec-coarse · value · r̄=8 · adarank-exact (0.003 failed)" in text
+
+
+def test_a_lost_sweep_run_of_a_users_file_blocks_that_files_choice():
+    """Run keys carry the dataset's slug, records its path: the two must meet."""
+    from adarank.compare.data import dataset_slug
+
+    path = "./my data/train.csv"
+    recs = []
+    for lr, acc in ((1e-3, 0.8), (3e-3, 0.7)):
+        rec = _record(path, "value", 8, "adarank-exact", 100, acc)
+        rec["lr"] = lr
+        recs.append(rec)
+    lost = f"{dataset_slug(path)}__value__r8__adarank-exact__lr0.01__s100"
+    rows = report.summarize_sweep(recs, unfinished=[lost])
+    assert {r.dataset for r in rows} == {path}
+    assert not any(r.chosen for r in rows) and [r.failed for r in rows] == [0, 0, 1]
+    assert any(r.chosen for r in report.summarize_sweep(recs))

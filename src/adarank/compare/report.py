@@ -695,16 +695,18 @@ def summarize_sweep(runs: Sequence[dict[str, Any]], problems: list[str] | None =
         n = rec.get("test_examples")
         n = int(n) if isinstance(n, (int, float)) and n > 0 else 0
         examples[key] = min(examples.get(key, n), n)
-    failed: dict[tuple[str, str, int, str, float], int] = defaultdict(int)
-    for key in diverged:
-        parsed = parse_sweep_key(key)
-        if parsed is not None:
-            failed[parsed] += 1
-    lost: dict[tuple[str, str, int, str, float], int] = defaultdict(int)
-    for key in unfinished:
-        parsed = parse_sweep_key(key)
-        if parsed is not None:
-            lost[parsed] += 1
+    # run keys name the dataset by its slug; a user's file is named by its path in the records
+    named = {dataset_slug(str(rec["dataset"])): str(rec["dataset"]) for rec in runs}
+
+    def count(keys: Iterable[str]) -> dict[tuple[str, str, int, str, float], int]:
+        found: dict[tuple[str, str, int, str, float], int] = defaultdict(int)
+        for key in keys:
+            parsed = parse_sweep_key(key)
+            if parsed is not None:
+                found[(named.get(parsed[0], parsed[0]), *parsed[1:])] += 1
+        return found
+
+    failed, lost = count(diverged), count(unfinished)
     rows = [SweepRow(k[0], k[1], k[2], k[4], v, method=k[3], diverged=failed.get(k, 0), failed=lost.get(k, 0),
                      examples=examples[k]) for k, v in cells.items()]
     rows += [SweepRow(k[0], k[1], k[2], k[4], [], method=k[3], diverged=failed.get(k, 0), failed=lost.get(k, 0))
