@@ -5,9 +5,9 @@
 Reads the committed run records (each stores the ranks every module ended with), prints a Markdown table of the
 share of trainable LoRA parameters per module type and the largest rank (what vLLM-style servers size adapter
 slots by), per dataset, and writes RESULTS/plots/allocation.png: parameters per block, one panel per dataset,
-one line per method, and below it the split between the seven module types, one stacked bar per method. Seed 0's
-record stands for each method (the plan methods' ranks depend neither on the seed nor on the dataset; EVA's and
-AdaLoRA's depend on both).
+one line per method, and below it the split between the seven module types, one stacked bar per method. The
+record of each method's lowest seed (0 where it ran) stands for it (the plan methods' ranks depend neither on the
+seed nor on the dataset; EVA's and AdaLoRA's depend on both).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ def main(results: Path) -> None:
     shapes = module_shapes(plan)
     blocks = {m["name"]: m["block"] for m in plan["modules"]}
     by_dataset: dict[str, dict[str, dict]] = defaultdict(dict)
-    for path in sorted((results / "runs").glob("*__s0.json")):
-        rec = json.loads(path.read_text())
+    records = [json.loads(path.read_text()) for path in sorted((results / "runs").glob("*.json"))]
+    for rec in sorted(records, key=lambda r: int(r["seed"])):
         if rec["method"] in REFERENCE_METHODS:  # no LoRA ranks: the base model untrained, full fine-tuning
             continue
-        by_dataset[f"{rec['dataset']} · r̄={rec['rank']}"][rec["method"]] = rec
+        by_dataset[f"{rec['dataset']} · r̄={rec['rank']}"].setdefault(rec["method"], rec)
     per_block: dict[str, dict[str, dict[int, float]]] = defaultdict(dict)
     per_type: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
     for dataset, records in by_dataset.items():

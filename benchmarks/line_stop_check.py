@@ -74,6 +74,10 @@ def main() -> None:
             runs[stop] = {"seconds": round(time.perf_counter() - start, 2), "steps": counted, "texts": texts,
                           "score": score(data.metric, texts, list(data.test_completions))["score"]}
         same = [normalise_answer(a) == normalise_answer(b) for a, b in zip(runs[False]["texts"], runs[True]["texts"])]
+        # a batch decodes until its last row stops: a row that wrote no line break after its first text (and no
+        # EOS, which leaves no mark in the text) keeps it going
+        ended = [len(text.lstrip().splitlines(keepends=True)) > 1 or text.lstrip() != text.lstrip().rstrip("\r\n")
+                 for text in runs[True]["texts"]]
         entry = {"metric": data.metric, "max_new_tokens": budget, "prompts": len(prompts),
                  "first_lines_equal": sum(same), "score_without_stop": runs[False]["score"],
                  "score_with_stop": runs[True]["score"],
@@ -81,12 +85,14 @@ def main() -> None:
                  "seconds_without_stop": runs[False]["seconds"], "seconds_with_stop": runs[True]["seconds"],
                  "examples": [{"without_stop": a[:200], "with_stop": b} for a, b in
                               zip(runs[False]["texts"][:3], runs[True]["texts"][:3])],
+                 "rows_with_a_line_break_after_text": sum(ended),
+                 "rows_without": [t[:300] for t, e in zip(runs[True]["texts"], ended) if not e],
                  "eos_id": eos_id(tokenizer)}
         result["datasets"][name] = entry
         print(f"{name}: first lines equal {sum(same)}/{len(same)}, score {entry['score_without_stop']:.4f} -> "
               f"{entry['score_with_stop']:.4f}, steps {sum(entry['decoding_steps_without_stop'])} -> "
               f"{sum(entry['decoding_steps_with_stop'])}, {entry['seconds_without_stop']} s -> "
-              f"{entry['seconds_with_stop']} s", flush=True)
+              f"{entry['seconds_with_stop']} s; {sum(ended)} of {len(ended)} rows with a line break after text", flush=True)
     out = atomic_write_text(args.out, json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     print(f"written to {out}")
 
