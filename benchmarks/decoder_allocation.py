@@ -62,10 +62,13 @@ def main(results: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, len(per_block), figsize=(7 * len(per_block), 9), squeeze=False)
+    every = sorted({m for methods in per_block.values() for m in methods})
+    line_colour = dict(zip(every, plt.cm.tab10.colors))  # one colour per method in every panel
     for ax, (dataset, methods) in zip(axes[0], sorted(per_block.items())):
-        for method, depth in methods.items():
+        for method in sorted(methods):
+            depth = methods[method]
             xs = sorted(depth)
-            ax.plot(xs, [100 * depth[x] for x in xs], marker="o", ms=3, label=method)
+            ax.plot(xs, [100 * depth[x] for x in xs], marker="o", ms=3, label=method, color=line_colour[method])
         ax.set_xlabel("block")
         ax.set_title(f"{dataset}: budget by depth")
         ax.legend(fontsize=7, ncol=2)
