@@ -63,12 +63,6 @@ def describe(missing: dict[str, list[int]]) -> str:
     return "; ".join(f"{m} seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))}" for m, s in missing.items())
 
 
-def complete_runs(runs: Sequence[dict[str, Any]], diverged: Iterable[str] = ()) -> list[dict[str, Any]]:
-    """``runs`` without the records of settings with missing seeds (see :func:`missing_runs`)."""
-    gaps = missing_runs(runs, diverged)
-    return [rec for rec in runs if setting_key(rec) not in gaps]
-
-
 def rates_unvouched(results: Path, runs: Sequence[dict[str, Any]]) -> dict[SettingKey, list[str]]:
     """Per setting, the methods whose evaluation runs in ``runs`` took their rate from a sweep (under ``results``)
     that has since lost a run (:func:`~adarank.compare.records.unfinished_keys`): a grid resumed after the loss
