@@ -15,19 +15,22 @@
 set -uo pipefail
 mode=${1:?start or wait}
 res=${RESULTS:-/tmp/decoder-results}  # the grid's (gpu_decoder.sh reads RESULTS too)
-bg=/tmp/bgrepo
+bg=${BG_REPO:-/tmp/bgrepo}  # the private copy the grid runs from
 if [ "$mode" = start ]; then
     shift
     pgrep -f "benchmarks/gpu_decoder.sh" > /dev/null && { echo "a grid is already running"; exit 3; }
     rm -rf "$bg" && mkdir -p "$bg" && tar cf - --exclude='./.carry/p[0-9]' --exclude=./.git . | tar xf - -C "$bg"
     mkdir -p /tmp/bg-out
-    ( cd "$bg" && OUT=/tmp/bg-out setsid nohup bash benchmarks/gpu_decoder.sh "$@" > /tmp/bg-grid.log 2>&1 < /dev/null &
-      )
+    # exec's redirections replace this subshell's descriptors outright: a redirection on the command itself would
+    # leave a saved copy of the caller's stdout open in the grid, and a caller reading that pipe would wait for it
+    ( cd "$bg" || exit 3; exec > /tmp/bg-grid.log 2>&1 < /dev/null
+      OUT=/tmp/bg-out setsid nohup bash benchmarks/gpu_decoder.sh "$@" & )
     if [ "${PP_CHECK:-0}" = 1 ]; then
-        ( cd "$bg" && setsid nohup bash -c 'for i in $(seq 600); do [ -f /tmp/gemma-3-270m-fp32/config.json ] && break; sleep 2; done
+        ( cd "$bg" || exit 3; exec > /tmp/pp-check-gpu.log 2>&1 < /dev/null
+          setsid nohup bash -c 'for i in $(seq 600); do [ -f /tmp/gemma-3-270m-fp32/config.json ] && break; sleep 2; done
             export PYTHONPATH="$PWD/src:/tmp/site" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
             DEVICE=cuda DATA_DIR=.carry/data/nltk_data RESULTS=/tmp/pp-check-gpu RATES=1e-3 \
-                bash benchmarks/pp_uniform_rate_check.sh' > /tmp/pp-check-gpu.log 2>&1 < /dev/null & )
+                bash benchmarks/pp_uniform_rate_check.sh' & )
     fi
     sleep 5
 fi
