@@ -16,9 +16,10 @@ set -uo pipefail
 mode=${1:?start or wait}
 res=${RESULTS:-/tmp/decoder-results}  # the grid's (gpu_decoder.sh reads RESULTS too)
 bg=${BG_REPO:-/tmp/bgrepo}  # the private copy the grid runs from
+running() { pgrep -f "benchmarks/gpu_decoder.sh" > /dev/null; }
 if [ "$mode" = start ]; then
     shift
-    pgrep -f "benchmarks/gpu_decoder.sh" > /dev/null && { echo "a grid is already running"; exit 3; }
+    running && { echo "a grid is already running"; exit 3; }
     rm -rf "$bg" && mkdir -p "$bg" && tar cf - --exclude='./.carry/p[0-9]' --exclude=./.git . | tar xf - -C "$bg"
     mkdir -p /tmp/bg-out
     # exec's redirections replace this subshell's descriptors outright: a redirection on the command itself would
@@ -36,7 +37,6 @@ if [ "$mode" = start ]; then
 fi
 wait_s=${WAIT:-560}
 t0=$(date +%s)
-running() { pgrep -f "benchmarks/gpu_decoder.sh" > /dev/null; }
 while running && [ $(( $(date +%s) - t0 )) -lt "$wait_s" ]; do sleep 5; done
 running && echo "grid still running" || echo "grid finished"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$res/card.txt" 2>/dev/null

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .methods import REFERENCE_METHODS
-from .records import parse_run_key
+from .records import SWEEP_DIRS, parse_run_key, parse_sweep_key, unfinished_keys
 
 SettingKey = tuple[str, str, int]  # (dataset, target set, r̄)
 
@@ -63,21 +63,25 @@ def describe(missing: dict[str, list[int]]) -> str:
     return "; ".join(f"{m} seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))}" for m, s in missing.items())
 
 
+def incomplete_sweeps(sweep_dir: Path) -> dict[tuple[str, str, int, str], list[float]]:
+    """(dataset slug, target set, r̄, method) -> the rates whose sweep run in ``sweep_dir`` failed and left no
+    record (:func:`~adarank.compare.records.unfinished_keys`): the sweeps that choose no rate until run again."""
+    out: dict[tuple[str, str, int, str], list[float]] = {}
+    for key in sorted(unfinished_keys(sweep_dir / "errors.jsonl", sweep_dir / "runs")):
+        parsed = parse_sweep_key(key)
+        if parsed is not None and parsed[4] not in out.get(parsed[:4], []):
+            out.setdefault(parsed[:4], []).append(parsed[4])
+    return {cell: sorted(rates) for cell, rates in out.items()}
+
+
 def rates_unvouched(results: Path, runs: Sequence[dict[str, Any]]) -> dict[SettingKey, list[str]]:
     """Per setting, the methods whose evaluation runs in ``runs`` took their rate from a sweep (under ``results``)
-    that has since lost a run (:func:`~adarank.compare.records.unfinished_keys`): a grid resumed after the loss
-    holds such runs back, but records made before it, or with an earlier version, are there. Their setting is
-    left out of the pooled readings like an incomplete one, until the sweep is finished."""
+    that has since lost a run (:func:`incomplete_sweeps`): a grid resumed after the loss holds such runs back,
+    but records made before it, or with an earlier version, are there. Their setting is left out of the pooled
+    readings like an incomplete one, until the sweep is finished."""
     from .data import dataset_slug
-    from .records import SWEEP_DIRS, parse_sweep_key, unfinished_keys
 
-    lost: set[tuple[str, str, int, str]] = set()
-    for folder in SWEEP_DIRS.values():
-        sweep = results / folder
-        for key in unfinished_keys(sweep / "errors.jsonl", sweep / "runs"):
-            parsed = parse_sweep_key(key)
-            if parsed is not None:
-                lost.add(parsed[:4])
+    lost = {cell for folder in SWEEP_DIRS.values() for cell in incomplete_sweeps(results / folder)}
     out: dict[SettingKey, list[str]] = {}
     for rec in runs:
         key, method = setting_key(rec), str(rec["method"])

@@ -49,6 +49,7 @@ from typing import Any, Callable, Sequence
 
 from ..errors import AdaRankError
 from ..io import atomic_write_json
+from .completeness import incomplete_sweeps
 from .data import dataset_slug, is_builtin_corpus
 from .methods import CORE_METHODS, METHODS, TASK_PROBE_SEED, PlanVariant, sample_texts, variant_of
 from .records import SWEEP_DIRS, diverged_keys, unfinished_keys
@@ -623,16 +624,6 @@ def sweep_rows(sweep_dir: Path) -> list[Any]:
 
     return summarize_sweep(load_records(sweep_dir / "runs").runs, diverged=diverged_keys(sweep_dir / "errors.jsonl"),
                            unfinished=unfinished_keys(sweep_dir / "errors.jsonl", sweep_dir / "runs"))
-
-
-def incomplete_sweeps(sweep_dir: Path) -> dict[tuple[str, str, int, str], list[float]]:
-    """(dataset slug, target set, r̄, method) -> the rates whose sweep run failed and left no record: the sweeps
-    that choose no rate until they are run again (:func:`~adarank.compare.records.unfinished_keys`)."""
-    out: dict[tuple[str, str, int, str], list[float]] = {}
-    for r in sweep_rows(sweep_dir):
-        if r.failed:
-            out.setdefault((dataset_slug(r.dataset), r.target_set, r.rank, r.method), []).append(r.lr)
-    return out
 
 
 def held_back(opts: GridOptions, runs: Sequence[RunSpec]) -> dict[str, str]:

@@ -26,9 +26,7 @@ def _error_entries(errors: Path) -> list[dict]:
     return entries
 
 
-def diverged_keys(errors: Path) -> set[str]:
-    """Keys of runs whose training diverged (a non-finite loss), from ``errors.jsonl``."""
-    entries = _error_entries(errors)
+def _diverged(entries: list[dict]) -> set[str]:
     if not entries:
         return set()
     from .train import DIVERGED_MESSAGE  # train loads torch; only needed when there is a log to read
@@ -36,23 +34,26 @@ def diverged_keys(errors: Path) -> set[str]:
     return {str(e.get("key")) for e in entries if DIVERGED_MESSAGE in str(e.get("error", ""))}
 
 
+def diverged_keys(errors: Path) -> set[str]:
+    """Keys of runs whose training diverged (a non-finite loss), from ``errors.jsonl``."""
+    return _diverged(_error_entries(errors))
+
+
 def unfinished_keys(errors: Path, runs: Path) -> set[str]:
     """Keys of runs that failed for another reason than divergence (out of memory, a crash) and have no
     record in ``runs`` since: a retry that succeeded leaves its record, a diverged run is a result.
 
     A sweep with such a run has a rate it never scored, so its best rate is a best of fewer than asked."""
-    failed = {str(e.get("key")) for e in _error_entries(errors)}
-    if not failed:
-        return set()
-    failed -= diverged_keys(errors)
+    entries = _error_entries(errors)
+    failed = {str(e.get("key")) for e in entries} - _diverged(entries)
     return {k for k in failed if not (runs / f"{k}.json").is_file()}
 
 
-def _split_key(key: str, fields: int, last: str) -> list[str] | None:
+def _split_key(key: str, fields: int, tag: str) -> list[str] | None:
+    """The ``__``-separated fields of a run key, if it has ``fields`` of them, ``rR`` third and ``tag`` opening
+    the fifth (``lr`` of a sweep key, ``s`` of an evaluation key)."""
     parts = key.split("__")
-    if len(parts) != fields or not parts[2].startswith("r") or not parts[-2 if last == "lr" else -1].startswith(last):
-        return None
-    return parts
+    return parts if len(parts) == fields and parts[2].startswith("r") and parts[4].startswith(tag) else None
 
 
 def parse_sweep_key(key: str) -> tuple[str, str, int, str, float] | None:

@@ -1040,16 +1040,16 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
                        fmt_mean_std(r.acc) if r.acc else "–", str(r.diverged), str(r.failed), mark(r)]
                       for r in rows])
         md += [""]
-        incomplete = sorted({(r.dataset, r.target_set, r.rank, r.method) for r in rows if r.failed},
-                            key=lambda c: (*_setting_sort_key(c[:3]), method_sort_key(c[3])))
-        if incomplete:
-            md += [f"**{len(incomplete)} sweep(s) are incomplete**: a run failed (out of memory, a crash; "
+        lost: dict[tuple[str, str, int, str], list[str]] = {}
+        for r in rows:  # sorted by setting, method, then lr
+            if r.failed:
+                lost.setdefault((r.dataset, r.target_set, r.rank, r.method), []).append(format(r.lr, "g"))
+        if lost:
+            md += [f"**{len(lost)} sweep(s) are incomplete**: a run failed (out of memory, a crash; "
                    f"`{SWEEP_DIRS[on]}/errors.jsonl`) and left no record, so no rate is chosen for that method in "
                    "that setting until the sweep is run again: "
-                   + ", ".join(f"{d} · {t} · r̄={k} · {m} ("
-                               + ", ".join(format(r.lr, "g") for r in rows
-                                           if (r.dataset, r.target_set, r.rank, r.method) == (d, t, k, m) and r.failed)
-                               + " failed)" for d, t, k, m in incomplete) + ".", ""]
+                   + ", ".join(f"{d} · {t} · r̄={k} · {m} ({', '.join(lrs)} failed)" for (d, t, k, m), lrs in lost.items())
+                   + ".", ""]
         if close:
             md += [f"**{len(close)} of {sum(r.chosen for r in rows)} choices won their sweep by at most one standard "
                    "error of the score that chose them** (marked \"close\"; the binomial error of an accuracy over "
