@@ -8,6 +8,8 @@
 #   benchmarks/gpu_background.sh start MINUTES WORKERS RANKS   first call (after benchmarks/gpu_stage_piece.sh 6; the
 #                                                             grid's environment: JOINT, DATASETS, ADARANK_COMMIT, ...)
 #   benchmarks/gpu_background.sh wait                         later calls, back to back (WAIT, default 560 s)
+# A wait call on a machine where no grid started (a fresh one: a gap over 30 s between calls gave the last one back,
+# its /tmp and its grid with it) says so and exits 3, instead of reporting a finished grid.
 # Seen on 2026-12-01 (CoNLL-2000, max length 512): 15 runs sharing one H200 filled 142 of its 143 GB and the grid
 # re-queued 8 for memory; give CoNLL-2000 about 10 workers.
 # PP_CHECK=1 also runs uniform at 1e-3 on PP attachment at r̄ = 8, seeds 0-4, on one GPU worker beside the grid
@@ -16,6 +18,7 @@ set -uo pipefail
 mode=${1:?start or wait}
 res=${RESULTS:-/tmp/decoder-results}  # the grid's (gpu_decoder.sh reads RESULTS too)
 bg=${BG_REPO:-/tmp/bgrepo}  # the private copy the grid runs from
+log=${BG_LOG:-/tmp/bg-grid.log}  # the grid's output; its absence on a wait call means no grid ever ran here
 running() { pgrep -f "benchmarks/gpu_decoder.sh" > /dev/null; }
 if [ "$mode" = start ]; then
     shift
@@ -24,7 +27,7 @@ if [ "$mode" = start ]; then
     mkdir -p /tmp/bg-out
     # exec's redirections replace this subshell's descriptors outright: a redirection on the command itself would
     # leave a saved copy of the caller's stdout open in the grid, and a caller reading that pipe would wait for it
-    ( cd "$bg" || exit 3; exec > /tmp/bg-grid.log 2>&1 < /dev/null
+    ( cd "$bg" || exit 3; exec > "$log" 2>&1 < /dev/null
       OUT=/tmp/bg-out setsid nohup bash benchmarks/gpu_decoder.sh "$@" & )
     if [ "${PP_CHECK:-0}" = 1 ]; then
         ( cd "$bg" || exit 3; exec > /tmp/pp-check-gpu.log 2>&1 < /dev/null
@@ -34,6 +37,12 @@ if [ "$mode" = start ]; then
                 bash benchmarks/pp_uniform_rate_check.sh' & )
     fi
     sleep 5
+elif [ ! -f "$log" ]; then
+    # a machine left idle for 30 s is given back with its /tmp; the next call gets a bare one, where "finished"
+    # would read as a grid that ran to its end
+    echo "no grid was started on this machine: it is a fresh one (the last was given back, and its grid with it)."
+    echo "Stage the pieces again (benchmarks/gpu_stage_piece.sh) and start; carry the records packed so far as .carry/results."
+    exit 3
 fi
 wait_s=${WAIT:-560}
 t0=$(date +%s)
@@ -43,6 +52,6 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > 
 nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader 2>/dev/null | sed 's/^/GPU now: /'
 tar czf "$OUT/decoder.tar.gz" -C "$(dirname "$res")" "$(basename "$res")" 2>/dev/null
 [ -d /tmp/pp-check-gpu ] && tar czf "$OUT/pp-check-gpu.tar.gz" -C /tmp pp-check-gpu pp-check-gpu.log 2>/dev/null
-cp /tmp/bg-grid.log "$OUT/bg-grid.log" 2>/dev/null
+cp "$log" "$OUT/bg-grid.log" 2>/dev/null
 tail -40 "$res/log.txt" 2>/dev/null; tail -5 /tmp/pp-check-gpu.log 2>/dev/null
 exit 0

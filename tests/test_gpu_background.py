@@ -32,7 +32,7 @@ def test_the_grid_outlives_its_call_and_each_call_packs_what_is_done(tmp_path):
     (repo / ".carry" / "data" / "corpus.txt").write_text("kept")
     res, bg = tmp_path / "res", tmp_path / "bg"
     res.mkdir()
-    env = {**os.environ, "RESULTS": str(res), "BG_REPO": str(bg)}
+    env = {**os.environ, "RESULTS": str(res), "BG_REPO": str(bg), "BG_LOG": str(tmp_path / "grid.log")}
 
     def call(*args: str, wait: int) -> tuple[subprocess.CompletedProcess, Path]:
         out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}"
@@ -52,3 +52,15 @@ def test_the_grid_outlives_its_call_and_each_call_packs_what_is_done(tmp_path):
     assert (res / "ran-from.txt").read_text().split() == [str(bg), "9.5", "4", "8"]
     with tarfile.open(out / "decoder.tar.gz") as tar:
         assert f"{res.name}/runs/a.json" in tar.getnames()
+
+
+def test_a_wait_call_on_a_machine_where_no_grid_started_says_so_and_fails(tmp_path):
+    """A wait call that lands on a fresh machine (the last one was given back) must not report a finished grid."""
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "RESULTS": str(tmp_path / "res"), "BG_REPO": str(tmp_path / "bg"),
+           "BG_LOG": str(tmp_path / "never-written.log"), "OUT": str(out), "WAIT": "0"}
+    done = subprocess.run(["bash", str(SCRIPT), "wait"], cwd=tmp_path, capture_output=True, text=True, env=env,
+                          timeout=30)
+    assert done.returncode == 3
+    assert "no grid was started on this machine" in done.stdout and "grid finished" not in done.stdout
