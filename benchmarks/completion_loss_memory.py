@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 
 from adarank.io import atomic_write_text
+from local_model_args import add_local_model_args  # benchmarks/local_model_args.py, beside this script
 from provenance import run_provenance  # benchmarks/provenance.py, beside this script
 
 PATHS = ("full", "completion-only", "completion-only-unchunked")
@@ -97,11 +98,9 @@ def child(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--model", default="/tmp/gemma-3-270m-fp32", help="a causal-LM folder (e.g. materialize_gguf's)")
-    p.add_argument("--data-dir", default="../shared/datasets/nltk_data", help="the NLTK corpora")
+    add_local_model_args(p)
     p.add_argument("--dataset", default="subj", help="a built-in generation dataset")
     p.add_argument("--batch", type=int, default=8, help="training pairs in the batch")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--repeats", type=int, default=3, help="fresh processes per path, alternating")
     p.add_argument("--paths", default="full,completion-only", help=f"comma-separated loss paths of {', '.join(PATHS)}")
     p.add_argument("--max-length", type=int, default=256, help="tokens per training example after truncation")

@@ -20,18 +20,17 @@ import time
 from pathlib import Path
 
 from adarank.io import atomic_write_text
+from local_model_args import add_local_model_args  # beside this script, as provenance.py
 from provenance import run_provenance  # benchmarks/provenance.py, beside this script
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--model", default="/tmp/gemma-3-270m-fp32", help="a causal-LM folder (e.g. materialize_gguf's)")
-    p.add_argument("--data-dir", default="../shared/datasets/nltk_data", help="the NLTK corpora")
+    add_local_model_args(p)
     p.add_argument("--datasets", default="ppattach,conll2000-brackets", help="comma-separated built-in datasets")
     p.add_argument("--n", type=int, default=16, help="test prompts per dataset")
     p.add_argument("--batch", type=int, default=16, help="prompts decoded at once")
     p.add_argument("--max-length", type=int, default=512, help="prompt plus decoded tokens")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--out", default="benchmarks/results/line_stop_check.json", help="the JSON to write")
     args = p.parse_args()
 
