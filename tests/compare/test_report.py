@@ -508,3 +508,10 @@ def test_a_lost_sweep_run_of_a_users_file_blocks_that_files_choice():
     assert {r.dataset for r in rows} == {path}
     assert not any(r.chosen for r in rows) and [r.failed for r in rows] == [0, 0, 1]
     assert any(r.chosen for r in report.summarize_sweep(recs))
+
+
+def test_references_are_listed_after_every_allocation_method():
+    """The base model and full fine-tuning are bounds: a setting's table lists them below all allocations, also
+    below methods that sort after them by name (eva-ranks after base-model)."""
+    ordered = sorted(["full-ft", "eva-ranks", "base-model", "uniform", "adarank-fisher"], key=report.method_sort_key)
+    assert ordered == ["uniform", "adarank-fisher", "eva-ranks", "base-model", "full-ft"]

@@ -265,7 +265,11 @@ SCORE_NAMES = {"": "accuracy", "accuracy": "accuracy", "exact_match": "accuracy"
 
 
 def method_sort_key(method: str) -> tuple[int, str]:
-    order = report_order()  # the registry's core methods; the others follow, by name
+    """The registry's core methods in its order, then any other allocation method by name, then the references
+    (bounds, not allocations: a reader compares the allocations first and reads the bounds below them)."""
+    order = report_order()
+    if method in REFERENCE_METHODS:
+        return (len(order) + 1, method)
     return (order.index(method), "") if method in order else (len(order), method)
 
 
