@@ -434,3 +434,45 @@ def test_runs_whose_method_lost_a_sweep_rate_wait_for_the_sweep_and_the_rest_run
     lines = capsys.readouterr().out.splitlines()
     assert "todo  mr__value__r2__adarank-exact__s0" in lines
     assert grid.swept_learning_rates(res / "lr-sweep-validation")[("mr", "value", 2, "adarank-exact")] == 3e-3
+
+
+def test_sweep_runs_a_grid_never_finished_leave_its_sweep_incomplete_until_they_run(tmp_path, monkeypatch, capsys):
+    """A sweep call stopped by its time limit (or killed with its machine) leaves runs with neither a record nor
+    an error. The call logged them as asked for, so the sweep chooses no rate for their methods and the
+    evaluation holds those methods back, instead of taking a best of fewer rates than asked."""
+    from adarank.compare.records import unfinished_keys
+
+    def slow_run(job):
+        time.sleep(0.05)
+        _record(Path(job.out_path), job.config["lr"], 0.8, lr_sweep=True, method=job.spec.method, seed=job.spec.seed)
+        return grid.Outcome(job.spec.key, True, 0.05)
+
+    monkeypatch.setattr(grid, "execute_run", slow_run)
+    monkeypatch.setattr(grid, "_preflight", lambda opts: None)
+    monkeypatch.setattr(grid, "ensure_plans", lambda opts, log: {(ts, "", None): tmp_path / f"{ts}.json" for ts in opts.target_sets})
+    res = tmp_path / "res"
+    sweep = res / "lr-sweep-validation"
+    common = ["--model", str(tmp_path), "--data-dir", str(tmp_path), "--results", str(res), "--workers", "0",
+              "--datasets", "mr", "--target-sets", "value", "--ranks", "2", "--methods", "uniform,adarank-exact"]
+    args = grid.build_parser().parse_args(common + ["--seeds", "100", "--lr-sweep", "1e-3,3e-3,1e-2,3e-2",
+                                                    "--timeout-minutes", "0.002"])
+    summary = grid.run_grid(grid.options_from_args(args), log=lambda _: None)
+    assert 0 < summary.not_started < 8 and not (sweep / "errors.jsonl").exists()
+    recorded = {p.stem for p in (sweep / "runs").glob("*.json")}
+    missing = unfinished_keys(sweep)
+    assert missing and not missing & recorded and len(missing) + len(recorded) == 8
+    short = {k.split("__")[3] for k in missing}  # the methods whose sweep lacks a rate
+
+    argv = ["--dry-run", *common, "--seeds", "0", "--lr-from-sweep"]
+    assert grid.main(argv) == 1
+    lines = capsys.readouterr().out.splitlines()
+    for method in ("uniform", "adarank-exact"):
+        state = "held" if method in short else "todo"
+        assert f"{state}  mr__value__r2__{method}__s0" in lines
+    # the missing rates run (a later call): the sweep is complete, every method chooses and nothing is held
+    for key in missing:
+        parts = key.split("__")
+        _record(sweep / "runs" / f"{key}.json", float(parts[4][2:]), 0.7, lr_sweep=True, method=parts[3], seed=100)
+    assert not unfinished_keys(sweep)
+    assert grid.main(argv) == 0
+    assert set(grid.swept_learning_rates(sweep)) == {("mr", "value", 2, m) for m in ("uniform", "adarank-exact")}

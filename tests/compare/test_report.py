@@ -490,7 +490,7 @@ def test_a_sweep_that_lost_a_run_chooses_no_rate_and_the_report_says_so(tmp_path
     assert "| trec-coarse | value | 8 | adarank-exact | 0.001 | 1 | 90.00 | 0 | 0 |  |" in text  # not chosen
     assert "| trec-coarse | value | 8 | adarank-exact | 0.003 | 0 | – | 0 | 1 |  |" in text
     assert "| trec-coarse | value | 8 | uniform | 0.003 | 1 | 82.00 | 0 | 0 | ✓ (edge) |" in text
-    assert "**1 sweep(s) are incomplete**" in text and "trec-coarse · value · r̄=8 · adarank-exact (0.003 failed)" in text
+    assert "**1 sweep(s) are incomplete**" in text and "trec-coarse · value · r̄=8 · adarank-exact (0.003 missing)" in text
 
 
 def test_a_lost_sweep_run_of_a_users_file_blocks_that_files_choice():

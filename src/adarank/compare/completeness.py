@@ -64,10 +64,11 @@ def describe(missing: dict[str, list[int]]) -> str:
 
 
 def incomplete_sweeps(sweep_dir: Path) -> dict[tuple[str, str, int, str], list[float]]:
-    """(dataset slug, target set, r̄, method) -> the rates whose sweep run in ``sweep_dir`` failed and left no
-    record (:func:`~adarank.compare.records.unfinished_keys`): the sweeps that choose no rate until run again."""
+    """(dataset slug, target set, r̄, method) -> the rates whose sweep run in ``sweep_dir`` failed or never
+    finished and left no record (:func:`~adarank.compare.records.unfinished_keys`): the sweeps that choose no rate
+    until run again."""
     out: dict[tuple[str, str, int, str], list[float]] = {}
-    for key in sorted(unfinished_keys(sweep_dir / "errors.jsonl", sweep_dir / "runs")):
+    for key in sorted(unfinished_keys(sweep_dir)):
         parsed = parse_sweep_key(key)
         if parsed is not None and parsed[4] not in out.get(parsed[:4], []):
             out.setdefault(parsed[:4], []).append(parsed[4])

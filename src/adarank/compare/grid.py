@@ -623,7 +623,7 @@ def sweep_rows(sweep_dir: Path) -> list[Any]:
     from .report import load_records, summarize_sweep
 
     return summarize_sweep(load_records(sweep_dir / "runs").runs, diverged=diverged_keys(sweep_dir / "errors.jsonl"),
-                           unfinished=unfinished_keys(sweep_dir / "errors.jsonl", sweep_dir / "runs"))
+                           unfinished=unfinished_keys(sweep_dir))
 
 
 def held_back(opts: GridOptions, runs: Sequence[RunSpec]) -> dict[str, str]:
@@ -810,8 +810,8 @@ def run_grid(opts: GridOptions, log: Callable[[str], None] = print) -> GridSumma
         summary.held_back = len(held)
         summary.not_started += len(held)
         log(f"warning: {len(held)} run(s) not started: their learning rate would come from an incomplete sweep "
-            f"({'; '.join(sorted(set(held.values())))}; see {opts.sweep_dir / 'errors.jsonl'}). Run the --lr-sweep "
-            "again to finish it, then this command")
+            f"({'; '.join(sorted(set(held.values())))}; see errors.jsonl and invocations.jsonl in "
+            f"{opts.sweep_dir}). Run the --lr-sweep again to finish it, then this command")
 
     if opts.dry_run:
         for r, e, f in zip(runs, exists, final):
@@ -839,9 +839,7 @@ def run_grid(opts: GridOptions, log: Callable[[str], None] = print) -> GridSumma
             f"moved to {moved} and queued again")
     plans = ensure_plans(opts, log)  # the sweep needs them too: uniform ranks are built on the plan's modules
     commit = git_commit()
-    with open(out / "invocations.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"timestamp": _now(), "argv": opts.argv, "commit": commit, "model": opts.model,
-                             "runs": len(runs), "todo": len(todo)}) + "\n")
+    log_requested(out, opts, commit, runs, todo=len(todo))
     log(f"grid: {len(runs)} runs, {len(todo)} to run, {summary.skipped} already done, "
         f"{max(opts.workers, 1)} worker(s), results in {out}")
     jobs = make_jobs(opts, todo, plans, commit)
@@ -854,10 +852,22 @@ def run_grid(opts: GridOptions, log: Callable[[str], None] = print) -> GridSumma
         log(f"sweep: {len(extra)} run(s) one rate past an edge choice: {', '.join(r.key for r in extra[:6])}"
             + (" ..." if len(extra) > 6 else ""))
         summary.total += len(extra)
+        log_requested(out, opts, commit, extra, edge_extensions=True)
         _execute(make_jobs(opts, extra, plans, commit), opts, summary, out / "errors.jsonl", deadline, log)
         runs = [*runs, *extra]
     summary.seconds = time.monotonic() - start
     return summary
+
+
+def log_requested(out: Path, opts: GridOptions, commit: str, runs: Sequence[RunSpec], **extra: Any) -> None:
+    """Append this call, and the keys of the runs it was asked for, to ``out/invocations.jsonl`` before any
+    starts: a run asked for that leaves neither a record nor a divergence (a time limit, a killed machine) is
+    then known to be missing (:func:`~adarank.compare.records.unfinished_keys`), and a sweep missing it
+    chooses no rate."""
+    entry = {"timestamp": _now(), "argv": opts.argv, "commit": commit, "model": opts.model, "runs": len(runs),
+             **extra, "keys": [r.key for r in runs]}
+    with open(out / "invocations.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry) + "\n")
 
 
 def edge_runs(opts: GridOptions, runs: Sequence[RunSpec]) -> list[RunSpec]:

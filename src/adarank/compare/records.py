@@ -12,11 +12,12 @@ from pathlib import Path
 SWEEP_DIRS = {"validation": "lr-sweep-validation", "test": "lr-sweep"}
 
 
-def _error_entries(errors: Path) -> list[dict]:
+def _jsonl(path: Path) -> list[dict]:
+    """The JSON objects of a log written one per line; a torn or foreign line is skipped."""
     entries = []
-    if not errors.is_file():
+    if not path.is_file():
         return entries
-    for line in errors.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
@@ -36,17 +37,31 @@ def _diverged(entries: list[dict]) -> set[str]:
 
 def diverged_keys(errors: Path) -> set[str]:
     """Keys of runs whose training diverged (a non-finite loss), from ``errors.jsonl``."""
-    return _diverged(_error_entries(errors))
+    return _diverged(_jsonl(errors))
 
 
-def unfinished_keys(errors: Path, runs: Path) -> set[str]:
-    """Keys of runs that failed for another reason than divergence (out of memory, a crash) and have no
-    record in ``runs`` since: a retry that succeeded leaves its record, a diverged run is a result.
+def requested_keys(invocations: Path) -> set[str]:
+    """Keys of the runs the grid calls logged in ``invocations.jsonl`` were asked to make (each call logs its
+    ``keys`` before it starts any, and its edge extensions before it runs them); calls logged before the grid
+    did so name none."""
+    keys: set[str] = set()
+    for entry in _jsonl(invocations):
+        listed = entry.get("keys")
+        if isinstance(listed, list):
+            keys.update(str(k) for k in listed)
+    return keys
+
+
+def unfinished_keys(folder: Path) -> set[str]:
+    """Keys of runs in the grid folder ``folder`` that have no record in ``folder/runs`` and did not diverge:
+    runs that failed for another reason (out of memory, a crash; ``errors.jsonl``), and runs a grid call was
+    asked for (``invocations.jsonl``) but never finished: stopped by its time limit, or killed with its machine.
+    A retry that succeeded leaves its record; a diverged run is a result.
 
     A sweep with such a run has a rate it never scored, so its best rate is a best of fewer than asked."""
-    entries = _error_entries(errors)
-    failed = {str(e.get("key")) for e in entries} - _diverged(entries)
-    return {k for k in failed if not (runs / f"{k}.json").is_file()}
+    entries = _jsonl(folder / "errors.jsonl")
+    missing = ({str(e.get("key")) for e in entries} | requested_keys(folder / "invocations.jsonl")) - _diverged(entries)
+    return {k for k in missing if not (folder / "runs" / f"{k}.json").is_file()}
 
 
 def _split_key(key: str, fields: int, tag: str) -> list[str] | None:

@@ -664,8 +664,9 @@ class SweepRow:
     method: str = "uniform"
     #: sweep runs at this lr that diverged (no record): they make the rate ineligible
     diverged: int = 0
-    #: sweep runs at this lr that failed otherwise (out of memory, a crash) and have no record: the rate was never
-    #: scored, so no rate of this method in this setting is chosen until it has been
+    #: sweep runs at this lr that failed otherwise (out of memory, a crash) or never finished (a time limit, a
+    #: killed machine) and have no record: the rate was never scored, so no rate of this method in this setting
+    #: is chosen until it has been
     failed: int = 0
     #: validation (or test) examples one run was scored on, the fewest among the runs; 0 = not recorded
     examples: int = 0
@@ -683,7 +684,7 @@ def summarize_sweep(runs: Sequence[dict[str, Any]], problems: list[str] | None =
     """Test score per (dataset, target set, r̄, method, lr); the best mean of each (setting, method)
     is ``chosen`` (the smaller lr on a tie). ``diverged`` are keys of sweep runs whose training
     diverged (they leave no record): a rate at which any seed diverged is never chosen.
-    ``unfinished`` are keys of sweep runs that failed otherwise and left no record (see
+    ``unfinished`` are keys of sweep runs that failed otherwise or never finished and left no record (see
     :func:`~adarank.compare.records.unfinished_keys`): a method with one has no choice in that setting,
     since the rate it never scored might have been its best."""
     problems = problems if problems is not None else []
@@ -1021,7 +1022,7 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
             continue
         folder = results / SWEEP_DIRS[on]
         rows = summarize_sweep(rec.runs, problems, diverged_keys(folder / "errors.jsonl"),
-                               unfinished_keys(folder / "errors.jsonl", folder / "runs"))
+                               unfinished_keys(folder))
         scored = ("validation score (10 % of the training set held out)" if on == "validation"
                   else "test score")
         swept = sorted({r.method for r in rows}, key=method_sort_key)
@@ -1050,9 +1051,10 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
                 lost.setdefault((r.dataset, r.target_set, r.rank, r.method), []).append(format(r.lr, "g"))
         if lost:
             md += [f"**{len(lost)} sweep(s) are incomplete**: a run failed (out of memory, a crash; "
-                   f"`{SWEEP_DIRS[on]}/errors.jsonl`) and left no record, so no rate is chosen for that method in "
+                   f"`{SWEEP_DIRS[on]}/errors.jsonl`) or never finished (a time limit, a killed machine; "
+                   f"`{SWEEP_DIRS[on]}/invocations.jsonl`) and left no record, so no rate is chosen for that method in "
                    "that setting until the sweep is run again: "
-                   + ", ".join(f"{d} · {t} · r̄={k} · {m} ({', '.join(lrs)} failed)" for (d, t, k, m), lrs in lost.items())
+                   + ", ".join(f"{d} · {t} · r̄={k} · {m} ({', '.join(lrs)} missing)" for (d, t, k, m), lrs in lost.items())
                    + ".", ""]
         if close:
             md += [f"**{len(close)} of {sum(r.chosen for r in rows)} choices won their sweep by at most one standard "
