@@ -1,0 +1,57 @@
+"""Check every learning-rate sweep under benchmarks/results against the runs its logged grid calls asked for.
+
+Why: since the seventh session a grid call logs the keys it was asked for, and a sweep missing one chooses no
+rate. Calls logged before that name no keys, so their sweeps are checked here instead, from each call's argv
+(``invocations.jsonl``): every run asked for must have a record or have diverged.
+
+    python benchmarks/sweep_completeness_check.py [--results benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+from adarank.compare.grid import build_parser, plan_grid
+from adarank.compare.records import SWEEP_DIRS, diverged_keys
+
+
+def _split(value: object) -> list[str]:
+    return [t for t in value.split(",") if t] if isinstance(value, str) else [str(v) for v in value or ()]
+
+
+def asked_for(invocations: Path) -> set[str]:
+    """The run keys the logged sweep calls asked for, rebuilt from their argv (no file named there is opened)."""
+    keys: set[str] = set()
+    parser = build_parser()
+    for line in invocations.read_text(encoding="utf-8").splitlines():
+        args = parser.parse_args(json.loads(line)["argv"])
+        if not args.lr_sweep:
+            continue
+        runs = plan_grid(_split(args.datasets), _split(args.target_sets), [int(r) for r in _split(args.ranks)],
+                         _split(args.methods), [int(s) for s in _split(args.seeds)],
+                         [float(lr) for lr in _split(args.lr_sweep)])
+        keys |= {r.key for r in runs}
+    return keys
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--results", default="benchmarks/results", help="the folder holding the grids' results")
+    root = Path(p.parse_args().results)
+    for invocations in sorted(root.glob("**/invocations.jsonl")):
+        folder = invocations.parent
+        if folder.name not in SWEEP_DIRS.values():
+            continue
+        have = {f.stem for f in (folder / "runs").glob("*.json")}
+        missing = asked_for(invocations) - have - diverged_keys(folder / "errors.jsonl")
+        cells = Counter("__".join(k.split("__")[:3]) for k in missing)
+        print(f"{folder}: {len(have)} records; "
+              + (f"missing {len(missing)}: " + ", ".join(f"{c} ({n})" for c, n in sorted(cells.items()))
+                 if missing else "complete"))
+
+
+if __name__ == "__main__":
+    main()
