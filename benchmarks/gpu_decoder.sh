@@ -32,8 +32,9 @@
 # The references (REFERENCES=1: the base model, full fine-tuning swept then seeds 0-2) follow the evaluations: in the
 # JOINT lane, with its workers (so that a side lane keeps its own); otherwise after every lane, with all WORKERS.
 # SIDE_DATASETS (default none) runs those datasets at r̄ = SIDE_RANKS (default 2) beside the lanes, with SIDE_WORKERS
-# (default 4) of the WORKERS, each sweep and then each evaluation: a small second setting fills the slots that the
-# lanes' phase tails leave idle.
+# (default 4) of the WORKERS, per group of one length its sweep and then its evaluation, the groups in the order
+# SIDE_DATASETS first names them (name CoNLL-2000, a group of its own, last): a second setting fills the slots that
+# the lanes' phase tails leave idle.
 # For a check on a CPU (mkdir -p /tmp/x/runs first, or the carried records are copied in; copy plans/ in to skip
 # scoring on the CPU): DEVICE=cpu RESULTS=/tmp/x MAX_TRAIN=40 MAX_TEST=8 STEPS=2 BATCH=2 METHODS=uniform,adarank-floor
 # RATES=1e-3 SEEDS=0 REFERENCES=0 OUT=/tmp/out benchmarks/gpu_decoder.sh 30 2 8
@@ -153,11 +154,15 @@ lane() {  # lane I: datasets I, I+LANES, ... one after another; JOINT=1: one lan
         evaluate "$(maxlen "$ds")" "$(maxtest "$ds")" "$(evalbs "$ds")" "$ds"
     done
 }
-side() {  # SIDE_DATASETS at r̄ = SIDE_RANKS with SIDE_WORKERS workers, beside the lanes: each sweep, then each evaluation
+side() {  # SIDE_DATASETS at r̄ = SIDE_RANKS with SIDE_WORKERS workers, beside the lanes: per group of one length,
+          # its sweep and then its evaluation, so that a call cut short leaves the short tasks' settings complete
+          # (all sweeps first would leave TREC fine's evaluation waiting behind CoNLL-2000's 12-minute sweep)
     local sets=() g
     mapfile -t sets < <(groups "${side_sets[@]}")
-    for g in "${sets[@]}"; do enough && sweep $g --ranks "$side_ranks" --workers "$side_workers"; done
-    for g in "${sets[@]}"; do enough && evaluate $g --ranks "$side_ranks" --workers "$side_workers"; done
+    for g in "${sets[@]}"; do
+        enough && sweep $g --ranks "$side_ranks" --workers "$side_workers"
+        enough && evaluate $g --ranks "$side_ranks" --workers "$side_workers"
+    done
 }
 side_sets=(${SIDE_DATASETS:-})
 side_ranks=${SIDE_RANKS:-2}
