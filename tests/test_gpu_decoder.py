@@ -1,0 +1,38 @@
+"""benchmarks/gpu_decoder.sh's side lane, traced with the grid stubbed (CPU): the order of its grid calls."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_decoder.sh"
+
+
+def _functions(*names: str) -> str:
+    """The script's shell functions of those names, as written (each ends at its first line that is ``}``)."""
+    lines, out = SCRIPT.read_text(encoding="utf-8").splitlines(), []
+    for name in names:
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"{name}() {{"))
+        end = start if lines[start].rstrip().endswith("}") else next(
+            i for i in range(start, len(lines)) if lines[i] == "}")
+        out += lines[start:end + 1]
+    return "\n".join(out)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_side_lane_finishes_each_length_group_before_the_next_one_starts():
+    """A call cut short must leave the short tasks' r̄ = 2 settings complete: their sweep and evaluation come
+    before CoNLL-2000's (a group of its own, at 512 tokens), not all sweeps before all evaluations."""
+    trace = "\n".join([
+        _functions("maxlen", "maxtest", "evalbs", "groups", "side"),
+        'enough() { true; }; sweep() { echo "sweep $1 $4"; }; evaluate() { echo "evaluate $1 $4"; }',
+        "side_sets=(subj trec-fine conll2000-brackets); side_ranks=2; side_workers=10",
+        "side",
+    ])
+    done = subprocess.run(["bash", "-c", trace], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["sweep 256 subj,trec-fine", "evaluate 256 subj,trec-fine",
+                                        "sweep 512 conll2000-brackets", "evaluate 512 conll2000-brackets"]
