@@ -14,26 +14,23 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from adarank.compare.grid import build_parser, plan_grid
+from adarank.compare.grid import build_parser, options_from_args, plan_grid
 from adarank.compare.records import SWEEP_DIRS, diverged_keys
 
 
-def _split(value: object) -> list[str]:
-    return [t for t in value.split(",") if t] if isinstance(value, str) else [str(v) for v in value or ()]
-
-
 def asked_for(invocations: Path) -> set[str]:
-    """The run keys the logged sweep calls asked for, rebuilt from their argv (no file named there is opened)."""
+    """The run keys the logged sweep calls asked for, rebuilt from their argv by the grid's own option parsing
+    (as a dry run, which checks no folder named there: they were the device's)."""
     keys: set[str] = set()
     parser = build_parser()
     for line in invocations.read_text(encoding="utf-8").splitlines():
         args = parser.parse_args(json.loads(line)["argv"])
-        if not args.lr_sweep:
+        args.dry_run = True
+        opts = options_from_args(args)
+        if opts.lrs is None:
             continue
-        runs = plan_grid(_split(args.datasets), _split(args.target_sets), [int(r) for r in _split(args.ranks)],
-                         _split(args.methods), [int(s) for s in _split(args.seeds)],
-                         [float(lr) for lr in _split(args.lr_sweep)])
-        keys |= {r.key for r in runs}
+        keys |= {r.key for r in plan_grid(opts.datasets, opts.target_sets, opts.ranks, opts.methods, opts.seeds,
+                                          opts.lrs)}
     return keys
 
 
