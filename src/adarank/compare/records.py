@@ -64,26 +64,24 @@ def unfinished_keys(folder: Path) -> set[str]:
     return {k for k in missing if not (folder / "runs" / f"{k}.json").is_file()}
 
 
-def _split_key(key: str, fields: int, tag: str) -> list[str] | None:
-    """The ``__``-separated fields of a run key, if it has ``fields`` of them, ``rR`` third and ``tag`` opening
-    the fifth (``lr`` of a sweep key, ``s`` of an evaluation key)."""
+def _parse_key(key: str, fields: int, tag: str, last: type) -> tuple | None:
+    """(dataset slug, target set, r̄, method, fifth field) of a run key with ``fields`` ``__``-separated fields,
+    ``rR`` third and ``tag`` opening the fifth, read as ``last`` (``lr`` of a sweep key as a float, ``s`` of an
+    evaluation key as an int); None for any other key."""
     parts = key.split("__")
-    return parts if len(parts) == fields and parts[2].startswith("r") and parts[4].startswith(tag) else None
+    if len(parts) != fields or not parts[2].startswith("r") or not parts[4].startswith(tag):
+        return None
+    try:
+        return parts[0], parts[1], int(parts[2][1:]), parts[3], last(parts[4][len(tag):])
+    except ValueError:
+        return None
 
 
 def parse_sweep_key(key: str) -> tuple[str, str, int, str, float] | None:
     """(dataset, target set, r̄, method, lr) of a sweep run key ``d__t__rR__m__lrX__sS``."""
-    parts = _split_key(key, 6, "lr")
-    try:
-        return None if parts is None else (parts[0], parts[1], int(parts[2][1:]), parts[3], float(parts[4][2:]))
-    except ValueError:
-        return None
+    return _parse_key(key, 6, "lr", float)
 
 
 def parse_run_key(key: str) -> tuple[str, str, int, str, int] | None:
     """(dataset slug, target set, r̄, method, seed) of an evaluation run key ``d__t__rR__m__sS``."""
-    parts = _split_key(key, 5, "s")
-    try:
-        return None if parts is None else (parts[0], parts[1], int(parts[2][1:]), parts[3], int(parts[4][1:]))
-    except ValueError:
-        return None
+    return _parse_key(key, 5, "s", int)
