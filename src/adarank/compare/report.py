@@ -1052,9 +1052,10 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
         if lost:
             md += [f"**{len(lost)} sweep(s) are incomplete**: a run failed (out of memory, a crash; "
                    f"`{SWEEP_DIRS[on]}/errors.jsonl`) or never finished (a time limit, a killed machine; "
-                   f"`{SWEEP_DIRS[on]}/invocations.jsonl`) and left no record, so no rate is chosen for that method in "
-                   "that setting until the sweep is run again: "
-                   + ", ".join(f"{d} · {t} · r̄={k} · {m} ({', '.join(lrs)} missing)" for (d, t, k, m), lrs in lost.items())
+                   f"`{SWEEP_DIRS[on]}/invocations.jsonl`) and left no record, so no rate is chosen for that "
+                   "method in that setting until the sweep is run again: "
+                   + ", ".join(f"{d} · {t} · r̄={k} · {m} ({', '.join(lrs)} missing)"
+                               for (d, t, k, m), lrs in lost.items())
                    + ".", ""]
         if close:
             md += [f"**{len(close)} of {sum(r.chosen for r in rows)} choices won their sweep by at most one standard "
