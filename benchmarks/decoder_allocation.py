@@ -36,7 +36,9 @@ def main(results: Path) -> None:
     for rec in sorted(records, key=lambda r: int(r["seed"])):
         if rec["method"] in REFERENCE_METHODS:  # no LoRA ranks: the base model untrained, full fine-tuning
             continue
-        by_dataset[f"{rec['dataset']} · r̄={rec['rank']}"].setdefault(rec["method"], rec)
+        # another target set is another setting (the all-linear plan holds every module's shape, so it sizes theirs)
+        ts = "" if rec.get("target_set", "all-linear") == "all-linear" else f" · {rec['target_set']}"
+        by_dataset[f"{rec['dataset']}{ts} · r̄={rec['rank']}"].setdefault(rec["method"], rec)
     per_block: dict[str, dict[str, dict[int, float]]] = defaultdict(dict)
     per_type: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
     for dataset, records in by_dataset.items():
@@ -86,7 +88,7 @@ def main(results: Path) -> None:
         ax.set_xlabel("share of LoRA parameters (%)")
         ax.set_title(f"{dataset}: budget by module type")
     axes[1][0].legend(fontsize=7, ncol=7, loc="upper center", bbox_to_anchor=(0.5, -0.15))
-    fig.suptitle("Gemma 3 270M, all-linear (params budget)")
+    fig.suptitle("Gemma 3 270M, params budget (all-linear unless a panel names its target set)")
     fig.tight_layout()
     out = results / "plots" / "allocation.png"
     out.parent.mkdir(parents=True, exist_ok=True)

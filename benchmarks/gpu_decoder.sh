@@ -34,7 +34,8 @@
 # SIDE_DATASETS (default none) runs those datasets at r̄ = SIDE_RANKS (default 2) beside the lanes, with SIDE_WORKERS
 # (default 4) of the WORKERS, per group of one length its sweep and then its evaluation, the groups in the order
 # SIDE_DATASETS first names them (name CoNLL-2000, a group of its own, last): a second setting fills the slots that
-# the lanes' phase tails leave idle.
+# the lanes' phase tails leave idle. SIDE_TARGETS (default all-linear) gives the side lane its own target set, e.g.
+# attention-proj (a decoder's q/k/v/o) at SIDE_RANKS=8 beside an all-linear grid.
 # For a check on a CPU (mkdir -p /tmp/x/runs first, or the carried records are copied in; copy plans/ in to skip
 # scoring on the CPU): DEVICE=cpu RESULTS=/tmp/x MAX_TRAIN=40 MAX_TEST=8 STEPS=2 BATCH=2 METHODS=uniform,adarank-floor
 # RATES=1e-3 SEEDS=0 REFERENCES=0 OUT=/tmp/out benchmarks/gpu_decoder.sh 30 2 8
@@ -160,28 +161,30 @@ side() {  # SIDE_DATASETS at r̄ = SIDE_RANKS with SIDE_WORKERS workers, beside 
     local sets=() g
     mapfile -t sets < <(groups "${side_sets[@]}")
     for g in "${sets[@]}"; do
-        enough && sweep $g --ranks "$side_ranks" --workers "$side_workers"
-        enough && evaluate $g --ranks "$side_ranks" --workers "$side_workers"
+        enough && sweep $g --ranks "$side_ranks" --workers "$side_workers" --target-sets "$side_targets"
+        enough && evaluate $g --ranks "$side_ranks" --workers "$side_workers" --target-sets "$side_targets"
     done
 }
 side_sets=(${SIDE_DATASETS:-})
 side_ranks=${SIDE_RANKS:-2}
+side_targets=${SIDE_TARGETS:-all-linear}
 side_workers=0
 if [ ${#side_sets[@]} -gt 0 ]; then
     side_workers=${SIDE_WORKERS:-4}
     per=$(( (workers - side_workers) / lanes > 0 ? (workers - side_workers) / lanes : 1 ))
 fi
 # the plans are scored once, before the lanes start (two lanes would both score them), with the grid's own options
-plans() {  # plans RANKS DATASET
-    say "plans for $methods at r̄ = $1 ($2)"
-    python3 - "${common[@]}" --ranks "$1" --datasets "$2" --max-length "$(maxlen "$2")" --methods "$methods" <<'PY' 2>&1 | tee -a "$log"
+plans() {  # plans RANKS DATASET [GRID OPTIONS...]
+    local r=$1 ds=$2; shift 2
+    say "plans for $methods at r̄ = $r ($ds $*)"
+    python3 - "${common[@]}" --ranks "$r" --datasets "$ds" --max-length "$(maxlen "$ds")" --methods "$methods" "$@" <<'PY' 2>&1 | tee -a "$log"
 import sys
 from adarank.compare.grid import build_parser, ensure_plans, options_from_args
 ensure_plans(options_from_args(build_parser().parse_args(sys.argv[1:])))
 PY
 }
 plans "$ranks" "${all[0]}"
-[ ${#side_sets[@]} -gt 0 ] && plans "$side_ranks" "${side_sets[0]}"
+[ ${#side_sets[@]} -gt 0 ] && plans "$side_ranks" "${side_sets[0]}" --target-sets "$side_targets"
 pids=()
 for ((i = 0; i < lanes; i++)); do lane "$i" & pids+=($!); done
 [ ${#side_sets[@]} -gt 0 ] && { side & pids+=($!); }

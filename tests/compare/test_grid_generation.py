@@ -71,3 +71,28 @@ def test_the_grids_task_choices_are_the_task_registry():
     from adarank.compare.tasks import TASKS
 
     assert TASK_NAMES == tuple(TASKS)
+
+
+def test_the_attention_projections_of_a_decoder_run_with_every_study_method(tmp_path, minilm_path, monkeypatch,
+                                                                             capsys):
+    """The decoder study's attention-only set (`--target-sets attention-proj`): every method of issue 13 trains
+    LoRA on q/k/v/o alone, and its ranks name those modules and no other."""
+    monkeypatch.chdir(tmp_path)
+    folder = _tiny_causal_folder(tmp_path, minilm_path, "gemma3")
+    (tmp_path / "my").mkdir()
+    _write_pairs(tmp_path / "my" / "train.jsonl", 60, 0)
+    _write_pairs(tmp_path / "my" / "test.jsonl", 12, 1)
+    methods = "uniform,adarank-floor,adarank-exact,linear-depth,adarank-fisher,eva,eva-ranks,adalora"
+    assert cli.main(["compare", "--model", folder, "--task", "generation", "--datasets", "my/train.jsonl",
+                     "--target-sets", "attention-proj", "--ranks", "4", "--unit", "params", "--workers", "0",
+                     "--max-steps", "4", "--batch-size", "8", "--max-length", "32", "--device", "cpu",
+                     "--results", "res", "--methods", methods, "--seeds", "0", "--lr", "1e-3"]) == 0
+    assert "8 runs: 8 done" in capsys.readouterr().out
+    records = {r["method"]: r for r in (json.loads(p.read_text()) for p in (tmp_path / "res" / "runs").glob("*.json"))}
+    assert set(records) == set(methods.split(","))
+    for method, rec in records.items():
+        assert rec["target_set"] == "attention-proj" and rec["lora_params"] > 0, method
+        modules = set(rec["ranks"])
+        assert modules and all(m.rsplit(".", 1)[-1] in {"q_proj", "k_proj", "v_proj", "o_proj"} for m in modules), \
+            (method, sorted(modules))
+    assert len(records["uniform"]["ranks"]) == 8  # 2 blocks x q/k/v/o
