@@ -1,18 +1,10 @@
 """benchmarks/decoder_allocation.py on hand-made records: each target set is a setting of its own."""
 
-import importlib.util
 import json
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "decoder_allocation.py"
+from conftest import load_benchmark
+
 TYPES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("decoder_allocation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_an_attention_only_run_is_not_read_as_the_all_linear_setting(tmp_path, capsys):
@@ -25,7 +17,7 @@ def test_an_attention_only_run_is_not_read_as_the_all_linear_setting(tmp_path, c
     for ts, ranks in runs.items():
         rec = {"dataset": "trec-fine", "target_set": ts, "rank": 2, "method": "uniform", "seed": 0, "ranks": ranks}
         (tmp_path / "runs" / f"{ts}.json").write_text(json.dumps(rec))
-    _load().main(tmp_path)
+    load_benchmark("decoder_allocation").main(tmp_path)
     out = capsys.readouterr().out
     assert "**trec-fine · r̄=2**" in out and "**trec-fine · attention-proj · r̄=2**" in out
     rows = [line for line in out.splitlines() if line.startswith("| uniform |")]

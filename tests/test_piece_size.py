@@ -1,22 +1,17 @@
 """benchmarks/piece_size.py: the piece size of a file split across device calls, on the sizes of 2026-12-02."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "piece_size.py"
 MIB = 2**20
 GGUF = 253_113_024  # gemma-3-270m-q4_k_m.gguf
 
 
 @pytest.fixture(scope="module")
 def ps():
-    spec = importlib.util.spec_from_file_location("piece_size", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("piece_size")
 
 
 def _calls(size, tree, extras, mib):

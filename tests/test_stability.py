@@ -1,21 +1,15 @@
 """The pure helpers of benchmarks/stability.py, on hand-made score vectors (no model runs)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "stability.py"
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def stab():
-    spec = importlib.util.spec_from_file_location("stability_study", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("stability")
 
 
 SCORES = [3.0, 1.0, 4.0, 1.5, 9.0, 2.6, 5.3, 0.8]

@@ -7,7 +7,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 
 from adarank.compare import grid, report
 from adarank.compare.data import dataset_slug, is_builtin_corpus

@@ -57,7 +57,7 @@ import random
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import torch
@@ -311,7 +311,7 @@ def run_one(
     """
     import peft
     import transformers
-    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import get_linear_schedule_with_warmup
 
     from ..loading import load_tokenizer, parse_device
     from .tasks import task_for_data

@@ -183,7 +183,6 @@ def test_chunked_loss_gives_full_fine_tuning_the_same_gradients_including_the_ti
 
 
 def test_the_full_path_where_the_completion_head_cannot_be_set_up(monkeypatch):
-    import peft
     import transformers
 
     base = transformers.LlamaModel(transformers.LlamaConfig(**LLAMA_LIKE))  # no output embeddings
