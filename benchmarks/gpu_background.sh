@@ -41,7 +41,8 @@ elif [ ! -f "$log" ]; then
     # a machine left idle for 30 s is given back with its /tmp; the next call gets a bare one, where "finished"
     # would read as a grid that ran to its end
     echo "no grid was started on this machine: it is a fresh one (the last was given back, and its grid with it)."
-    echo "Stage the pieces again (benchmarks/gpu_stage_piece.sh) and start; carry the records packed so far as .carry/results."
+    echo "Stage the pieces again (benchmarks/gpu_stage_piece.sh) and start, after copying the records packed so far"
+    echo "into benchmarks/results/decoder (the working tree travels with every call; a fresh grid resumes from it)."
     exit 3
 fi
 wait_s=${WAIT:-560}

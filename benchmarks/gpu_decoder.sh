@@ -7,8 +7,9 @@
 # Needs: the GGUF pieces in /tmp/stage (benchmarks/gpu_stage_piece.sh), and carried .carry/whl (the gguf wheel),
 # .carry/data/nltk_data (the corpora) and .carry/tok (Gemma 3's tokenizer saved under transformers 5.24 and
 # xz-compressed: the device's transformers 5.17 rebuilds it from the GGUF file character by character, which
-# adarank refuses). Optional: .carry/results, the records of an earlier session (benchmarks/results/decoder), copied
-# in when this machine has none, so that a fresh machine resumes the grid instead of starting it again.
+# adarank refuses). A machine with no records yet copies in those of earlier sessions, the repository's own
+# benchmarks/results/decoder (it travels with every call; RESUME_FROM names another folder), so that a fresh machine
+# resumes the grid instead of starting it again.
 # Each sweep runs one more rate past every choice on an edge of its rates (EDGES rounds, default 2; 0 = off),
 # and the evaluation then re-runs the seeds whose method's choice moved (grid.stale_runs).
 # MINUTES bounds the whole call: the grid launches no run that its median run time says would end after it,
@@ -36,7 +37,7 @@
 # SIDE_DATASETS first names them (name CoNLL-2000, a group of its own, last): a second setting fills the slots that
 # the lanes' phase tails leave idle. SIDE_TARGETS (default all-linear) gives the side lane its own target set, e.g.
 # attention-proj (a decoder's q/k/v/o) at SIDE_RANKS=8 beside an all-linear grid.
-# For a check on a CPU (mkdir -p /tmp/x/runs first, or the carried records are copied in; copy plans/ in to skip
+# For a check on a CPU (mkdir -p /tmp/x/runs first, or the repository's records are copied in; copy plans/ in to skip
 # scoring on the CPU): DEVICE=cpu RESULTS=/tmp/x MAX_TRAIN=40 MAX_TEST=8 STEPS=2 BATCH=2 METHODS=uniform,adarank-floor
 # RATES=1e-3 SEEDS=0 REFERENCES=0 OUT=/tmp/out benchmarks/gpu_decoder.sh 30 2 8
 set -uo pipefail
@@ -86,8 +87,16 @@ if [ ! -f "$model/config.json" ]; then
     [ -f "$model/config.json" ] || { say "materialising failed"; exit 3; }
     say "materialised in $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s"
 fi
-if [ ! -d "$res/runs" ] && [ -d .carry/results/runs ]; then
-    cp -r .carry/results/. "$res/" && say "resuming from carried records: $(ls "$res/runs" | wc -l) runs"
+# resume_records FROM TO: the records a grid reads (runs, sweeps, the logs of its calls, plans, the stability cache),
+# without the figures, reports and folders set aside, which would only be packed back
+resume_records() {
+    tar cf - -C "$1" --exclude='*.png' --exclude='log*.txt' --exclude='report.md' --exclude='decision.md' \
+        --exclude='allocation.md' --exclude='stability.log' --exclude='./superseded*' --exclude='./conll2000-tags-only' \
+        . | tar xf - -C "$2"
+}
+resume=${RESUME_FROM:-benchmarks/results/decoder}
+if [ ! -d "$res/runs" ] && [ -d "$resume/runs" ]; then
+    resume_records "$resume" "$res" && say "resuming from $resume: $(ls "$res/runs" | wc -l) runs"
 fi
 
 common=(--model "$model" --task generation --data-dir .carry/data/nltk_data --results "$res" --target-sets all-linear

@@ -1,9 +1,9 @@
 """The size of the pieces a file too large for one device call travels in (issue 13's GGUF, 253 MB).
 
-Every call carries the working tree as well; the call with the last piece carries the other folders of the run
-too (wheel, data, tokenizer, the records to resume from), and those grow from one session to the next. So the
-piece size that fits moves: on 2026-12-02, 36 MiB pieces put the last call at 63.6 MiB and 37 MiB fitted. This
-picks the largest whole-MiB piece (the fewest calls) with which every call stays within the limit.
+Every call carries the working tree as well, whose records grow from one session to the next, and the call with
+the last piece carries the other folders of the run too (wheel, data, tokenizer). So the piece size that fits
+moves: on 2026-12-02, 36 MiB pieces put the last call at 63.6 MiB and 37 MiB fitted. This picks the largest
+whole-MiB piece (the fewest calls) with which every call stays within the limit.
 
     python benchmarks/piece_size.py FILE_BYTES TREE_BYTES EXTRA_BYTES [--limit-mib 63] [--max-pieces 10]
 """
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if mib is None:
         print(f"no piece size fits: {a.tree / MIB:.1f} MiB of working tree and {a.extras / MIB:.1f} MiB of carried "
               f"folders leave too little of {a.limit_mib} MiB for {a.size / MIB:.1f} MiB in {a.max_pieces} pieces; "
-              "shrink the carried records (drop .carry/results/stability)", file=sys.stderr)
+              "carry less with the last piece, or fewer records in the working tree", file=sys.stderr)
         return 2
     print(mib)
     return 0

