@@ -489,6 +489,7 @@ def test_a_sweep_that_lost_a_run_chooses_no_rate_and_the_report_says_so(tmp_path
     text = build_report(results, out=tmp_path / "r.md")
     assert "| trec-coarse | value | 8 | adarank-exact | 0.001 | 1 | 90.00 | 0 | 0 |  |" in text  # not chosen
     assert "| trec-coarse | value | 8 | adarank-exact | 0.003 | 0 | – | 0 | 1 |  |" in text
+    assert "| n | score % | diverged | no record | chosen |" in text  # a run with no record is not called failed
     assert "| trec-coarse | value | 8 | uniform | 0.003 | 1 | 82.00 | 0 | 0 | ✓ (edge) |" in text
     assert "**1 sweep(s) are incomplete**" in text and "trec-coarse · value · r̄=8 · adarank-exact (0.003 missing)" in text
 

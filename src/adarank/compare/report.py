@@ -1068,7 +1068,8 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
         md += [f"### Learning-rate sweep ({', '.join(swept)}; scored on the {on} split)", "",
                f"{scored.capitalize()} per method and learning rate, mean ± std over the sweep seeds; ✓ marks "
                f"each method's best mean in each setting (the smaller lr on a tie; a rate where a run diverged "
-               f"is never chosen). Folder: `{SWEEP_DIRS[on]}/`.", ""]
+               f"is never chosen); no record: runs that failed otherwise (out of memory, a crash) or were asked for "
+               f"and never finished (a time limit, a machine given back). Folder: `{SWEEP_DIRS[on]}/`.", ""]
         from .sweep_edges import edge_extensions
         from .sweep_margins import close_choices
 
@@ -1079,7 +1080,7 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
             notes = [word for word, found in (("edge", cell in edges), ("close", cell in close)) if found]
             return "" if not r.chosen else "✓" + (f" ({', '.join(notes)})" if notes else "")
 
-        md += _table(("dataset", "target set", "r̄", "method", "lr", "n", "score %", "diverged", "failed", "chosen"),
+        md += _table(("dataset", "target set", "r̄", "method", "lr", "n", "score %", "diverged", "no record", "chosen"),
                      [[r.dataset, r.target_set, str(r.rank), r.method, format(r.lr, "g"), str(len(r.acc)),
                        fmt_mean_std(r.acc) if r.acc else "–", str(r.diverged), str(r.failed), mark(r)]
                       for r in rows])
