@@ -3,7 +3,7 @@
     python benchmarks/decoder_allocation.py [RESULTS]      (default benchmarks/results/decoder)
 
 Reads the committed run records (each stores the ranks every module ended with), prints a Markdown table of the
-share of trainable LoRA parameters per module type and the largest rank (what vLLM-style servers size adapter
+share of trainable LoRA parameters per module type (attention vs MLP; q/k/v/o where a target set has no MLP) and the largest rank (what vLLM-style servers size adapter
 slots by), per dataset, and writes RESULTS/plots/allocation.png: parameters per block, one panel per dataset,
 one line per method, and below it the split between the seven module types, one stacked bar per method. The
 record of each method's lowest seed (0 where it ran) stands for it (the plan methods' ranks depend neither on the
@@ -42,9 +42,12 @@ def main(results: Path) -> None:
     per_block: dict[str, dict[str, dict[int, float]]] = defaultdict(dict)
     per_type: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
     for dataset, records in by_dataset.items():
+        # a set without MLP modules (attention-only) is split by projection instead: attention vs MLP says nothing
+        split = MLP if any(n.rsplit(".", 1)[-1] in MLP for r in records.values() for n in r["ranks"]) else ()
+        heads = ["attention q/k/v/o", "MLP gate/up/down"] if split else [k.removesuffix("_proj") for k in ATTENTION]
         print(f"\n**{dataset}**\n")
-        print("| method | LoRA params | attention q/k/v/o | MLP gate/up/down | largest rank | smallest rank |")
-        print("|---|---|---|---|---|---|")
+        print(f"| method | LoRA params | {' | '.join(heads)} | largest rank | smallest rank |")
+        print("|---" * (len(heads) + 4) + "|")
         for method, rec in records.items():
             cost = {n: r * sum(shapes[n]) for n, r in rec["ranks"].items()}
             total = sum(cost.values())
@@ -53,9 +56,10 @@ def main(results: Path) -> None:
             for n, c in cost.items():
                 depth[blocks[n]] += c / total
                 kinds[n.rsplit(".", 1)[-1]] += c / total
-            attn, mlp = (sum(kinds.get(k, 0.0) for k in group) for group in (ATTENTION, MLP))
+            groups = (ATTENTION, MLP) if split else tuple((k,) for k in ATTENTION)
+            shares = " | ".join(f"{100 * sum(kinds.get(k, 0.0) for k in g):.1f} %" for g in groups)
             ranks = list(rec["ranks"].values())
-            print(f"| {method} | {total:,} | {100 * attn:.1f} % | {100 * mlp:.1f} % | {max(ranks)} | {min(ranks)} |")
+            print(f"| {method} | {total:,} | {shares} | {max(ranks)} | {min(ranks)} |")
             per_block[dataset][method] = dict(depth)
             per_type[dataset][method] = dict(kinds)
     import matplotlib

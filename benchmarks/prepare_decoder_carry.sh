@@ -32,8 +32,10 @@ rm -rf .carry/data && mkdir -p .carry/data && cp -r "$data" .carry/data/nltk_dat
 rm -rf .carry/results  # no longer carried: see above
 # what each device call carries: the working tree (tracked and untracked-not-ignored files) plus its folders
 mib() { python3 -c "import sys; print(round(int(sys.argv[1]) / 2**20, 1))" "$1"; }
-tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 cat | wc -c)
-extras=$(du -sbc .carry/whl .carry/data .carry/tok | tail -1 | cut -f1)
+# counted as disk usage, not content: on 2026-12-02 a call of 62.4 MiB of content (27.6 MiB of it a working tree
+# of 2,546 files, 31.3 MiB on disk) was refused as over 64 MiB
+tree=$(git ls-files -z --cached --others --exclude-standard | du -c -B1 --files0-from=- | tail -1 | cut -f1)
+extras=$(du -sc -B1 .carry/whl .carry/data .carry/tok | tail -1 | cut -f1)
 # the largest piece (fewest calls) with which a piece's call and the last piece's call (with the extras) both fit;
 # at most 10 pieces, which the one-digit folder names take
 piece=${PIECE_MIB:-$(python3 benchmarks/piece_size.py "$(stat -c %s "$gguf")" "$tree" "$extras")}
@@ -46,7 +48,7 @@ pieces=(.carry/p[0-9])
 last=${pieces[-1]}
 over=0
 for d in "${pieces[@]}"; do
-    size=$((tree + $(du -sb "$d" | cut -f1)))
+    size=$((tree + $(du -s -B1 "$d" | cut -f1)))
     [ "$d" = "$last" ] && size=$((size + extras))
     echo "call with $d$([ "$d" = "$last" ] && echo ' (+ whl, data, tok)'): $(mib "$size") MiB"
     [ "$size" -le $((63 * 2**20)) ] || over=1

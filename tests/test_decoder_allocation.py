@@ -21,5 +21,7 @@ def test_an_attention_only_run_is_not_read_as_the_all_linear_setting(tmp_path, c
     out = capsys.readouterr().out
     assert "**trec-fine · r̄=2**" in out and "**trec-fine · attention-proj · r̄=2**" in out
     rows = [line for line in out.splitlines() if line.startswith("| uniform |")]
-    assert rows == ["| uniform | 336 | 57.1 % | 42.9 % | 2 | 2 |", "| uniform | 384 | 100.0 % | 0.0 % | 4 | 4 |"]
+    assert rows == ["| uniform | 336 | 57.1 % | 42.9 % | 2 | 2 |", "| uniform | 384 | 25.0 % | 25.0 % | 25.0 % | 25.0 % | 4 | 4 |"]
+    # the attention-only table is split by projection, its header naming them
+    assert "| method | LoRA params | q | k | v | o | largest rank | smallest rank |" in out
     assert (tmp_path / "plots" / "allocation.png").is_file()

@@ -123,3 +123,26 @@ def test_the_cli_decides_on_complete_settings_and_names_the_incomplete_ones(tmp_
         atomic_write_json(only / "runs" / f"r{i}.json", r)
     assert main(["--results", str(only), "--rule", "two-level"]) == 2
     assert "every setting" in capsys.readouterr().err
+
+
+def test_target_sets_reads_part_of_a_grid_and_an_unknown_set_is_exit_2(tmp_path, capsys):
+    from adarank.io import atomic_write_json
+
+    steady = [0.9, 1.1, 1.0, 1.2, 0.8]
+    runs = _records({PAPER: steady, "adarank-fisher": steady}, settings=2)
+    # a second target set where fisher loses 5 pp: it moves the whole grid's reading, not the first set's
+    attn = _records({PAPER: steady, "adarank-fisher": [-5.0] * 5}, settings=2)
+    for r in attn:
+        r["target_set"] = "attention"
+    for i, r in enumerate(runs + attn):
+        atomic_write_json(tmp_path / "runs" / f"r{i}.json", r)
+
+    def fisher_row(*extra: str) -> str:
+        assert main(["--results", str(tmp_path), "--rule", "two-level", *extra]) == 0
+        return next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| adarank-fisher"))
+
+    assert "+1.00" in fisher_row("--target-sets", "value") and "(n=10)" in fisher_row("--target-sets", "value")
+    assert "-2.00" in fisher_row() and "(n=20)" in fisher_row()
+    assert main(["--results", str(tmp_path), "--rule", "two-level", "--target-sets", "mlp"]) == 2
+    err = capsys.readouterr().err
+    assert "no records for target set(s) mlp" in err and "attention, value" in err

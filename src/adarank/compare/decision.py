@@ -183,12 +183,22 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
                     help="best-mean: issue 6's rule (the best pooled gain, then its CI over the paper's rule); "
                          "two-level: issue 13's (pooled and setting-level CIs both above zero, against uniform "
                          "and against the paper's rule)")
+    ap.add_argument("--target-sets", default=None,
+                    help="comma-separated target sets to read (e.g. all-linear), to show the decision on part of a "
+                         "grid beside the whole; default: every set in the records")
     ap.add_argument("--out", default=None, help="Markdown file to write (default: stdout)")
     args = ap.parse_args(argv)
     try:
         runs = load_records(Path(args.results) / "runs").runs
         if not runs:
             raise AdaRankError(f"no run records in '{Path(args.results) / 'runs'}'; run the grid first")
+        if args.target_sets:
+            wanted = {t.strip() for t in args.target_sets.split(",") if t.strip()}
+            found = {str(r["target_set"]) for r in runs}
+            if not wanted & found:
+                raise AdaRankError(f"no records for target set(s) {', '.join(sorted(wanted))} in '{args.results}' "
+                                   f"(found: {', '.join(sorted(found))}); pick one of those")
+            runs = [r for r in runs if str(r["target_set"]) in wanted]
         gaps = excluded_settings(Path(args.results), runs, diverged_keys(Path(args.results) / "errors.jsonl"))
         runs = [r for r in runs if setting_key(r) not in gaps]
         if not runs:
