@@ -2,8 +2,11 @@
 
 Every call carries the working tree as well, whose records grow from one session to the next, and the call with
 the last piece carries the other folders of the run too (wheel, data, tokenizer). So the piece size that fits
-moves: on 2026-12-02, 36 MiB pieces put the last call at 63.6 MiB and 37 MiB fitted. This picks the largest
-whole-MiB piece (the fewest calls) with which every call stays within the limit.
+moves: on 2026-12-02, 36 MiB pieces put the last call at 63.6 MiB and 37 MiB fitted; later that day a 36 MiB
+piece's call was refused, because the device tool counts the tree as it lies on disk (2,546 files: 27.6 MiB of
+content, 31.3 MiB on disk), so TREE_BYTES and EXTRA_BYTES should be disk usage (`du -B1`), as
+prepare_decoder_carry.sh passes them. This picks the largest whole-MiB piece (the fewest calls) with which every
+call stays within the limit.
 
     python benchmarks/piece_size.py FILE_BYTES TREE_BYTES EXTRA_BYTES [--limit-mib 63] [--max-pieces 10]
 """
@@ -31,8 +34,8 @@ def piece_mib(size: int, tree: int, extras: int, limit: int = 63 * MIB, max_piec
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("size", type=int, help="bytes of the file to split")
-    p.add_argument("tree", type=int, help="bytes of the working tree, carried by every call")
-    p.add_argument("extras", type=int, help="bytes of the folders carried with the last piece")
+    p.add_argument("tree", type=int, help="bytes the working tree takes on disk, carried by every call")
+    p.add_argument("extras", type=int, help="bytes on disk of the folders carried with the last piece")
     p.add_argument("--limit-mib", type=int, default=63, help="what one call may carry, in MiB (64 allowed, 1 spare)")
     p.add_argument("--max-pieces", type=int, default=10, help="most pieces (one-digit folder names: 10)")
     a = p.parse_args(argv)

