@@ -3,8 +3,8 @@
     python benchmarks/decoder_allocation.py [RESULTS]      (default benchmarks/results/decoder)
 
 Reads the committed run records (each stores the ranks every module ended with), prints a Markdown table of the
-share of trainable LoRA parameters per module type (attention vs MLP; q/k/v/o where a target set has no MLP) and the largest rank (what vLLM-style servers size adapter
-slots by), per dataset, and writes RESULTS/plots/allocation.png: parameters per block, one panel per dataset,
+share of trainable LoRA parameters per module type (attention vs MLP; q/k/v/o where a target set has no MLP) and
+the largest rank (what vLLM-style servers size adapter slots by), per dataset, and writes RESULTS/plots/allocation.png: parameters per block, one panel per dataset,
 one line per method, and below it the split between the seven module types, one stacked bar per method. The
 record of each method's lowest seed (0 where it ran) stands for it (the plan methods' ranks depend neither on the
 seed nor on the dataset; EVA's and AdaLoRA's depend on both).

@@ -143,6 +143,10 @@ def test_target_sets_reads_part_of_a_grid_and_an_unknown_set_is_exit_2(tmp_path,
 
     assert "+1.00" in fisher_row("--target-sets", "value") and "(n=10)" in fisher_row("--target-sets", "value")
     assert "-2.00" in fisher_row() and "(n=20)" in fisher_row()
-    assert main(["--results", str(tmp_path), "--rule", "two-level", "--target-sets", "mlp"]) == 2
-    err = capsys.readouterr().err
-    assert "no records for target set(s) mlp" in err and "attention, value" in err
+    assert main(["--results", str(tmp_path), "--rule", "two-level", "--target-sets", "value"]) == 0
+    assert "Read: the records of target set(s) value only." in capsys.readouterr().out
+    # a set with no records is an error, also beside one that has them (a typo must not narrow the reading)
+    for sets in ("mlp", "value,mlp"):
+        assert main(["--results", str(tmp_path), "--rule", "two-level", "--target-sets", sets]) == 2
+        err = capsys.readouterr().err
+        assert "no records for target set(s) mlp in" in err and "attention, value" in err

@@ -195,9 +195,9 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         if args.target_sets:
             wanted = {t.strip() for t in args.target_sets.split(",") if t.strip()}
             found = {str(r["target_set"]) for r in runs}
-            if not wanted & found:
-                raise AdaRankError(f"no records for target set(s) {', '.join(sorted(wanted))} in '{args.results}' "
-                                   f"(found: {', '.join(sorted(found))}); pick one of those")
+            if wanted - found:  # a misspelt set would otherwise drop out of the reading unnoticed
+                raise AdaRankError(f"no records for target set(s) {', '.join(sorted(wanted - found))} in "
+                                   f"'{args.results}' (found: {', '.join(sorted(found))}); pick from those")
             runs = [r for r in runs if str(r["target_set"]) in wanted]
         gaps = excluded_settings(Path(args.results), runs, diverged_keys(Path(args.results) / "errors.jsonl"))
         runs = [r for r in runs if setting_key(r) not in gaps]
@@ -209,6 +209,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             text = two_level_markdown(decide_two_level(runs, chosen))
         else:
             text = decision_report(runs, chosen or list(DEFAULT_CANDIDATES))
+        if args.target_sets:
+            text += f"\nRead: the records of target set(s) {', '.join(sorted(wanted))} only.\n"
         if gaps:
             text += ("\nLeft out as incomplete (the decision reads complete settings only): "
                      + "; ".join(f"{d} · {t} · r̄={k} ({why})" for (d, t, k), why in gaps.items())
