@@ -43,8 +43,9 @@ def main(results: Path) -> None:
     per_type: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
     for dataset, records in by_dataset.items():
         # a set without MLP modules (attention-only) is split by projection instead: attention vs MLP says nothing
-        split = MLP if any(n.rsplit(".", 1)[-1] in MLP for r in records.values() for n in r["ranks"]) else ()
-        heads = ["attention q/k/v/o", "MLP gate/up/down"] if split else [k.removesuffix("_proj") for k in ATTENTION]
+        has_mlp = any(n.rsplit(".", 1)[-1] in MLP for r in records.values() for n in r["ranks"])
+        groups = (ATTENTION, MLP) if has_mlp else tuple((k,) for k in ATTENTION)
+        heads = ["attention q/k/v/o", "MLP gate/up/down"] if has_mlp else [k.removesuffix("_proj") for k in ATTENTION]
         print(f"\n**{dataset}**\n")
         print(f"| method | LoRA params | {' | '.join(heads)} | largest rank | smallest rank |")
         print("|---" * (len(heads) + 4) + "|")
@@ -56,7 +57,6 @@ def main(results: Path) -> None:
             for n, c in cost.items():
                 depth[blocks[n]] += c / total
                 kinds[n.rsplit(".", 1)[-1]] += c / total
-            groups = (ATTENTION, MLP) if split else tuple((k,) for k in ATTENTION)
             shares = " | ".join(f"{100 * sum(kinds.get(k, 0.0) for k in g):.1f} %" for g in groups)
             ranks = list(rec["ranks"].values())
             print(f"| {method} | {total:,} | {shares} | {max(ranks)} | {min(ranks)} |")

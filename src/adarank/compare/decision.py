@@ -24,6 +24,7 @@ from typing import Sequence
 from ..errors import AdaRankError
 from ..io import atomic_write_text
 from .completeness import excluded_settings, setting_key
+from .grid import split_list
 from .methods import SCORED_METHODS
 from .records import diverged_keys
 from .report import (BASELINE, COLLAPSE_PP, PairedStats, _num, drop_collapses, find_collapses, fmt_ci,
@@ -193,7 +194,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         if not runs:
             raise AdaRankError(f"no run records in '{Path(args.results) / 'runs'}'; run the grid first")
         if args.target_sets:
-            wanted = {t.strip() for t in args.target_sets.split(",") if t.strip()}
+            wanted = set(split_list(args.target_sets))
             found = {str(r["target_set"]) for r in runs}
             if wanted - found:  # a misspelt set would otherwise drop out of the reading unnoticed
                 raise AdaRankError(f"no records for target set(s) {', '.join(sorted(wanted - found))} in "
@@ -204,7 +205,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         if not runs:
             raise AdaRankError(f"every setting in '{args.results}' is incomplete (some method lacks a seed that "
                                "another has, or took its rate from a sweep that lost a run); finish the grid first")
-        chosen = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None
+        chosen = split_list(args.candidates) if args.candidates else None
         if args.rule == "two-level":
             text = two_level_markdown(decide_two_level(runs, chosen))
         else:

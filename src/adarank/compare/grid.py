@@ -250,13 +250,14 @@ def git_commit(where: Path | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------------- parsing
-def _split(text: str) -> list[str]:
+def split_list(text: str) -> list[str]:
+    """The items of a comma-separated option, stripped, empty ones dropped (``"a, b,"`` -> ``["a", "b"]``)."""
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def _ints(text: str, what: str, minimum: int) -> list[int]:
     try:
-        values = [int(t) for t in _split(text)]
+        values = [int(t) for t in split_list(text)]
     except ValueError:
         raise AdaRankError(f"--{what} must be comma-separated integers, got '{text}'") from None
     if not values:
@@ -268,7 +269,7 @@ def _ints(text: str, what: str, minimum: int) -> list[int]:
 
 def _floats(text: str, what: str) -> list[float]:
     try:
-        values = [float(t) for t in _split(text)]
+        values = [float(t) for t in split_list(text)]
     except ValueError:
         raise AdaRankError(f"--{what} must be comma-separated numbers such as 1e-4,3e-4, got '{text}'") from None
     if not values or any(not v > 0 for v in values):
@@ -414,15 +415,15 @@ class GridOptions:
 
 
 def options_from_args(args: argparse.Namespace) -> GridOptions:
-    datasets = list(dict.fromkeys(_split(args.datasets)))
+    datasets = list(dict.fromkeys(split_list(args.datasets)))
     if not datasets:
         raise AdaRankError("--datasets is empty; e.g. --datasets trec-coarse,mr,subj")
-    target_sets = list(dict.fromkeys(_split(args.target_sets)))
+    target_sets = list(dict.fromkeys(split_list(args.target_sets)))
     unknown = [t for t in target_sets if t not in TARGET_SETS]
     if unknown or not target_sets:
         raise AdaRankError(f"unknown target set(s) {unknown}; choose from {', '.join(TARGET_SETS)}")
     known = tuple(METHODS)
-    methods = list(dict.fromkeys(_split(args.methods))) if args.methods else list(CORE_METHODS)
+    methods = list(dict.fromkeys(split_list(args.methods))) if args.methods else list(CORE_METHODS)
     bad = [m for m in methods if m not in known]
     if bad or not methods:
         raise AdaRankError(f"unknown method(s) {bad}; choose from {', '.join(known)}")

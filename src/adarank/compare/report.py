@@ -49,6 +49,7 @@ from ..errors import AdaRankError
 from ..io import atomic_write, atomic_write_text
 from .completeness import excluded_settings, setting_key
 from .data import dataset_slug
+from .grid import split_list
 from .methods import REFERENCE_METHODS, report_order
 from .records import SWEEP_DIRS, diverged_keys, parse_sweep_key, unfinished_keys
 
@@ -1145,7 +1146,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     args = build_parser(prog).parse_args(argv)
     provenance = {k: getattr(args, k) for k in PROVENANCE_FIELDS}
     try:
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+        methods = split_list(args.methods) if args.methods else None
         extra = {"title": args.title} if args.title else {}
         text = build_report(args.results, out=args.out, plots=args.plots, provenance=provenance,
                             baseline=args.baseline, methods=methods, **extra)
