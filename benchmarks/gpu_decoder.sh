@@ -90,7 +90,7 @@ fi
 # resume_records FROM TO: the records a grid reads (runs, sweeps, the logs of its calls, plans, the stability cache),
 # without the figures, reports and folders set aside, which would only be packed back
 resume_records() {
-    tar cf - -C "$1" --exclude='*.png' --exclude='log*.txt' --exclude='report.md' --exclude='decision.md' \
+    tar cf - -C "$1" --exclude='*.png' --exclude='log*.txt' --exclude='report.md' --exclude='decision*.md' \
         --exclude='allocation.md' --exclude='stability.log' --exclude='./superseded*' --exclude='./conll2000-tags-only' \
         . | tar xf - -C "$2"
 }

@@ -62,8 +62,8 @@ def test_a_fresh_machine_resumes_from_the_records_and_nothing_set_aside(tmp_path
     src, dest = tmp_path / "decoder", tmp_path / "res"
     files = ["runs/a__s0.json", "lr-sweep-validation/runs/a__lr0.001__s100.json", "lr-sweep-validation/errors.jsonl",
              "invocations.jsonl", "plans/all-linear.json", "stability/stability.json",
-             "report.md", "decision.md", "allocation.md", "log-session8.txt", "stability.log", "plots/acc.png",
-             "plans/all-linear.png", "superseded-lr-moved/runs/a__s0.json", "conll2000-tags-only/runs/b__s0.json"]
+             "report.md", "decision.md", "decision-all-linear.md", "allocation.md", "log-session8.txt", "stability.log",
+             "plots/acc.png", "plans/all-linear.png", "superseded-lr-moved/runs/a__s0.json", "conll2000-tags-only/runs/b__s0.json"]
     for name in files:
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         (src / name).write_text("{}")
