@@ -14,6 +14,11 @@ import typing
 from typing import Any, Literal, get_args, get_origin
 
 
+def split_list(text: str) -> list[str]:
+    """The items of a comma-separated option, stripped, empty ones dropped (``"a, b,"`` -> ``["a", "b"]``)."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 def _base_type(annotation: Any) -> tuple[Any, bool]:
     """The underlying type and whether None is allowed (``int | None`` -> (int, True))."""
     origin = get_origin(annotation)

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..cli_args import split_list
 from ..errors import AdaRankError
 from ..io import atomic_write_text
 from .completeness import excluded_settings, setting_key
-from .grid import split_list
 from .methods import SCORED_METHODS
 from .records import diverged_keys
 from .report import (BASELINE, COLLAPSE_PP, PairedStats, _num, drop_collapses, find_collapses, fmt_ci,

@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..cli_args import split_list
 from ..errors import AdaRankError
 from ..io import atomic_write_json
 from .completeness import incomplete_sweeps
@@ -250,11 +251,6 @@ def git_commit(where: Path | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------------- parsing
-def split_list(text: str) -> list[str]:
-    """The items of a comma-separated option, stripped, empty ones dropped (``"a, b,"`` -> ``["a", "b"]``)."""
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
 def _ints(text: str, what: str, minimum: int) -> list[int]:
     try:
         values = [int(t) for t in split_list(text)]

@@ -45,11 +45,11 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ..cli_args import split_list
 from ..errors import AdaRankError
 from ..io import atomic_write, atomic_write_text
 from .completeness import excluded_settings, setting_key
 from .data import dataset_slug
-from .grid import split_list
 from .methods import REFERENCE_METHODS, report_order
 from .records import SWEEP_DIRS, diverged_keys, parse_sweep_key, unfinished_keys
 
