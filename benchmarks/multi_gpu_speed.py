@@ -1,13 +1,13 @@
-"""Scoring on N GPUs vs one (issue 4): the same model, probes and seed, timed end to end.
+"""Scoring on N GPUs vs one : the same model, probes and seed, timed end to end.
 
 Run once without torchrun (one GPU) and once under ``torchrun --nproc-per-node N``; each writes
-``$OUT/multi_gpu_<world>.json`` with the wall time of ``predict_ranks`` (from a barrier after the
+``$BENCH_OUT/multi_gpu_<world>.json`` (BENCH_OUT: the output folder, default the current one) with the wall time of ``predict_ranks`` (from a barrier after the
 model is built to the gathered plan) and the plan's ranks, so the speed-up and the "same plan on
 N devices" property are both read from real output:
 
     python3 benchmarks/multi_gpu_speed.py --model llama-1b
     torchrun --standalone --nproc-per-node 2 benchmarks/multi_gpu_speed.py --model llama-1b
-    python3 benchmarks/multi_gpu_speed.py --compare $OUT/multi_gpu_1.json $OUT/multi_gpu_2.json
+    python3 benchmarks/multi_gpu_speed.py --compare $BENCH_OUT/multi_gpu_1.json $BENCH_OUT/multi_gpu_2.json
 
 Models and probes are those of ``scoring_speed.py`` (random-initialised from configs, bf16, 32 × 256
 random tokens, all linear modules, K = 5).
@@ -66,7 +66,7 @@ def run(model_name: str, trials: int, n: int, length: int, max_batch: int) -> No
     if world > 1:
         dist.barrier()
     if rank == 0:
-        out = Path(os.environ.get("OUT", ".")) / f"multi_gpu_{world}.json"
+        out = Path(os.environ.get("BENCH_OUT", ".")) / f"multi_gpu_{world}.json"
         out.write_text(json.dumps({
             **provenance, "model": model_name, "world": world, "seconds": seconds,
             "modules": len(plan.modules), "trials": trials, "probe": [n, length],
@@ -86,7 +86,7 @@ def compare(one: Path, many: Path) -> None:
                "model": a["model"], "card": a["card"], "seconds_1": a["seconds"], "world": b["world"],
                f"seconds_{b['world']}": b["seconds"], "speedup": a["seconds"] / b["seconds"],
                "same_ranks": same_ranks, "max_relative_score_difference": worst}
-    out = Path(os.environ.get("OUT", ".")) / "multi_gpu_summary.json"
+    out = Path(os.environ.get("BENCH_OUT", ".")) / "multi_gpu_summary.json"
     out.write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
 

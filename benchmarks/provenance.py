@@ -1,7 +1,7 @@
 """Where a benchmark number came from, stored in its own JSON: commit, date, command and card.
 
 The first speed and multi-GPU results were committed without these, and had to be pieced together
-afterwards from ``git log`` and the session notes (``benchmarks/results/*.provenance.md``). Every
+afterwards from ``git log`` and the project's working notes (``benchmarks/results/*.provenance.md``). Every
 script that writes a result file calls :func:`run_provenance` once at its start and merges the dict
 into what it writes, so the file can be traced by itself.
 """

@@ -2,7 +2,7 @@
 
 Random-initialised models built from configs (timing needs no pretrained weights): BERT-base, a
 Llama-architecture model of about 1B and one of about 7B parameters; all linear modules of every
-block; K = 5; 32 probe sequences x 256 tokens; bf16. Writes $OUT/scoring_speed.json and prints a table.
+block; K = 5; 32 probe sequences x 256 tokens; bf16. Writes $BENCH_OUT/scoring_speed.json (BENCH_OUT default: the current folder) and prints a table.
 
 FLOPs the method must do, per module in block l (of L), per trial, per perturbed copy:
   tokens x [ sum over blocks l..L-1 of (2 x block params + 4 x T x d_model)  (matmuls + attention)
@@ -148,7 +148,7 @@ def main() -> None:
     args = ap.parse_args()
     provenance = run_provenance()
     device, dtype = "cuda", torch.bfloat16
-    out_dir = Path(os.environ.get("OUT", "."))
+    out_dir = Path(os.environ.get("BENCH_OUT", "."))
     peak = matmul_peak(device)
     rows = []
     print(f"card: {torch.cuda.get_device_name()}  measured bf16 matmul peak: {peak / 1e12:.0f} TFLOP/s", flush=True)

@@ -1,4 +1,4 @@
-"""Stability of AdaRank's importance scores (issue 6): seeds, trial count K, probe sets and tasks.
+"""Stability of AdaRank's importance scores : seeds, trial count K, probe sets and tasks.
 
 all-MiniLM-L6-v2 (packaged) by default, ``--targets all-linear`` (36 modules). Every configuration
 is one ``predict_ranks`` call; its plan (per-module trial scores and means) is cached as

@@ -46,7 +46,7 @@ def test_provenance_names_commit_date_command_and_card(monkeypatch):
 
 def test_multi_gpu_speed_writes_its_provenance_into_each_result(tmp_path, monkeypatch):
     """The script's own CPU path (tiny Llama, one process), then its comparison of two result files."""
-    monkeypatch.setenv("OUT", str(tmp_path))
+    monkeypatch.setenv("BENCH_OUT", str(tmp_path))
     monkeypatch.setattr(sys, "argv", ["benchmarks/multi_gpu_speed.py", "--model", "tiny-llama"])
     for var in ("ADARANK_COMMIT", "TORCHELASTIC_RUN_ID", "LOCAL_WORLD_SIZE", "WORLD_SIZE", "RANK"):
         monkeypatch.delenv(var, raising=False)

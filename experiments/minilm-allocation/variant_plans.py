@@ -1,11 +1,11 @@
-"""How far each issue-6 variant moves the ranks from the paper's plan (BENCHMARKS.md §4), before training.
+"""How far each allocation variant moves the ranks from the paper's plan (BENCHMARKS.md §4), before training.
 
-Reads the scored plans of the benchmark grid (``benchmarks/results/grid/plans``; score missing ones with
+Reads the scored plans of the benchmark grid (``grid/plans`` of experiments/minilm-allocation/records.jsonl.gz; score missing ones with
 ``adarank compare ... --methods <variant>`` or ``adarank.compare.grid.ensure_plans``) and prints a Markdown
 table: per target set and variant, the ranks at r̄ = 8 (exact rule, joint budget), the summed absolute
 rank difference to ``adarank-exact`` on the paper's plan, and the Spearman correlation of the scores.
 
-Usage: python benchmarks/variant_plans.py [--plans benchmarks/results/grid/plans] [--rank 8]
+Usage: python experiments/minilm-allocation/variant_plans.py --plans DIR [--rank 8]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def rows(plans: Path, target_set: str, rank: int) -> list[list[str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--plans", type=Path, default=Path("benchmarks/results/grid/plans"))
+    ap.add_argument("--plans", type=Path, required=True)
     ap.add_argument("--rank", type=int, default=8)
     args = ap.parse_args()
     print(f"| target set | method | plan | ranks at r̄ = {args.rank} (model order) | Σ\\|Δrank\\| vs adarank-exact "
