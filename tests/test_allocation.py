@@ -13,7 +13,7 @@ from adarank.allocation import Allocation, allocate_ranks, budget_line, uniform_
 from adarank.errors import AdaRankError
 
 # --------------------------------------------------------------------------------------------------
-# METHOD.md §4: mean disagreement per layer of bert-base-cased (the authors' notebook) and the rank
+# docs/method.md §4: mean disagreement per layer of bert-base-cased (the authors' notebook) and the rank
 # lists the paper derives from it with the floor rule at r̄ = 8. These are facts from the paper.
 # --------------------------------------------------------------------------------------------------
 

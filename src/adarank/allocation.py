@@ -1,4 +1,4 @@
-"""Turn per-module importance scores into integer LoRA ranks under a budget (METHOD.md §3).
+"""Turn per-module importance scores into integer LoRA ranks under a budget (docs/method.md §3).
 
 Everything here is a pure function of its arguments: no torch, no randomness, no global state, so a
 rank plan can be recomputed from a stored importance vector for any new budget without re-probing
@@ -26,7 +26,7 @@ Vocabulary
 Numerics
 --------
 The unclamped floor rule is evaluated literally as ``floor((rank * M_g) * s_i / sum(s))`` in float64
-because the paper's rank lists (METHOD.md §4) come from exactly that expression, and a
+because the paper's rank lists (docs/method.md §4) come from exactly that expression, and a
 mathematically equivalent reordering could move a value across an integer boundary and change a
 rank. Sums use :func:`math.fsum` (correctly rounded), so the result does not depend on the order of
 the modules. Scores are first rescaled by a power of two so that the largest is in ``[0.5, 1)``:
@@ -387,7 +387,7 @@ def _snap_shares(x: np.ndarray) -> np.ndarray:
     whole unit of rank. Moving values within ``_SHARE_REL_TOL`` of an integer onto it fixes that;
     the move is monotone (order is kept), scale-free, and far too small to touch a genuine
     fractional part (the paper's shares are all at least 0.006 away from an integer, so the
-    METHOD.md §4 lists are unaffected).
+    docs/method.md §4 lists are unaffected).
     """
     nearest = np.round(x)
     close = np.abs(x - nearest) <= _SHARE_REL_TOL * np.maximum(1.0, np.abs(x))
@@ -492,7 +492,7 @@ def _continuous_share(
 
     First the paper's literal proportional formula; only when that violates a clamp, the
     water-filling solution. Returning the literal values whenever no clamp binds is what keeps the
-    METHOD.md §4 oracle intact under default clamps.
+    docs/method.md §4 oracle intact under default clamps.
     """
     if w is None:
         x = (budget * s) / math.fsum(s.tolist())

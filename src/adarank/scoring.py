@@ -1,4 +1,4 @@
-"""Disagreement scoring (METHOD.md section 2): how far weight noise in one module moves the output.
+"""Disagreement scoring (docs/method.md section 2): how far weight noise in one module moves the output.
 
 For each target and each of K trials, two independent Gaussian draws E1, E2 (std = noise_scale x the
 population std of the module's own weight, and of its bias) give two perturbed models; the trial's

@@ -1,4 +1,4 @@
-"""Importance signals (METHOD.md section 6): which modules matter most.
+"""Importance signals (docs/method.md section 6): which modules matter most.
 
 One module per signal, each registering itself in :data:`SIGNALS` (see :mod:`.registry`):
 ``disagreement`` (the paper, :mod:`.disagreement`), ``fisher`` (:mod:`.fisher`), ``representation``

@@ -8,7 +8,7 @@ import pytest
 
 from adarank.plan import Budget, ModuleEntry, RankPlan
 
-# METHOD.md section 4: the authors' value-module disagreement per layer, and its floor-rule ranks at r̄ = 8
+# docs/method.md section 4: the authors' value-module disagreement per layer, and its floor-rule ranks at r̄ = 8
 PAPER_VALUE = [.107, .267, .511, .650, .660, .621, .591, .613, .602, .726, .723, .570]
 PAPER_VALUE_RANKS = [1, 3, 7, 9, 9, 8, 8, 8, 8, 10, 10, 8]
 
