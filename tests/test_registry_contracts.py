@@ -2,7 +2,8 @@
 
 A signal, a score transform and a rounding rule registered here go through predict -> save ->
 RankPlan.load -> to_lora_config (and the rule through ``adarank predict --rule``), so the plan
-checks, the CLI choices and the allocation all read the registries rather than built-in names.
+checks, the CLI choices and the allocation all read the registries rather than built-in names. A
+compare method and a compare task registered here each train and evaluate through ``run_one``.
 Each test removes its entry again, so the registries are as they were for the other tests.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import peft
@@ -132,3 +134,79 @@ def test_an_unregistered_name_is_refused_before_scoring(capsys, tiny_bert_dir, t
     with pytest.raises(AdaRankError, match="unknown rounding rule 'half-up'"):
         predict_ranks(None, rule="half-up")  # checked before the model is touched
     assert not (tmp_path / "o" / "plan.json").exists()
+
+
+# ------------------------------------------------------------------ compare: methods and tasks
+COMPARE_RANK = 2
+
+
+@pytest.fixture(scope="module")
+def scored_value(tiny_bert_dir):
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(tiny_bert_dir).eval()
+    return predict_ranks(model, AutoTokenizer.from_pretrained(tiny_bert_dir), rank=COMPARE_RANK, targets=["value"],
+                         trials=2, progress=False)
+
+
+def _train(tiny_bert_dir, data, method, plan):
+    from adarank.compare.train import TrainConfig, run_one
+
+    return run_one(str(tiny_bert_dir), data, method=method, plan=plan, targets=[m.name for m in plan.modules],
+                   rank=COMPARE_RANK, config=TrainConfig(max_steps=3, batch_size=16, eval_batch_size=16, max_length=16,
+                                                         lr=1e-3), seed=0, device="cpu")
+
+
+def test_a_registered_compare_method_trains_and_evaluates(tiny_bert_dir, scored_value, registered):
+    from adarank.compare.methods import plan_for_method
+    from adarank.compare.methods.registry import REGISTRY, Method, register
+    from compare.test_train import toy_data
+
+    def first_gets_all(plan: RankPlan, rank: int, seed: int, groups: str) -> RankPlan:
+        """All of the budget on the first module: a layout no built-in method makes."""
+        total = rank * len(plan.modules)
+        modules = [replace(m, rank=total if i == 0 else 0) for i, m in enumerate(plan.modules)]
+        return replace(plan, modules=modules, settings={**plan.settings, "score_source": "first"})
+
+    registered(REGISTRY, register, Method("first-gets-all", "every rank unit to the first module", "plan",
+                                          plan_for=first_gets_all, source="first"))
+    plan = plan_for_method("first-gets-all", scored_value, COMPARE_RANK, 0)
+    assert [m.rank for m in plan.modules] == [COMPARE_RANK * len(plan.modules)] + [0] * (len(plan.modules) - 1)
+    result = _train(tiny_bert_dir, toy_data(), "first-gets-all", plan)
+    assert result["method"] == "first-gets-all" and result["ranks"] == plan.ranks
+    assert 0.0 <= result["test_score"] <= 100.0 and math.isfinite(result["test_score"])
+
+
+def test_a_registered_compare_task_trains_and_evaluates(tiny_bert_dir, scored_value, registered):
+    """A task is chosen by the type of its data: a new data type gets the new task."""
+    import dataclasses
+
+    from adarank.compare.data import TextClassificationData
+    from adarank.compare.tasks.classification import Classification
+    from adarank.compare.tasks.registry import TASKS, register, task_for_data
+    from compare.test_train import toy_data
+
+    @dataclasses.dataclass
+    class Reviews:  # its own type (not a TextClassificationData), with the same fields and methods
+        name: str
+        train_texts: list[str]
+        train_labels: list[int]
+        test_texts: list[str]
+        test_labels: list[int]
+        label_names: list[str]
+        split: dict
+        num_labels = TextClassificationData.num_labels
+        __post_init__ = TextClassificationData.__post_init__
+
+    class ReviewTask(Classification):
+        name = "reviews"
+
+        def data_type(self) -> type:
+            return Reviews
+
+    task = registered(TASKS, register, ReviewTask())
+    toy = toy_data()
+    data = Reviews(**{f.name: getattr(toy, f.name) for f in dataclasses.fields(toy)})
+    assert task_for_data(data) is task
+    result = _train(tiny_bert_dir, data, "uniform", scored_value.reallocate(rank=COMPARE_RANK))
+    assert result["dataset"] == "toy" and 0.0 <= result["test_score"] <= 100.0
