@@ -420,7 +420,7 @@ def score_modules(
 ) -> tuple[list[ModuleScore], str]:
     """Score every target; returns the scores and the concrete output choice used.
 
-    The model is put in eval mode under ``torch.no_grad`` and given back with every submodule in its
+    The model is put in eval mode under ``torch.no_grad`` and returned with every submodule in its
     own original mode and its weights bit-for-bit unchanged, whether scoring finishes, fails or is interrupted.
     ``forward(model, batch)`` replaces ``model(**batch)`` for models with another call signature.
     """
