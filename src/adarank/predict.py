@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 from torch import nn
 
@@ -24,17 +24,11 @@ def predict_ranks(
     model: nn.Module,
     tokenizer: Any = None,
     *,
-    rank: float = 8,
     targets: str | Sequence[str] = "all-linear",
     probes: ProbeSet | ProbeBatch | Sequence[str] | None = None,
-    rule: str = "floor",
-    unit: str = "ranks",
-    groups: str = "type",
-    min_rank: int = 0,
-    max_rank: int | None = None,
-    transform: str = "proportional",
-    power: float = 1.0,
+    budget: Budget | None = None,
     score_config: ScoreConfig | None = None,
+    signal: str = "disagreement",
     max_length: int | None = None,
     model_name: str | None = None,
     progress: bool = True,
@@ -42,10 +36,17 @@ def predict_ranks(
     extra_settings: dict[str, Any] | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
-    signal: str = "disagreement",
-    seed: int | None = None,
+    **settings: Any,
 ) -> RankPlan:
     """Score ``targets`` of ``model`` on ``probes`` and allocate ranks of average ``rank``.
+
+    The budget and scoring settings are the fields of :class:`adarank.plan.Budget` (``rank``,
+    ``rule``, ``unit``, ``groups``, ``min_rank``, ``max_rank``, ``transform``, ``power``) and of
+    :class:`adarank.scoring.ScoreConfig` (``trials``, ``noise_scale``, ``compare``, ``output``,
+    ``seed``, ``engine``, ``max_batch``, ``prefix_replay``, ``distance``): give them as keyword
+    arguments (``rank=8, trials=5, rule="floor"``), or as ``budget=`` / ``score_config=`` objects,
+    or both. A keyword that sets a field the object already sets to another non-default value is
+    refused rather than resolved silently; an unknown keyword is an error naming the valid ones.
 
     ``probes`` is a list of texts, a :class:`ProbeSet`, an already tokenised :class:`ProbeBatch`
     (then no tokenizer is needed), or None for the built-in sentences. Budget and clamp problems
@@ -63,16 +64,13 @@ def predict_ranks(
     other, so it always scores every target in every process and ignores finished modules in a
     checkpoint.
 
-    ``seed`` sets the seed of ``score_config`` (or of the default one). A ``score_config`` that
-    sets another seed of its own, not the default 0, is refused rather than resolved silently.
-
     Zero-score modules, groups whose scores are all equal, and ranks cut at a module's width are
     logged as warnings (logger ``adarank``) that name the modules.
     """
     check_signal(signal)
-    config = _with_seed(score_config, seed)
-    budget = Budget(rank=rank, unit=unit, rule=rule, groups=groups, min_rank=min_rank, max_rank=max_rank,  # type: ignore[arg-type]
-                    transform=transform, power=power)  # type: ignore[arg-type]
+    budget_kw, score_kw = route_settings(settings)
+    config = with_settings(score_config, ScoreConfig, score_kw, "score_config")
+    budget = with_settings(budget, Budget, budget_kw, "budget")
     check_takes_text(model)
     found = select_targets(model, targets)
     # Validate the budget on dummy scores first: an impossible budget must not cost a scoring run.
@@ -139,12 +137,31 @@ def predict_ranks(
     return plan
 
 
-def _with_seed(config: ScoreConfig | None, seed: int | None) -> ScoreConfig:
-    if seed is None:
-        return config or ScoreConfig()
-    if config is not None and config.seed not in (seed, ScoreConfig().seed):
-        raise AdaRankError(f"seed={seed} and score_config.seed={config.seed} disagree; give the seed once")
-    return replace(config or ScoreConfig(), seed=seed)
+def route_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split keyword settings into (budget fields, scoring fields) by field name."""
+    budget_names, score_names = Budget.settings(), tuple(f.name for f in fields(ScoreConfig))
+    unknown = sorted(set(settings) - set(budget_names) - set(score_names))
+    if unknown:
+        raise AdaRankError(f"predict_ranks got unknown setting(s) {', '.join(unknown)}; the budget settings are "
+                           f"{', '.join(budget_names)} and the scoring settings are {', '.join(score_names)}")
+    return ({k: v for k, v in settings.items() if k in budget_names},
+            {k: v for k, v in settings.items() if k in score_names})
+
+
+Config = TypeVar("Config", Budget, ScoreConfig)
+
+
+def with_settings(base: Config | None, cls: type[Config], changes: dict[str, Any], what: str) -> Config:
+    """``base`` (or the defaults) with ``changes`` applied; a change that contradicts a value ``base``
+    set on purpose (not the default) is an error: the caller said two things, and neither wins."""
+    if base is None:
+        return cls(**changes)
+    default = cls()
+    for key, value in changes.items():
+        mine = getattr(base, key)
+        if mine != value and mine != getattr(default, key):
+            raise AdaRankError(f"{key}={value!r} and {what}.{key}={mine!r} disagree; give the {key} once")
+    return replace(base, **changes) if changes else base
 
 
 class _Dummy:

@@ -41,12 +41,16 @@ Distance = Literal["l1", "cosine"]
 
 @dataclass
 class ScoreConfig:
-    """How modules are perturbed and compared. Every field is stored in the plan."""
+    """How modules are perturbed and compared. Every field is stored in the plan.
+
+    Each field is declared here once: its help text becomes the ``predict`` option of the same name
+    (``trials`` -> ``--trials``) and :meth:`__post_init__` checks it for the CLI and the Python API
+    alike (:func:`adarank.predict.predict_ranks` takes the same names as keyword arguments)."""
 
     trials: int = field(default=5, metadata={"help": "independent trials K per module; scores are their mean"})
     noise_scale: float = field(default=1.0, metadata={"help": "noise std as a multiple of the std of the module's own weights"})
     compare: Compare = field(default="pair", metadata={"help": "pair: two perturbed copies (the paper); clean: one perturbed copy vs the clean model (the authors' code)"})
-    output: str = field(default="auto", metadata={"help": "auto (logits if the model has a head, else mean of last hidden state), logits, pooled, first, mean, hidden (last hidden state per token)"})
+    output: str = field(default="auto", metadata={"choices": OUTPUT_CHOICES, "help": "auto (logits if the model has a head, else mean of last hidden state), logits, pooled, first, mean, hidden (last hidden state per token)"})
     seed: int = field(default=0, metadata={"help": "base seed of every noise draw; the same seed gives the same scores bit for bit on one machine"})
     engine: Engine = field(default="batched", metadata={"help": "batched: all perturbed copies of a module in one pass through hooks; naive: one forward per copy, the module computing from a perturbed copy of its weights"})
     max_batch: int = field(default=256, metadata={"help": "most sequences in one forward (replicas x probe examples); halved automatically on CUDA out-of-memory"})
@@ -416,7 +420,7 @@ def score_modules(
 ) -> tuple[list[ModuleScore], str]:
     """Score every target; returns the scores and the concrete output choice used.
 
-    The model is put in eval mode under ``torch.no_grad`` and given back with every submodule in its
+    The model is put in eval mode under ``torch.no_grad`` and returned with every submodule in its
     own original mode and its weights bit-for-bit unchanged, whether scoring finishes, fails or is interrupted.
     ``forward(model, batch)`` replaces ``model(**batch)`` for models with another call signature.
     """

@@ -141,7 +141,7 @@ def fisher_scores(model: nn.Module, probes: ProbeBatch, targets: Sequence[Target
     """Σ (θ·∂L/∂θ)² over each target's weight and bias, averaged over probe examples, K = min(folds,
     examples) fold means per module (see the module docstring for the loss).
 
-    The model's weights, ``requires_grad`` flags, ``.grad`` and train/eval mode are given back as
+    The model's weights, ``requires_grad`` flags, ``.grad`` and train/eval mode are restored as
     they were, also on exceptions: gradients come from ``torch.autograd.grad`` and never land in
     ``.grad``.
     """
