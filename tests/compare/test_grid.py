@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -359,21 +360,58 @@ def test_per_method_rates_come_from_each_methods_own_sweep_on_a_seed_kept_out_of
         grid.make_jobs(reuse, plan_grid(["mr"], ["value"], [2], methods, [0]), plans, "abc")
 
 
-def test_git_commit_says_when_the_tree_is_not_the_commit(tmp_path, monkeypatch):
+def _git_repo(folder: Path, files: dict[str, str]) -> str:
+    """A git repository with ``files`` committed; its HEAD."""
     import subprocess
 
-    monkeypatch.delenv("ADARANK_COMMIT", raising=False)
-    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    folder.mkdir(parents=True, exist_ok=True)
+    run = lambda *a: subprocess.run(["git", *a], cwd=folder, check=True, capture_output=True)  # noqa: E731
     run("init", "-q")
-    (tmp_path / "f.txt").write_text("a")
-    run("add", "f.txt")
+    for name, text in files.items():
+        (folder / name).write_text(text)
+        run("add", name)
     run("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True).stdout.strip()
+
+
+def test_git_commit_says_when_the_tree_is_not_the_commit(tmp_path, monkeypatch):
+    monkeypatch.delenv("ADARANK_COMMIT", raising=False)
+    head = _git_repo(tmp_path, {"__init__.py": "a"})
     assert grid.git_commit(tmp_path) == head
-    (tmp_path / "f.txt").write_text("b")
+    (tmp_path / "__init__.py").write_text("b")
     assert grid.git_commit(tmp_path) == head + "-dirty"
     monkeypatch.setenv("ADARANK_COMMIT", "abc123")
     assert grid.git_commit(tmp_path) == "abc123"
+
+
+def test_the_commit_is_adarank_s_own_never_the_working_directory_s(tmp_path, monkeypatch):
+    """A grid started from inside another repository names the commit adarank runs from: with the cwd in an
+    unrelated repository (and GIT_DIR pointing there), the stored commit is not that repository's HEAD. A copy
+    of the package lying untracked inside that repository (a virtual environment in it) has no commit."""
+    import shutil
+    import subprocess
+
+    import adarank
+    from adarank.version import PACKAGE_DIR
+
+    monkeypatch.delenv("ADARANK_COMMIT", raising=False)
+    other = tmp_path / "other"
+    other_head = _git_repo(other, {"README": "unrelated"})
+    monkeypatch.chdir(other)
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    done = subprocess.run(["git", "-C", str(PACKAGE_DIR), "ls-files", "--error-unmatch", "__init__.py"],
+                          capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "GIT_DIR"})
+    ours = subprocess.run(["git", "-C", str(PACKAGE_DIR), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k != "GIT_DIR"}).stdout.strip()
+    commit = grid.git_commit()
+    assert commit is None or not commit.startswith(other_head)
+    if done.returncode == 0:  # adarank runs from a checkout: its commit, clean or dirty
+        assert commit is not None and commit.split("-")[0] == ours
+    else:
+        assert commit is None
+    copy = other / "venv" / "adarank"
+    shutil.copytree(Path(adarank.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert grid.git_commit(copy) is None
 
 
 def test_only_a_run_short_of_accelerator_memory_is_queued_again():
