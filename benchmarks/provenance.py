@@ -34,12 +34,13 @@ def card() -> str:
 
 
 def run_provenance(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """``commit`` ($ADARANK_COMMIT on a copy without .git, else ``git rev-parse HEAD``), ``date``
+    """``commit`` (of the checkout adarank runs from, see :func:`adarank.version.source_commit`), ``adarank``
+    (its version), ``date``
     (UTC, when the run started), ``command``, ``card``, the cards visible and the torch version."""
     import torch
 
-    from adarank.compare.grid import git_commit
+    from adarank.version import __version__, source_commit
 
-    return {"commit": git_commit(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    return {"commit": source_commit(), "adarank": __version__, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "command": launch_command(argv), "card": card(),
             "cards_visible": torch.cuda.device_count() if torch.cuda.is_available() else 0, "torch": torch.__version__}

@@ -22,8 +22,8 @@ hypothesis_settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nltk_data"
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def load_benchmark(name: str) -> ModuleType:
@@ -33,6 +33,23 @@ def load_benchmark(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _fixture_module(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"fixture_{name}", FIXTURES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+nltk_corpora = _fixture_module("nltk_corpora")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """An NLTK data folder with tiny synthetic corpora in the real layouts (tests/fixtures/nltk_corpora.py):
+    the built-in datasets' tests and the harness's smoke test need nothing outside the repository."""
+    return nltk_corpora.write_nltk_data(tmp_path_factory.mktemp("nltk_data"))
 
 
 def random_probes(vocab: int, n: int = 6, length: int = 10, seed: int = 0, token_types: bool = False) -> ProbeBatch:

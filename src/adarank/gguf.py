@@ -56,7 +56,7 @@ def _dequantize_kwargs() -> dict[str, Any]:
     """Ask for dense weights where transformers could keep them packed.
 
     Newer transformers keep some architectures' GGUF blocks packed unless told otherwise; older ones
-    (5.17 on the GPU machine) always dequantise and have no such switch, so nothing is passed there.
+    (5.17, for one) always dequantise and have no such switch, so nothing is passed there.
     """
     try:
         from transformers import GgufConfig
@@ -121,7 +121,7 @@ LARGE_VOCABULARY = 5000
 def check_subword_tokenizer(tokenizer: Any, what: str) -> None:
     """Refuse a tokenizer that splits plain English into (nearly) single characters.
 
-    Seen on the GPU machine: transformers 5.17 rebuilt Gemma 3's tokenizer from the GGUF metadata
+    Seen with transformers 5.17: rebuilt Gemma 3's tokenizer from the GGUF metadata
     without its merges, so every word became characters (' objective' -> 10 tokens), prompts grew
     fivefold and label words no longer fitted the decoding budget; the same file gives one token for
     ' objective' under transformers 5.24. Fine-tuning or scoring through such a tokenizer is not the

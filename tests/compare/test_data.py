@@ -18,14 +18,14 @@ from adarank.compare.data import (
 )
 from adarank.errors import AdaRankError
 
-NLTK_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "nltk_data"
+from conftest import nltk_corpora  # noqa: E402
+
+FX = nltk_corpora  # the synthetic corpora's sizes and known lines
 
 
 @pytest.fixture(scope="module")
-def nltk_dir() -> Path:
-    if not (NLTK_DATA / "corpora" / "qc.zip").is_file():
-        pytest.skip(f"shared NLTK corpora not found at {NLTK_DATA}")
-    return NLTK_DATA
+def nltk_dir(data_dir) -> Path:
+    return data_dir
 
 
 def raises(match_words: list[str], fn, *args, **kwargs) -> str:
@@ -45,26 +45,31 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 
 # --------------------------------------------------------------------------------------------------
-# Real corpora
+# Built-in corpora (the synthetic ones of tests/fixtures/nltk_corpora.py, in the real layouts)
 # --------------------------------------------------------------------------------------------------
+
+
+def _trec_raw(split: str) -> list[tuple[str, str]]:
+    """(label, question) pairs read from the fixture's lines, independently of the loader."""
+    return [tuple(line.split(None, 1)) for line in FX.trec_lines(split)]
 
 
 def test_trec_coarse_official_split(nltk_dir):
     data = load_dataset_spec("trec-coarse", data_dir=nltk_dir)
+    train_raw, test_raw = _trec_raw("train"), _trec_raw("test")
     assert isinstance(data, TextClassificationData)
     assert data.name == "trec-coarse"
-    assert len(data.train_texts) == len(data.train_labels) == 5452
-    assert len(data.test_texts) == len(data.test_labels) == 500
+    assert len(data.train_texts) == len(data.train_labels) == len(train_raw)
+    assert len(data.test_texts) == len(data.test_labels) == len(test_raw)
     assert data.num_labels == 6
     assert data.label_names == ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
     assert data.split == {"kind": "official"}
-    # First test line is "NUM:dist How far is it from Denver to Aspen ?"
-    assert data.test_texts[0] == "How far is it from Denver to Aspen ?"
+    assert data.test_texts[0] == FX.TREC_FIRST_TEST.split(None, 1)[1]
     assert data.label_names[data.test_labels[0]] == "NUM"
-    assert Counter(data.label_names[i] for i in data.test_labels) == {
-        "DESC": 138, "NUM": 113, "ENTY": 94, "LOC": 81, "HUM": 65, "ABBR": 9}
-    # The one Latin-1 byte in train.txt decodes instead of failing.
-    assert any("sister\xf0city" in t for t in data.train_texts)
+    assert Counter(data.label_names[i] for i in data.test_labels) == Counter(lab.split(":")[0] for lab, _ in test_raw)
+    assert data.test_texts == [q for _, q in test_raw]
+    # The Latin-1 byte in train.txt decodes instead of failing.
+    assert FX.TREC_LATIN1 in data.train_texts
     assert all(t == t.strip() and t for t in data.train_texts + data.test_texts)
 
 
@@ -78,26 +83,27 @@ def test_trec_aliases_match(nltk_dir):
 
 def test_trec_fine(nltk_dir):
     data = load_dataset_spec("trec-fine", data_dir=nltk_dir)
-    assert len(data.train_texts) == 5452 and len(data.test_texts) == 500
-    assert 40 <= data.num_labels <= 50
-    assert data.num_labels == 50
-    assert all(":" in name for name in data.label_names)
-    assert data.label_names == sorted(data.label_names)
+    assert len(data.train_texts) == len(_trec_raw("train")) and len(data.test_texts) == len(_trec_raw("test"))
+    assert data.label_names == sorted(f"{c}:{f}" for c, fines in FX.TREC_FINE.items() for f in fines)
     assert data.label_names[data.test_labels[0]] == "NUM:dist"
     assert set(data.test_labels) <= set(data.train_labels)
 
 
 def test_mr_stratified_split(nltk_dir):
     data = load_dataset_spec("mr", data_dir=nltk_dir)
-    assert len(data.train_texts) + len(data.test_texts) == 10662
+    total = 2 * FX.SENTENCES_PER_CLASS
+    assert len(data.train_texts) + len(data.test_texts) == total
     assert data.label_names == ["neg", "pos"]
     assert data.split == {"kind": "stratified", "test_fraction": 0.1, "seed": 0}
-    assert len(data.test_texts) == 1066
+    assert len(data.test_texts) == round(0.1 * total)
     test_counts = Counter(data.test_labels)
     train_counts = Counter(data.train_labels)
     assert abs(test_counts[0] - test_counts[1]) <= 1
     assert abs(train_counts[0] - train_counts[1]) <= 1
     assert Counter(data.train_texts + data.test_texts) == Counter(_all_mr_texts(nltk_dir))
+    by_label = {t: data.label_names[y] for t, y in zip(data.train_texts + data.test_texts,
+                                                        data.train_labels + data.test_labels)}
+    assert all(by_label[t] == "neg" for t in FX.sentence_lines("neg"))
 
     again = load_dataset_spec("mr", data_dir=nltk_dir)
     assert again.test_texts == data.test_texts and again.train_labels == data.train_labels
@@ -117,38 +123,42 @@ def _all_mr_texts(nltk_dir: Path) -> list[str]:
 
 def test_subj_and_fraction(nltk_dir):
     data = load_dataset_spec("subj", data_dir=nltk_dir, test_fraction=0.2, split_seed=3)
-    assert len(data.train_texts) + len(data.test_texts) == 10000
+    per = FX.SENTENCES_PER_CLASS
+    assert len(data.train_texts) + len(data.test_texts) == 2 * per
     assert data.label_names == ["objective", "subjective"]
-    assert Counter(data.test_labels) == {0: 1000, 1: 1000}
+    assert Counter(data.test_labels) == {0: round(0.2 * per), 1: round(0.2 * per)}
     assert data.split == {"kind": "stratified", "test_fraction": 0.2, "seed": 3}
-    assert "the movie begins in the past where a young boy named sam attempts to save celebi from a hunter ." in (
-        [t for t, y in zip(data.train_texts + data.test_texts, data.train_labels + data.test_labels) if y == 0])
+    objective = [t for t, y in zip(data.train_texts + data.test_texts, data.train_labels + data.test_labels) if y == 0]
+    assert sorted(objective) == sorted(FX.sentence_lines("objective"))
 
 
 def test_max_train_subsample(nltk_dir):
-    data = load_dataset_spec("trec", data_dir=nltk_dir, max_train=600, split_seed=5)
-    assert len(data.train_texts) == 600 and len(data.test_texts) == 500
+    n_train = len(_trec_raw("train"))
+    data = load_dataset_spec("trec", data_dir=nltk_dir, max_train=48, split_seed=5)
+    assert len(data.train_texts) == 48 and len(data.test_texts) == len(_trec_raw("test"))
     assert set(data.train_labels) == set(range(6))
-    assert data.split == {"kind": "official", "max_train": 600, "subsample_seed": 5}
+    assert data.split == {"kind": "official", "max_train": 48, "subsample_seed": 5}
     full = Counter(load_dataset_spec("trec", data_dir=nltk_dir).train_labels)
     sub = Counter(data.train_labels)
     for label, n in full.items():
-        assert abs(sub[label] - n * 600 / 5452) <= 1.5
-    assert load_dataset_spec("trec", data_dir=nltk_dir, max_train=600, split_seed=5).train_texts == data.train_texts
-    assert load_dataset_spec("trec", data_dir=nltk_dir, max_train=600, split_seed=6).train_texts != data.train_texts
+        assert abs(sub[label] - n * 48 / n_train) <= 1.5
+    assert load_dataset_spec("trec", data_dir=nltk_dir, max_train=48, split_seed=5).train_texts == data.train_texts
+    assert load_dataset_spec("trec", data_dir=nltk_dir, max_train=48, split_seed=6).train_texts != data.train_texts
     big = load_dataset_spec("mr", data_dir=nltk_dir, max_train=10**6)
-    assert len(big.train_texts) == 9596 and big.split["max_train"] == 10**6
+    assert len(big.train_texts) == 2 * FX.SENTENCES_PER_CLASS - round(0.1 * 2 * FX.SENTENCES_PER_CLASS)
+    assert big.split["max_train"] == 10**6
 
 
 def test_nltk_data_env_and_unzipped_folder(nltk_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("NLTK_DATA", f"{tmp_path / 'nothing'}:{nltk_dir}")
-    assert len(load_dataset_spec("subj").train_texts) == 9000
+    assert len(load_dataset_spec("subj").train_texts) == 2 * FX.SENTENCES_PER_CLASS - round(0.1 * 2 * FX.SENTENCES_PER_CLASS)
     unzipped = tmp_path / "mine" / "corpora"
     unzipped.mkdir(parents=True)
     with zipfile.ZipFile(nltk_dir / "corpora" / "qc.zip") as zf:
         zf.extractall(unzipped)
     data = load_dataset_spec("trec", data_dir=tmp_path / "mine")
-    assert len(data.train_texts) == 5452 and len(data.test_texts) == 500
+    assert data.train_texts == load_dataset_spec("trec", data_dir=nltk_dir).train_texts
+    assert len(data.test_texts) == len(_trec_raw("test"))
 
 
 def test_nltk_errors(tmp_path, monkeypatch):

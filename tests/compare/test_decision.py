@@ -1,4 +1,4 @@
-"""Issue 6's decision rule on synthetic grid records."""
+"""The best-mean decision rule on synthetic grid records."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -11,7 +12,6 @@ import pytest
 from adarank.compare import grid
 from adarank.compare.grid import TARGET_SETS, RunSpec, plan_grid
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared/datasets/nltk_data"
 
 
 def _dry(capsys, tmp_path, *extra: str) -> list[str]:
@@ -192,13 +192,14 @@ def test_a_run_that_raises_is_reported_not_raised(tmp_path):
     assert not (tmp_path / "runs" / "x.json").exists()
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared NLTK data folder not present")
-def test_end_to_end_grid_and_report_on_cpu(tmp_path, capsys):
-    """Tiny random BERT (MiniLM tokenizer), 64 TREC examples, 3 steps, 2 methods x 2 seeds, one worker."""
+def test_end_to_end_grid_and_report_on_cpu(tmp_path, capsys, data_dir, monkeypatch):
+    """Tiny random BERT (MiniLM tokenizer), 64 TREC examples, 3 steps, 2 methods x 2 seeds, one worker. Started
+    from inside an unrelated git repository, whose commit the records must not name."""
     import torch
     import transformers
     from transformers import AutoTokenizer
 
+    import adarank
     from adarank.compare import report
     from adarank.loading import default_model_path
     from adarank.plan import RankPlan
@@ -211,7 +212,9 @@ def test_end_to_end_grid_and_report_on_cpu(tmp_path, capsys):
     AutoTokenizer.from_pretrained(default_model_path()).save_pretrained(model_dir)
 
     res = tmp_path / "grid"
-    argv = ["--model", str(model_dir), "--data-dir", str(SHARED_DATA), "--datasets", "trec-coarse",
+    other_head = _git_repo(tmp_path / "other", {"README": "unrelated"})
+    monkeypatch.chdir(tmp_path / "other")
+    argv = ["--model", str(model_dir), "--data-dir", str(data_dir), "--datasets", "trec-coarse",
             "--target-sets", "attention", "--ranks", "4", "--methods", "uniform,adarank-exact", "--seeds", "0,1",
             "--workers", "1", "--max-train", "64", "--max-steps", "3", "--device", "cpu", "--results", str(res)]
     assert grid.main(argv) == 0
@@ -224,7 +227,9 @@ def test_end_to_end_grid_and_report_on_cpu(tmp_path, capsys):
     assert [f.stem for f in files] == [f"trec-coarse__attention__r4__{m}__s{s}"
                                        for m in ("adarank-exact", "uniform") for s in (0, 1)]
     rec = json.loads(files[0].read_text())
-    assert rec["target_set"] == "attention" and rec["timestamp"] and rec["grid_commit"]
+    assert rec["target_set"] == "attention" and rec["timestamp"]
+    assert rec["grid_commit"] == grid.git_commit() and not str(rec["grid_commit"]).startswith(other_head)
+    assert rec["adarank_version"] == adarank.__version__
     assert rec["steps"] == 3 and 0.0 <= rec["test_accuracy"] <= 1.0
     assert sum(rec["ranks"].values()) == 4 * 8  # adarank-exact spends the budget exactly
     assert set(rec["ranks"]) == {m.name for m in plan.modules}
@@ -249,8 +254,7 @@ def test_dry_run_names_the_variant_plans_to_score(tmp_path, capsys):
     assert "plans to score first: value, value fisher, value task64 trec-coarse, value task64 mr" in lines
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared NLTK data folder not present")
-def test_variant_plans_are_scored_with_their_signal_and_task_texts(tmp_path):
+def test_variant_plans_are_scored_with_their_signal_and_task_texts(tmp_path, data_dir):
     """Tiny random BERT: a fisher plan and a 64-text task-probe plan are scored, saved and re-used."""
     import torch
     import transformers
@@ -266,7 +270,7 @@ def test_variant_plans_are_scored_with_their_signal_and_task_texts(tmp_path):
     transformers.BertModel(transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                                    intermediate_size=64)).save_pretrained(model_dir)
     AutoTokenizer.from_pretrained(default_model_path()).save_pretrained(model_dir)
-    argv = ["--model", str(model_dir), "--data-dir", str(SHARED_DATA), "--datasets", "trec-coarse",
+    argv = ["--model", str(model_dir), "--data-dir", str(data_dir), "--datasets", "trec-coarse",
             "--target-sets", "value", "--methods", "adarank-exact,adarank-fisher,adarank-task64",
             "--device", "cpu", "--results", str(tmp_path / "res")]
     opts = grid.options_from_args(grid.build_parser().parse_args(argv))
@@ -280,7 +284,7 @@ def test_variant_plans_are_scored_with_their_signal_and_task_texts(tmp_path):
     assert task.settings["task_texts"] == 64 and task.settings["probe_examples"] == 64
     assert task.settings["task_dataset"] == "trec-coarse"
     assert [m.score_mean for m in task.modules] != [m.score_mean for m in paper.modules]  # other probes, other scores
-    train = load_dataset_spec("trec-coarse", data_dir=str(SHARED_DATA)).train_texts
+    train = load_dataset_spec("trec-coarse", data_dir=str(data_dir)).train_texts
     assert len(sample_texts(train, 64)) == 64
     assert sum("scored" in line for line in logged) == 3
     logged.clear()
@@ -359,21 +363,58 @@ def test_per_method_rates_come_from_each_methods_own_sweep_on_a_seed_kept_out_of
         grid.make_jobs(reuse, plan_grid(["mr"], ["value"], [2], methods, [0]), plans, "abc")
 
 
-def test_git_commit_says_when_the_tree_is_not_the_commit(tmp_path, monkeypatch):
+def _git_repo(folder: Path, files: dict[str, str]) -> str:
+    """A git repository with ``files`` committed; its HEAD."""
     import subprocess
 
-    monkeypatch.delenv("ADARANK_COMMIT", raising=False)
-    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    folder.mkdir(parents=True, exist_ok=True)
+    run = lambda *a: subprocess.run(["git", *a], cwd=folder, check=True, capture_output=True)  # noqa: E731
     run("init", "-q")
-    (tmp_path / "f.txt").write_text("a")
-    run("add", "f.txt")
+    for name, text in files.items():
+        (folder / name).write_text(text)
+        run("add", name)
     run("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True).stdout.strip()
+
+
+def test_git_commit_says_when_the_tree_is_not_the_commit(tmp_path, monkeypatch):
+    monkeypatch.delenv("ADARANK_COMMIT", raising=False)
+    head = _git_repo(tmp_path, {"__init__.py": "a"})
     assert grid.git_commit(tmp_path) == head
-    (tmp_path / "f.txt").write_text("b")
+    (tmp_path / "__init__.py").write_text("b")
     assert grid.git_commit(tmp_path) == head + "-dirty"
     monkeypatch.setenv("ADARANK_COMMIT", "abc123")
     assert grid.git_commit(tmp_path) == "abc123"
+
+
+def test_the_commit_is_adarank_s_own_never_the_working_directory_s(tmp_path, monkeypatch):
+    """A grid started from inside another repository names the commit adarank runs from: with the cwd in an
+    unrelated repository (and GIT_DIR pointing there), the stored commit is not that repository's HEAD. A copy
+    of the package lying untracked inside that repository (a virtual environment in it) has no commit."""
+    import shutil
+    import subprocess
+
+    import adarank
+    from adarank.version import PACKAGE_DIR
+
+    monkeypatch.delenv("ADARANK_COMMIT", raising=False)
+    other = tmp_path / "other"
+    other_head = _git_repo(other, {"README": "unrelated"})
+    monkeypatch.chdir(other)
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    done = subprocess.run(["git", "-C", str(PACKAGE_DIR), "ls-files", "--error-unmatch", "__init__.py"],
+                          capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "GIT_DIR"})
+    ours = subprocess.run(["git", "-C", str(PACKAGE_DIR), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k != "GIT_DIR"}).stdout.strip()
+    commit = grid.git_commit()
+    assert commit is None or not commit.startswith(other_head)
+    if done.returncode == 0:  # adarank runs from a checkout: its commit, clean or dirty
+        assert commit is not None and commit.split("-")[0] == ours
+    else:
+        assert commit is None
+    copy = other / "venv" / "adarank"
+    shutil.copytree(Path(adarank.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert grid.git_commit(copy) is None
 
 
 def test_only_a_run_short_of_accelerator_memory_is_queued_again():

@@ -75,7 +75,7 @@ def test_the_grids_task_choices_are_the_task_registry():
 
 def test_the_attention_projections_of_a_decoder_run_with_every_study_method(tmp_path, minilm_path, monkeypatch,
                                                                              capsys):
-    """The decoder study's attention-only set (`--target-sets attention-proj`): every method of issue 13 trains
+    """The decoder study's attention-only set (`--target-sets attention-proj`): every method of the decoder study trains
     LoRA on q/k/v/o alone, and its ranks name those modules and no other."""
     monkeypatch.chdir(tmp_path)
     folder = _tiny_causal_folder(tmp_path, minilm_path, "gemma3")

@@ -1,8 +1,8 @@
 """Which settings of a grid have every run they were meant to have.
 
-A grid cut short (device time out, a call's limit) leaves settings in which some methods have fewer seeds than
+A grid cut short (a time limit, a killed job) leaves settings in which some methods have fewer seeds than
 others. Their paired differences are real, but pooling them beside complete settings would let the pooled and
-setting-level readings, and a decision fixed in advance on them, move with how far a call got. So the report
+setting-level readings, and a decision fixed in advance on them, move with how far a grid got. So the report
 shows such a setting on its own and leaves it out of every pooled reading until it is complete.
 
 A setting is complete when every allocation method in it has a run, or a diverged run, for every seed that any

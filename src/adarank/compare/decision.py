@@ -1,4 +1,4 @@
-"""Issue 6's decision rule: which rank-allocation variant becomes the default, if any.
+"""The best-mean decision rule: which rank-allocation variant becomes the default, if any.
 
 The rule, fixed before the runs: among the candidates (the paper's rule and its variants), take the
 one with the best mean paired gain over ``uniform``, pooled over every (setting, seed) pair. It
@@ -83,7 +83,7 @@ class TwoLevel:
 
     @property
     def above(self) -> bool:
-        """Both CIs exist and lie above zero: issue 13's test for "better"."""
+        """Both CIs exist and lie above zero: the two-level rule's test for "better"."""
         return all(s is not None and s.n >= 2 and s.lo > 0 for s in (self.pooled, self.setting_level))
 
 
@@ -101,7 +101,7 @@ def _two_level(runs: Sequence[dict], baseline: str) -> dict[str, TwoLevel]:
 
 def decide_two_level(runs: Sequence[dict], candidates: Sequence[str] | None = None,
                      paper: str = PAPER) -> TwoLevelDecision:
-    """Issue 13's rule, fixed before its runs: a method is better than a reference only if both its
+    """The two-level rule, fixed before its runs: a method is better than a reference only if both its
     pooled CI and its setting-level CI lie above zero; the default changes only to a method better
     than uniform *and* better than the paper's rule by that test (the best pooled gain over uniform
     among such methods), otherwise the paper's rule stays. ``candidates`` defaults to every method
@@ -181,8 +181,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     ap.add_argument("--candidates", default=None, help="comma-separated methods (default: the plan-scored "
                     "methods for --rule best-mean, every method but uniform for --rule two-level)")
     ap.add_argument("--rule", choices=("best-mean", "two-level"), default="best-mean",
-                    help="best-mean: issue 6's rule (the best pooled gain, then its CI over the paper's rule); "
-                         "two-level: issue 13's (pooled and setting-level CIs both above zero, against uniform "
+                    help="best-mean: the MiniLM grid's rule (the best pooled gain, then its CI over the paper's rule); "
+                         "two-level: the decoder study's rule (pooled and setting-level CIs both above zero, against uniform "
                          "and against the paper's rule)")
     ap.add_argument("--target-sets", default=None,
                     help="comma-separated target sets to read (e.g. all-linear), to show the decision on part of a "

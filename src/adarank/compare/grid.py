@@ -38,7 +38,6 @@ import json
 import multiprocessing
 import os
 import statistics
-import subprocess
 import sys
 import time
 import traceback
@@ -50,6 +49,7 @@ from typing import Any, Callable, Sequence
 from ..cli_args import split_list
 from ..errors import AdaRankError
 from ..io import atomic_write_json
+from ..version import __version__, source_commit
 from .completeness import incomplete_sweeps
 from .data import dataset_slug, is_builtin_corpus
 from .methods import CORE_METHODS, METHODS, TASK_PROBE_SEED, PlanVariant, sample_texts, variant_of
@@ -226,28 +226,11 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def git_commit(where: Path | None = None) -> str:
-    """``$ADARANK_COMMIT`` (for copies of the tree without a current .git, such as a GPU machine's), else
-    ``git rev-parse HEAD`` of the checkout holding this package (or ``where``), with ``-dirty`` when tracked
-    files differ from it, else "unknown"."""
-    if os.environ.get("ADARANK_COMMIT"):
-        return os.environ["ADARANK_COMMIT"]
-    folder = where or Path(__file__).resolve().parent
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    commit = done.stdout.strip()
-    if done.returncode != 0 or not commit:
-        return "unknown"
-    # A tree that differs from HEAD did not run HEAD's code: say so. Seen on the GPU machine, whose copy of
-    # the tree came with a stale .git, so HEAD named a commit hours older than the code that ran.
-    try:
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
-                                capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return commit + "-unverified"
-    return commit + "-dirty" if status.returncode != 0 or status.stdout.strip() else commit
+def git_commit(where: Path | None = None) -> str | None:
+    """The commit of the checkout adarank runs from (``where``: another package folder), or None when it does
+    not run from one; see :func:`adarank.version.source_commit`. Never the commit of the working directory:
+    a grid started from inside another repository must not name that repository's HEAD."""
+    return source_commit(where)
 
 
 # ---------------------------------------------------------------------------------- parsing
@@ -730,7 +713,7 @@ def supersede(out: Path, stale: dict[str, float]) -> Path:
     return dest
 
 
-def make_jobs(opts: GridOptions, runs: Sequence[RunSpec], plans: dict[PlanKey, Path], commit: str) -> list[Job]:
+def make_jobs(opts: GridOptions, runs: Sequence[RunSpec], plans: dict[PlanKey, Path], commit: str | None) -> list[Job]:
     jobs = []
     use_sweep = opts.lr_from_sweep and opts.lrs is None
     swept = swept_learning_rates(opts.sweep_dir) if use_sweep else {}
@@ -742,7 +725,8 @@ def make_jobs(opts: GridOptions, runs: Sequence[RunSpec], plans: dict[PlanKey, P
                                "seed (e.g. --seeds 100 with --lr-sweep) or use --lr-choice shared")
     for spec in runs:
         config = dict(opts.config)
-        extra: dict[str, Any] = {"target_set": spec.target_set, "grid_commit": commit}
+        extra: dict[str, Any] = {"target_set": spec.target_set, "grid_commit": commit,
+                                 "adarank_version": __version__}
         if use_sweep:  # an empty or missing sweep is an error too, not a silent fall-back to the default lr
             chosen = chosen_lr(swept, spec, opts.lr_choice)
             if chosen is None:
@@ -856,13 +840,13 @@ def run_grid(opts: GridOptions, log: Callable[[str], None] = print) -> GridSumma
     return summary
 
 
-def log_requested(out: Path, opts: GridOptions, commit: str, runs: Sequence[RunSpec], **extra: Any) -> None:
+def log_requested(out: Path, opts: GridOptions, commit: str | None, runs: Sequence[RunSpec], **extra: Any) -> None:
     """Append this call, and the keys of the runs it was asked for, to ``out/invocations.jsonl`` before any
     starts: a run asked for that leaves neither a record nor a divergence (a time limit, a killed machine) is
     then known to be missing (:func:`~adarank.compare.records.unfinished_keys`), and a sweep missing it
     chooses no rate."""
-    entry = {"timestamp": _now(), "argv": opts.argv, "commit": commit, "model": opts.model, "runs": len(runs),
-             **extra, "keys": [r.key for r in runs]}
+    entry = {"timestamp": _now(), "argv": opts.argv, "commit": commit, "adarank_version": __version__,
+             "model": opts.model, "runs": len(runs), **extra, "keys": [r.key for r in runs]}
     with open(out / "invocations.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(entry) + "\n")
 
@@ -910,7 +894,7 @@ def out_of_memory(outcome: Outcome) -> bool:
 def launch_allowed(now: float, deadline: float | None, durations: Sequence[float]) -> bool:
     """Whether a run started ``now`` is expected to end before ``deadline``: by the median of the finished runs'
     durations (none finished yet: any time before the deadline). A call with a hard wall-clock limit (a batch
-    job, a lent GPU) then stops launching in time for its last runs to finish, instead of being killed in them."""
+    job, a rented GPU) then stops launching in time for its last runs to finish, instead of being killed in them."""
     if deadline is None:
         return True
     expected = float(statistics.median(durations)) if durations else 0.0

@@ -1070,7 +1070,7 @@ def build_report(results: str | os.PathLike, *, out: str | os.PathLike | None = 
                f"{scored.capitalize()} per method and learning rate, mean ± std over the sweep seeds; ✓ marks "
                f"each method's best mean in each setting (the smaller lr on a tie; a rate where a run diverged "
                f"is never chosen); no record: runs that failed otherwise (out of memory, a crash) or were asked for "
-               f"and never finished (a time limit, a machine given back). Folder: `{SWEEP_DIRS[on]}/`.", ""]
+               f"and never finished (a time limit, a killed process). Folder: `{SWEEP_DIRS[on]}/`.", ""]
         from .sweep_edges import edge_extensions
         from .sweep_margins import close_choices
 

@@ -3,7 +3,7 @@
 A sweep picks each method's rate by its best validation score; on one seed and a few hundred
 validation examples, that score carries a binomial standard error of about two points at 75 %
 accuracy. A rate that wins by less than that is a coin toss among the rates near it, and a
-comparison between methods then also compares their luck in the sweep. Seen in issue 13: uniform
+comparison between methods then also compares their luck in the sweep. Seen in the decoder study: uniform
 LoRA on PP attachment chose 3e-3 at 76.50 % over 76.00 % at 1e-3 and 3e-4 (2 of 400 examples),
 and every method that beat it there ran at a lower rate. The report lists such choices, so that a
 reader weighs a gain against them; nothing in the grid changes.

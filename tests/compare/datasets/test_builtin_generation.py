@@ -1,6 +1,7 @@
-"""The built-in generation datasets on the real NLTK corpora: sizes, label sets, prompt cues, splits, subsamples.
+"""The built-in generation datasets on the corpora's layouts: sizes, label sets, prompt cues, splits, subsamples.
 
-Expected counts are read from the raw corpus files here, independently of the loaders.
+The corpora are the tiny synthetic ones of tests/fixtures/nltk_corpora.py, written in the real layouts; expected
+counts are read from the raw corpus files here, independently of the loaders.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from adarank.compare.datasets import DATASETS, GenerationData, hold_out_validati
 from adarank.compare.metrics import METRICS, bracket_chunk_f1, bracket_tags, bracketed, chunk_f1, chunks, score
 from adarank.errors import AdaRankError
 
-NLTK_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "nltk_data"
-CORPORA = NLTK_DATA / "corpora"
+from conftest import nltk_corpora as FX  # noqa: E402
 
 CUES = {
     "trec-coarse": "\nAnswer type:", "trec-fine": "\nAnswer type:", "mr": "\nSentiment:",
@@ -28,12 +28,14 @@ CUES = {
 }
 
 
+CORPORA: Path | None = None  # set by the nltk_dir fixture
+
+
 @pytest.fixture(scope="module")
-def nltk_dir() -> Path:
-    if not all((CORPORA / f"{p}.zip").is_file() for p in ("qc", "sentence_polarity", "subjectivity", "conll2000",
-                                                          "ppattach", "rte")):
-        pytest.skip(f"shared NLTK corpora not found at {NLTK_DATA}")
-    return NLTK_DATA
+def nltk_dir(data_dir) -> Path:
+    global CORPORA
+    CORPORA = data_dir / "corpora"
+    return data_dir
 
 
 _cache: dict[str, GenerationData] = {}
@@ -78,9 +80,10 @@ def test_registry_lists_every_builtin():
 
 def test_trec_coarse(nltk_dir):
     data = loaded("trec-coarse", nltk_dir)
-    assert (len(data.train_prompts), len(data.test_prompts)) == (5452, 500)
+    raw = {s: [line for line in raw_lines("qc", f"{s}.txt") if line.strip()] for s in ("train", "test")}
+    assert (len(data.train_prompts), len(data.test_prompts)) == (len(raw["train"]), len(raw["test"]))
     assert data.split["kind"] == "official"
-    assert data.test_prompts[0] == "Question: How far is it from Denver to Aspen ?\nAnswer type:"
+    assert data.test_prompts[0] == f"Question: {FX.TREC_FIRST_TEST.split(None, 1)[1]}\nAnswer type:"
     assert data.test_completions[0] == " NUM"
     raw_test = [line.split(":", 1)[0] for line in raw_lines("qc", "test.txt") if line.strip()]
     assert Counter(c.strip() for c in data.test_completions) == Counter(raw_test)
@@ -89,10 +92,9 @@ def test_trec_coarse(nltk_dir):
 
 def test_trec_fine(nltk_dir):
     data = loaded("trec-fine", nltk_dir)
-    assert (len(data.train_prompts), len(data.test_prompts)) == (5452, 500)
     assert data.test_completions[0] == " NUM:dist"
     raw_train = {line.split(None, 1)[0] for line in raw_lines("qc", "train.txt") if line.strip()}
-    assert set(data.strata) == raw_train and len(raw_train) == 50
+    assert set(data.strata) == raw_train and len(raw_train) == sum(map(len, FX.TREC_FINE.values()))
     assert data.train_prompts == loaded("trec-coarse", nltk_dir).train_prompts
 
 
@@ -114,32 +116,35 @@ def test_sentence_corpora_use_the_classification_split(name, words, nltk_dir):
 
 
 def test_mr_subsample_and_validation_match_the_classification_form(nltk_dir):
-    gen = load_generation_spec("mr", data_dir=nltk_dir, max_train=300, seed=2)
-    cls = load_dataset_spec("mr", data_dir=nltk_dir, max_train=300, split_seed=2)
+    gen = load_generation_spec("mr", data_dir=nltk_dir, max_train=30, seed=2)
+    cls = load_dataset_spec("mr", data_dir=nltk_dir, max_train=30, split_seed=2)
     strip = lambda prompts: [p[len("Review: "):-len(CUES["mr"])] for p in prompts]  # noqa: E731
     assert strip(gen.train_prompts) == cls.train_texts
-    assert gen.split["max_train"] == 300 and gen.split["subsample_seed"] == 2
-    assert Counter(gen.strata) == {"negative": 150, "positive": 150}
+    assert gen.split["max_train"] == 30 and gen.split["subsample_seed"] == 2
+    assert Counter(gen.strata) == {"negative": 15, "positive": 15}
     held, held_cls = hold_out_validation(gen, 0.2, seed=5), classification_hold_out(cls, 0.2, seed=5)
     assert strip(held.test_prompts) == held_cls.test_texts and strip(held.train_prompts) == held_cls.train_texts
-    entry_cls = DATASETS["mr"].load_classification(nltk_dir, max_train=300, seed=2)
+    entry_cls = DATASETS["mr"].load_classification(nltk_dir, max_train=30, seed=2)
     assert entry_cls.train_texts == cls.train_texts and entry_cls.test_texts == cls.test_texts
 
 
 def test_subj_sizes(nltk_dir):
     data = loaded("subj", nltk_dir)
-    assert (len(data.train_prompts), len(data.test_prompts)) == (9000, 1000)
-    assert Counter(c.strip() for c in data.test_completions) == {"objective": 500, "subjective": 500}
+    per = FX.SENTENCES_PER_CLASS
+    assert (len(data.train_prompts), len(data.test_prompts)) == (2 * per - round(0.2 * per), round(0.2 * per))
+    half = round(0.1 * per)
+    assert Counter(c.strip() for c in data.test_completions) == {"objective": half, "subjective": half}
 
 
 def test_ppattach(nltk_dir):
     data = loaded("ppattach", nltk_dir)
     train_raw = [line.split() for line in raw_lines("ppattach", "training") if line.strip()]
     test_raw = [line.split() for line in raw_lines("ppattach", "test") if line.strip()]
-    assert (len(data.train_prompts), len(data.test_prompts)) == (len(train_raw), len(test_raw)) == (20801, 3097)
-    assert data.train_prompts[0] == ("Attach 'as director' in: join board as director\n"
+    assert (len(data.train_prompts), len(data.test_prompts)) == (len(train_raw), len(test_raw))
+    assert (len(train_raw), len(test_raw)) == (FX.PP_TRAIN, FX.PP_TEST)
+    _, verb, noun1, prep, noun2, _ = train_raw[1]
+    assert data.train_prompts[1] == (f"Attach '{prep} {noun2}' in: {verb} {noun1} {prep} {noun2}\n"
                                      "Attaches to (verb or noun):")
-    assert data.train_completions[0] == " verb"
     word = {"V": "verb", "N": "noun"}
     assert [c.strip() for c in data.test_completions] == [word[f[5]] for f in test_raw]
     assert data.split == {"kind": "official", "train": "ppattach/training", "test": "ppattach/test",
@@ -160,15 +165,17 @@ def _conll_sentences(member: str) -> list[list[list[str]]]:
 def test_conll2000(nltk_dir):
     data = loaded("conll2000", nltk_dir)
     train_raw, test_raw = _conll_sentences("train.txt"), _conll_sentences("test.txt")
-    assert (len(data.train_prompts), len(data.test_prompts)) == (len(train_raw), len(test_raw)) == (8936, 2012)
+    assert (len(data.train_prompts), len(data.test_prompts)) == (len(train_raw), len(test_raw))
+    assert (len(train_raw), len(test_raw)) == (FX.CONLL_TRAIN, FX.CONLL_TEST)
     assert data.metric == "chunk_f1" and data.strata is None
-    assert data.train_prompts[0].startswith("Words: Confidence in the pound is widely expected")
+    assert data.train_prompts[0] == "Words: " + " ".join(t[0] for t in train_raw[0]) + "\nChunk tags:"
     for prompt, completion, sentence in zip(data.test_prompts, data.test_completions, test_raw):
         assert prompt == "Words: " + " ".join(t[0] for t in sentence) + "\nChunk tags:"
         assert completion.split() == [t[2] for t in sentence]
     tags = {t for c in data.train_completions + data.test_completions for t in c.split()}
     types = {t[2:] for t in tags if t != "O"}
-    assert types == {"NP", "VP", "PP", "ADJP", "ADVP", "SBAR", "PRT", "CONJP", "INTJ", "LST", "UCP"}
+    assert types == {t[2][2:] for s in train_raw + test_raw for t in s if t[2] != "O"}
+    assert types >= {"NP", "VP", "PP", "ADJP", "ADVP", "SBAR", "PRT"}
     assert all(t == "O" or t[:2] in ("B-", "I-") for t in tags)
     # Predicting O everywhere finds no chunk.
     assert chunk_f1([" O"] * len(data.test_completions), data.test_completions)["score"] == 0.0
@@ -177,7 +184,9 @@ def test_conll2000(nltk_dir):
 def test_conll2000_brackets_is_the_same_corpus_with_the_words_in_the_completion(nltk_dir):
     data, tags = loaded("conll2000-brackets", nltk_dir), loaded("conll2000", nltk_dir)
     assert data.metric == "bracket_chunk_f1" and data.strata is None
-    assert data.train_completions[0].startswith(" [NP Confidence] [PP in] [NP the pound] [VP is widely expected")
+    first = _conll_sentences("train.txt")[0]
+    assert data.train_completions[0] == " " + bracketed([t[0] for t in first], [t[2] for t in first])
+    assert data.train_completions[0].startswith(" [NP ")
     for split in ("train", "test"):
         for prompt, completion, tag_prompt, tag_completion in zip(
                 getattr(data, f"{split}_prompts"), getattr(data, f"{split}_completions"),
@@ -187,13 +196,13 @@ def test_conll2000_brackets_is_the_same_corpus_with_the_words_in_the_completion(
             assert " ".join(words) == prompt[len("Words: "):-len("\nChunks:")]   # every word, in order
             assert chunks(read) == chunks(tag_completion.split())              # the same gold chunks
     # The same guesses score the same F1 in both forms: here, the gold tags with each sentence's last tag made O.
-    guesses = [c.split()[:-1] + ["O"] for c in tags.test_completions[:300]]
-    words = [bracket_tags(c)[0] for c in data.test_completions[:300]]
-    as_tags = chunk_f1([" ".join(g) for g in guesses], tags.test_completions[:300])
+    guesses = [c.split()[:-1] + ["O"] for c in tags.test_completions]
+    words = [bracket_tags(c)[0] for c in data.test_completions]
+    as_tags = chunk_f1([" ".join(g) for g in guesses], tags.test_completions)
     as_brackets = bracket_chunk_f1([" " + bracketed(w, g) for w, g in zip(words, guesses)],
-                                   data.test_completions[:300])
+                                   data.test_completions)
     assert 0.5 < as_tags["score"] < 1.0 and as_brackets == as_tags
-    assert bracket_chunk_f1([" O"] * 300, data.test_completions[:300])["score"] == 0.0
+    assert bracket_chunk_f1([" O"] * len(data.test_completions), data.test_completions)["score"] == 0.0
 
 
 def test_rte(nltk_dir):
@@ -206,7 +215,8 @@ def test_rte(nltk_dir):
                             [(1, "dev"), (1, "test"), (2, "dev"), (2, "test"), (3, "dev")]), [])
         test_labels = labels("rte3_test.xml")
     yes = {"YES", "TRUE"}
-    assert len(data.train_prompts) == len(train_labels) == 3367 and len(data.test_prompts) == len(test_labels) == 800
+    assert len(data.train_prompts) == len(train_labels) == 5 * FX.RTE_PAIRS
+    assert len(data.test_prompts) == len(test_labels) == FX.RTE_PAIRS
     assert [c.strip() for c in data.test_completions] == ["yes" if v in yes else "no" for v in test_labels]
     assert Counter(data.strata) == Counter("yes" if v in yes else "no" for v in train_labels)
     assert all(p.startswith("Premise: ") and p.count("\n") == 2 and "\nHypothesis: " in p
@@ -216,22 +226,22 @@ def test_rte(nltk_dir):
 
 
 def test_subsamples_are_seeded_stratified_and_recorded(nltk_dir):
-    small = load_generation_spec("rte", data_dir=nltk_dir, max_train=100, max_test=40, seed=1)
-    assert (len(small.train_prompts), len(small.test_prompts)) == (100, 40)
-    assert small.split["max_train"] == 100 and small.split["max_test"] == 40 and small.split["subsample_seed"] == 1
+    small = load_generation_spec("rte", data_dir=nltk_dir, max_train=20, max_test=6, seed=1)
+    assert (len(small.train_prompts), len(small.test_prompts)) == (20, 6)
+    assert small.split["max_train"] == 20 and small.split["max_test"] == 6 and small.split["subsample_seed"] == 1
     full = loaded("rte", nltk_dir)
     assert set(small.train_prompts) <= set(full.train_prompts) and set(small.test_prompts) <= set(full.test_prompts)
     share = Counter(full.strata)["yes"] / len(full.strata)
-    assert abs(Counter(small.strata)["yes"] - 100 * share) <= 1
-    test_share = Counter(full.test_completions)[" yes"] / 800
-    assert abs(Counter(small.test_completions)[" yes"] - 40 * test_share) <= 1
-    again = load_generation_spec("rte", data_dir=nltk_dir, max_train=100, max_test=40, seed=1)
+    assert abs(Counter(small.strata)["yes"] - 20 * share) <= 1
+    test_share = Counter(full.test_completions)[" yes"] / len(full.test_completions)
+    assert abs(Counter(small.test_completions)[" yes"] - 6 * test_share) <= 1
+    again = load_generation_spec("rte", data_dir=nltk_dir, max_train=20, max_test=6, seed=1)
     assert again.train_prompts == small.train_prompts and again.test_prompts == small.test_prompts
-    other = load_generation_spec("rte", data_dir=nltk_dir, max_train=100, max_test=40, seed=2)
+    other = load_generation_spec("rte", data_dir=nltk_dir, max_train=20, max_test=6, seed=2)
     assert other.train_prompts != small.train_prompts
     assert small.max_new_tokens == full.max_new_tokens  # the cap does not move with the subsample
-    chunked = load_generation_spec("conll2000", data_dir=nltk_dir, max_test=50)
-    assert len(chunked.test_prompts) == 50
+    chunked = load_generation_spec("conll2000", data_dir=nltk_dir, max_test=5)
+    assert len(chunked.test_prompts) == 5
     assert set(chunked.test_prompts) <= set(loaded("conll2000", nltk_dir).test_prompts)
 
 

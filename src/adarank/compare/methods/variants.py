@@ -2,7 +2,7 @@
 
 The paper's methods (``adarank-floor``, ``adarank-exact`` and the score transforms) all allocate from
 one plan per target set, scored with the paper's signal (disagreement) on the built-in probe
-sentences. The issue-6 variants change what is scored, not how ranks are derived from it, so each
+sentences. The signal and probe variants change what is scored, not how ranks are derived from it, so each
 is a plan of its own, allocated with the ``exact`` rule like ``adarank-exact``:
 
 ======================  ==================================================================
