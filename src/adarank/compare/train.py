@@ -541,6 +541,19 @@ def _guarded(base: type) -> type:
     but the Trainer's logged loss is not read: it averages, and the guard must see every step's loss."""
 
     class Guarded(base):  # type: ignore[misc, valid-type]
+        #: a term added to the trainer's loss (AdaLoRA's orthogonality penalty under SFTTrainer), or None
+        adarank_penalty: Any = None
+
+        def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            out = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                       num_items_in_batch=num_items_in_batch)
+            if self.adarank_penalty is None:
+                return out
+            if return_outputs:
+                return out[0] + self.adarank_penalty(), out[1]
+            return out + self.adarank_penalty()
+
         def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
             loss = super().training_step(model, inputs, num_items_in_batch)
             finite = torch.isfinite(loss.detach()).all()
@@ -599,6 +612,12 @@ def _fit(model: nn.Module, task: Task, tokenizer: Any, train: Batches, optimizer
                                  padding_free=False, gradient_checkpointing=False)  # SFTConfig's default is on
                 trainer = trainer_class(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                                         optimizers=(optimizer, scheduler), callbacks=callbacks)
+                if adalora:
+                    # AdaLoRA's forward adds its penalty to the model's own loss, which the fused LM head's loss
+                    # replaces; add it back as PEFT computes it
+                    from .tasks.completion_loss import orthogonality_penalty
+
+                    trainer.adarank_penalty = lambda: orthogonality_penalty(model.base_model)
             else:
                 args = TrainingArguments(**common)
                 trainer = trainer_class(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
