@@ -8,10 +8,19 @@ optimiser, the schedule and the effective LoRA scale are shared.
 
 Decisions
 ---------
+* **Trainers.** A run trains the way users train: classification with transformers' ``Trainer``
+  (``DataCollatorWithPadding``), generation with TRL's ``SFTTrainer`` on pre-tokenised ``input_ids``
+  and a ``completion_mask`` with ``completion_only_loss``. Both get our AdamW (LoRA parameters, or every
+  weight for full-ft, at ``lr``; a new head's ``modules_to_save`` copy at ``head_lr``) and our linear
+  schedule with ``warmup_ratio`` warm-up, through ``optimizers=``; clipping (``max_grad_norm``), bf16
+  autocast (CUDA only; CPU stays fp32) and the step loop are the trainer's. No checkpoints, no
+  reports, no stdout logging (the printer callback is removed), progress bars only with ``progress``;
+  the output folder is temporary. The record's ``trainer`` and ``max_grad_norm`` say which ran.
 * **Seeds.** Python, numpy and torch (CPU and CUDA) are seeded from ``seed`` before the model is
-  created, so a seed gives every method the same new head. The training order comes from its own
-  ``torch.Generator`` seeded with ``seed`` (one permutation per epoch), untouched by the model, so
-  every method sees the same batches in the same order.
+  created, so a seed gives every method the same new head. The trainer gets ``seed`` and
+  ``data_seed = seed``: accelerate's seedable sampler draws each epoch's permutation from
+  ``data_seed`` and the epoch alone, untouched by the model, so every method sees the same batches
+  in the same order.
 * **Scale.** Every method trains with the same per-rank scale ``alpha / r = lora_alpha_ratio``:
   plan methods through ``alpha_pattern`` (α_i = ratio·r_i), EVA through
   ``adjust_scaling_factors=True`` on ``lora_alpha = ratio·r̄``, AdaLoRA (whose output is scaled by
@@ -23,7 +32,7 @@ Decisions
 * **EVA, and EVA's ranks alone.** ``eva`` is PEFT's EVA (SVD of the layer inputs gives both the
   ranks and the initialisation); ``eva-ranks`` takes the ranks from the same SVD (same batches)
   and starts from PEFT's default LoRA init, so that allocation and initialisation are told apart.
-  The SVD runs on training batches (first epoch's order, from a separate generator, so the
+  The SVD runs on training batches (a permutation from ``seed`` on its own generator, so the
   training order is unchanged) without labels: PEFT's default input filter only needs the attention
   mask, and with ``use_label_mask`` a label vector of shape (B,) would be compared against the
   (B, T) token mask. Batches are padded lazily (EVA stops at convergence). Batches with fewer real
@@ -33,18 +42,16 @@ Decisions
 * **AdaLoRA.** ``init_r = max(r̄ + 1, round(adalora_init_ratio·r̄))`` (pruning needs init_r > target_r),
   ``tinit ≈ 10 %``, ``tfinal ≈ 20 %``, ``deltaT ≈ 1 %`` of the steps, clipped so that
   ``tinit < total_step - tfinal`` always holds. ``update_and_allocate(step)`` is called after the
-  optimiser step and before ``zero_grad`` (masking after the update keeps pruned triplets at zero),
+  optimiser step and before ``zero_grad`` (a ``TrainerCallback.on_optimizer_step``) (masking after the update keeps pruned triplets at zero),
   with ``step`` = number of optimiser steps done (1-based), so the final mask falls on step
   ``total_step - tfinal``. The final ranks are the unmasked triplets of the last rank pattern.
-* **Training loss.** The task computes it (``Task.training_loss``). Generation computes logits at
-  the completion's tokens only (``completion_logits``; see
-  :mod:`adarank.compare.tasks.completion_loss`). Such a cheaper path is checked on the first rows of the
-  run's first batch against the model's own loss (both without gradients, from the same random
-  state, so dropout draws the same masks): a relative difference above ``LOSS_CHECK_RTOL``, or one
-  loss finite and the other not, warns and switches the run to the model's own loss. The record's
-  ``loss_logits`` says which path the run trained with (``None``: no training step), and ``loss_check``
-  the two losses the check compared (``None`` where no check ran), so that a record shows the agreement
-  it rests on.
+* **Training loss.** The trainer's: the model's own loss under ``Trainer`` (``loss_logits: "full"``),
+  the fused LM head's completion-only loss under ``SFTTrainer`` (``"trl-fused-lm-head"``, no
+  full-vocabulary logits kept), plus, for AdaLoRA there, PEFT's orthogonality penalty (which the
+  model's own loss would have carried). ``TrainConfig.completion_logits`` is unused and kept so that
+  older records load; ``loss_check`` is ``None``.
+* **Divergence.** Every step's loss is checked on the device; every ``CHECK_EVERY`` steps and at the
+  last, a non-finite one ends the run with an error starting with ``DIVERGED_MESSAGE``.
 * **Macro-F1** averages per-class F1 = 2TP / (2TP + FP + FN) over the classes present in the test
   labels or the predictions (the classes scikit-learn's ``f1_score(average="macro")`` uses).
 """
