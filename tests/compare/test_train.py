@@ -341,3 +341,76 @@ def test_the_packaged_minilm_trains_with_the_planned_ranks(minilm_path, data, ca
     assert seen["trainer"].model is captured[0]["model"]
     assert lora_ranks(captured[0]["model"]) == {"bert." + m.name: m.rank for m in plan.modules if m.rank > 0}
     assert len(seen["losses"]) == 2 and all(math.isfinite(x) for x in seen["losses"])
+
+
+def test_argument_errors_are_user_errors(tiny_bert_dir, data, scored):
+    targets = [m.name for m in scored.modules]
+    cfg = TrainConfig(**SMOKE)
+    with pytest.raises(AdaRankError, match="needs a plan"):
+        run_one(str(tiny_bert_dir), data, method="uniform", plan=None, targets=targets, rank=RANK, config=cfg, seed=0)
+    with pytest.raises(AdaRankError, match="plan=None"):
+        run_one(str(tiny_bert_dir), data, method="eva", plan=scored, targets=targets, rank=RANK, config=cfg, seed=0)
+    with pytest.raises(AdaRankError, match="unknown method"):
+        run_one(str(tiny_bert_dir), data, method="lora", plan=None, targets=targets, rank=RANK, config=cfg, seed=0)
+    with pytest.raises(AdaRankError, match="differ from targets"):
+        run_one(str(tiny_bert_dir), data, method="uniform", plan=plan_for_method("uniform", scored, RANK, 0),
+                targets=targets[:1], rank=RANK, config=cfg, seed=0)
+    with pytest.raises(AdaRankError, match="overwrite"):
+        run_one(str(tiny_bert_dir), data, method="uniform", plan=plan_for_method("uniform", scored, RANK, 0),
+                targets=targets, rank=RANK, config=cfg, seed=0, extra={"rank": 3})
+
+
+@pytest.mark.parametrize("field_name, value", [
+    ("lr", 0.0), ("lr", float("nan")), ("head_lr", -1.0), ("epochs", 0), ("max_steps", 0), ("batch_size", 2.5),
+    ("eval_batch_size", 0), ("max_length", 1), ("warmup_ratio", 1.0), ("weight_decay", -0.1),
+    ("lora_alpha_ratio", 0), ("lora_dropout", 1.0), ("bf16", "yes"), ("completion_logits", 1), ("eva_rho", 0.5),
+    ("adalora_init_ratio", 1.0), ("max_grad_norm", 0.0), ("max_grad_norm", float("inf")),
+])
+def test_train_config_rejects_bad_values(field_name, value):
+    with pytest.raises(AdaRankError, match=field_name):
+        TrainConfig(**{field_name: value})
+
+
+def test_train_config_fields_have_help():
+    assert all(text for text in TrainConfig.field_help().values())
+    assert TrainConfig().head_learning_rate == TrainConfig().lr
+    assert TrainConfig(head_lr=1e-2).head_learning_rate == 1e-2
+
+
+@pytest.mark.parametrize("total", list(range(1, 40)) + [100, 1000, 12345])
+def test_adalora_schedule_is_always_valid(total):
+    from peft import AdaLoraConfig
+
+    tinit, tfinal, delta = _adalora_schedule(total)
+    assert 0 <= tinit < total - tfinal and tfinal >= 0 and delta >= 1
+    AdaLoraConfig(init_r=6, target_r=4, tinit=tinit, tfinal=tfinal, deltaT=delta, total_step=total,
+                  target_modules=["value"])
+    if total >= 10:
+        assert tfinal >= 1 and abs(tinit - 0.1 * total) <= 1 and abs(tfinal - 0.2 * total) <= 1
+
+
+def test_macro_f1_by_hand():
+    assert macro_f1([0, 1, 1, 0], [0, 1, 1, 0]) == 1.0
+    # class 0: tp 1 fp 1 fn 1 -> 0.5; class 1: tp 1 fp 1 fn 1 -> 0.5
+    assert macro_f1([0, 0, 1, 1], [0, 1, 0, 1]) == pytest.approx(0.5)
+    # class 0: tp 2, fp 1, fn 0 -> 0.8; class 1: tp 0, fp 0, fn 1 -> 0; class 2 is absent everywhere
+    assert macro_f1([0, 0, 1], [0, 0, 0]) == pytest.approx(0.4)
+    y = np.random.default_rng(0).integers(0, 4, 200)
+    p = np.where(np.random.default_rng(1).random(200) < 0.7, y, (y + 1) % 4)
+    per_class = []
+    for c in range(4):
+        tp, fp, fn = np.sum((y == c) & (p == c)), np.sum((y != c) & (p == c)), np.sum((y == c) & (p != c))
+        per_class.append(2 * tp / (2 * tp + fp + fn))
+    assert macro_f1(y, p) == pytest.approx(float(np.mean(per_class)))
+    assert not math.isnan(macro_f1([1, 1], [0, 0]))
+
+
+def test_adalora_with_too_few_steps_is_refused_in_one_line(tmp_path, minilm_path):
+    """PEFT's AdaLoRA raises a bare KeyError when its schedule has no room to score importance."""
+    from adarank.compare.data import TextClassificationData
+    from adarank.compare.train import ADALORA_MIN_STEPS
+
+    data = TextClassificationData("t", ["a b", "c d"] * 4, [0, 1] * 4, ["a b", "c d"], [0, 1], ["x", "y"], {})
+    with pytest.raises(AdaRankError, match=f"at least {ADALORA_MIN_STEPS} optimiser steps"):
+        run_one(minilm_path, data, method="adalora", plan=None, targets=["encoder.layer.0.attention.self.value"],
+                rank=2, config=TrainConfig(max_steps=2, batch_size=4), seed=0, device="cpu")
