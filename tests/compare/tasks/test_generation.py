@@ -242,6 +242,6 @@ def test_evaluation_prompts_cut_to_fit_the_decoding_budget_are_an_error_not_a_sc
     task = Generation()
     # 64 tokens with 8 for decoding: every prompt fits
     assert task.encode(tok, data, TrainConfig(max_length=64, max_new_tokens=8), "test").truncated == 0
-    # a budget as large as max_length left each prompt its BOS and one token: what issue 13's first CoNLL sweep scored
+    # a budget as large as max_length left each prompt its BOS and one token: what an early CoNLL sweep scored
     with pytest.raises(AdaRankError, match=r"10 of 10 evaluation prompts of 'long'.*raise max_length"):
         task.encode(tok, data, TrainConfig(max_length=16, max_new_tokens=16), "test")
