@@ -1,4 +1,4 @@
-"""Turn per-module importance scores into integer LoRA ranks under a budget (METHOD.md §3).
+"""Turn per-module importance scores into integer LoRA ranks under a budget (docs/method.md §3).
 
 Everything here is a pure function of its arguments: no torch, no randomness, no global state, so a
 rank plan can be recomputed from a stored importance vector for any new budget without re-probing
@@ -26,7 +26,7 @@ Vocabulary
 Numerics
 --------
 The unclamped floor rule is evaluated literally as ``floor((rank * M_g) * s_i / sum(s))`` in float64
-because the paper's rank lists (METHOD.md §4) come from exactly that expression, and a
+because the paper's rank lists (docs/method.md §4) come from exactly that expression, and a
 mathematically equivalent reordering could move a value across an integer boundary and change a
 rank. Sums use :func:`math.fsum` (correctly rounded), so the result does not depend on the order of
 the modules. Scores are first rescaled by a power of two so that the largest is in ``[0.5, 1)``:

@@ -31,7 +31,7 @@ def _snap_shares(x: np.ndarray) -> np.ndarray:
     whole unit of rank. Moving values within ``_SHARE_REL_TOL`` of an integer onto it fixes that;
     the move is monotone (order is kept), scale-free, and far too small to touch a genuine
     fractional part (the paper's shares are all at least 0.006 away from an integer, so the
-    METHOD.md §4 lists are unaffected).
+    docs/method.md §4 lists are unaffected).
     """
     nearest = np.round(x)
     close = np.abs(x - nearest) <= _SHARE_REL_TOL * np.maximum(1.0, np.abs(x))
@@ -90,7 +90,7 @@ def _continuous_share(
 
     First the paper's literal proportional formula; only when that violates a clamp, the
     water-filling solution. Returning the literal values whenever no clamp binds is what keeps the
-    METHOD.md §4 oracle intact under default clamps.
+    docs/method.md §4 oracle intact under default clamps.
     """
     if w is None:
         x = (budget * s) / math.fsum(s.tolist())

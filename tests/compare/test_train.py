@@ -106,7 +106,8 @@ def test_run_one_returns_the_record_and_trains_the_planned_layout(tiny_bert_dir,
     assert result["model"] == tiny_bert_dir.name and result["device"] == "cpu"
     assert result["targets"] == [m.name for m in scored.modules]
     assert result["ranks"] == plan.ranks
-    assert result["steps"] == 5 and result["loss_logits"] == "full"
+    assert result["steps"] == 5 and result["loss_logits"] == "full" and result["loss_check"] is None
+    assert result["trainer"] == "transformers.Trainer" and result["max_grad_norm"] == 1.0
     assert 0.0 <= result["test_accuracy"] <= 1.0 and 0.0 <= result["test_macro_f1"] <= 1.0
     assert result["lora_params"] == result["lora_params_train"] == sum(m.rank * m.cost for m in plan.modules)
     assert result["head_params"] == 32 * 2 + 2
@@ -267,8 +268,79 @@ def test_eva_chooses_ranks_within_the_budget(tiny_bert_dir, data, scored, monkey
 
 
 def test_diverging_training_is_a_user_error(tiny_bert_dir, data, scored):
-    with pytest.raises(AdaRankError, match="non-finite"):
+    from adarank.compare.train import DIVERGED_MESSAGE
+
+    with pytest.raises(AdaRankError, match=f"^{DIVERGED_MESSAGE}"):
         run(tiny_bert_dir, data, scored, "uniform", lr=1e30)
+
+
+@pytest.fixture
+def trainers(monkeypatch):
+    """Every transformers Trainer that trains in the runs that follow, with its optimiser's groups at the
+    start and the loss of each step."""
+    from transformers import Trainer
+
+    seen: list[dict] = []
+    real_train, real_loss = Trainer.train, Trainer.compute_loss
+
+    def train_spy(self, *args, **kwargs):
+        groups = [{"lr": g["initial_lr"], "params": list(g["params"])} for g in self.optimizer.param_groups]
+        seen.append({"trainer": self, "groups": groups, "losses": []})
+        return real_train(self, *args, **kwargs)
+
+    def loss_spy(self, *args, **kwargs):
+        loss = real_loss(self, *args, **kwargs)
+        seen[-1]["losses"].append(float(loss.detach()))
+        return loss
+
+    monkeypatch.setattr(Trainer, "train", train_spy)
+    monkeypatch.setattr(Trainer, "compute_loss", loss_spy)
+    return seen
+
+
+def test_the_head_trains_at_head_lr_and_lora_at_lr(tiny_bert_dir, data, scored, trainers):
+    result = run(tiny_bert_dir, data, scored, "uniform", max_steps=2, lr=1e-3, head_lr=5e-2, max_grad_norm=0.5)
+    assert result["hparams"]["head_lr"] == 5e-2 and result["max_grad_norm"] == 0.5
+    (seen,) = trainers
+    trainer = seen["trainer"]
+    assert trainer.args.max_grad_norm == 0.5 and trainer.args.save_strategy == "no" and not trainer.args.bf16
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    lora, head = seen["groups"]
+    assert lora["lr"] == 1e-3 and head["lr"] == 5e-2
+    assert lora["params"] and all("lora_" in names[id(p)] for p in lora["params"])
+    assert head["params"] and all("classifier" in names[id(p)] and "lora_" not in names[id(p)] for p in head["params"])
+    assert len(seen["losses"]) == 2 and all(math.isfinite(x) for x in seen["losses"])
+
+
+def test_the_same_seed_gives_the_same_losses_and_another_seed_other_batches(tiny_bert_dir, data, scored, trainers):
+    a = run(tiny_bert_dir, data, scored, "uniform", seed=5, max_steps=3)
+    b = run(tiny_bert_dir, data, scored, "uniform", seed=5, max_steps=3)
+    c = run(tiny_bert_dir, data, scored, "uniform", seed=6, max_steps=3)
+    losses = [t["losses"] for t in trainers]
+    assert len(losses[0]) == 3 and losses[0] == losses[1] and losses[0] != losses[2]
+    assert a["test_score"] == b["test_score"] and a["test_macro_f1"] == b["test_macro_f1"]
+    assert c["seed"] == 6 and all(t["trainer"].args.data_seed == s for t, s in zip(trainers, (5, 5, 6)))
+
+
+@pytest.mark.slow
+def test_the_packaged_minilm_trains_with_the_planned_ranks(minilm_path, data, captured, trainers):
+    from transformers import AutoModel, AutoTokenizer
+
+    from adarank.predict import predict_ranks
+    from adarank.scoring import ScoreConfig
+
+    model = AutoModel.from_pretrained(minilm_path).eval()
+    scored_minilm = predict_ranks(model, AutoTokenizer.from_pretrained(minilm_path), rank=RANK, targets=["value"],
+                                  score_config=ScoreConfig(trials=1), progress=False)
+    plan = plan_for_method("adarank-exact", scored_minilm, RANK, 0)
+    result = run_one(minilm_path, data, method="adarank-exact", plan=plan, targets=[m.name for m in plan.modules],
+                     rank=RANK, config=TrainConfig(**{**SMOKE, "max_steps": 2}), seed=0, device="cpu")
+    assert result["trainer"] == "transformers.Trainer" and result["steps"] == 2 and result["ranks"] == plan.ranks
+    assert result["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    (seen,) = trainers
+    assert seen["trainer"].model is captured[0]["model"]
+    assert lora_ranks(captured[0]["model"]) == {"bert." + m.name: m.rank for m in plan.modules if m.rank > 0}
+    assert len(seen["losses"]) == 2 and all(math.isfinite(x) for x in seen["losses"])
 
 
 def test_argument_errors_are_user_errors(tiny_bert_dir, data, scored):
@@ -292,7 +364,7 @@ def test_argument_errors_are_user_errors(tiny_bert_dir, data, scored):
     ("lr", 0.0), ("lr", float("nan")), ("head_lr", -1.0), ("epochs", 0), ("max_steps", 0), ("batch_size", 2.5),
     ("eval_batch_size", 0), ("max_length", 1), ("warmup_ratio", 1.0), ("weight_decay", -0.1),
     ("lora_alpha_ratio", 0), ("lora_dropout", 1.0), ("bf16", "yes"), ("completion_logits", 1), ("eva_rho", 0.5),
-    ("adalora_init_ratio", 1.0),
+    ("adalora_init_ratio", 1.0), ("max_grad_norm", 0.0), ("max_grad_norm", float("inf")),
 ])
 def test_train_config_rejects_bad_values(field_name, value):
     with pytest.raises(AdaRankError, match=field_name):

@@ -8,10 +8,19 @@ optimiser, the schedule and the effective LoRA scale are shared.
 
 Decisions
 ---------
+* **Trainers.** A run trains the way users train: classification with transformers' ``Trainer``
+  (``DataCollatorWithPadding``), generation with TRL's ``SFTTrainer`` on pre-tokenised ``input_ids``
+  and a ``completion_mask`` with ``completion_only_loss``. Both get our AdamW (LoRA parameters, or every
+  weight for full-ft, at ``lr``; a new head's ``modules_to_save`` copy at ``head_lr``) and our linear
+  schedule with ``warmup_ratio`` warm-up, through ``optimizers=``; clipping (``max_grad_norm``), bf16
+  autocast (CUDA only; CPU stays fp32) and the step loop are the trainer's. No checkpoints, no
+  reports, no stdout logging (the printer callback is removed), progress bars only with ``progress``;
+  the output folder is temporary. The record's ``trainer`` and ``max_grad_norm`` say which ran.
 * **Seeds.** Python, numpy and torch (CPU and CUDA) are seeded from ``seed`` before the model is
-  created, so a seed gives every method the same new head. The training order comes from its own
-  ``torch.Generator`` seeded with ``seed`` (one permutation per epoch), untouched by the model, so
-  every method sees the same batches in the same order.
+  created, so a seed gives every method the same new head. The trainer gets ``seed`` and
+  ``data_seed = seed``: accelerate's seedable sampler draws each epoch's permutation from
+  ``data_seed`` and the epoch alone, untouched by the model, so every method sees the same batches
+  in the same order.
 * **Scale.** Every method trains with the same per-rank scale ``alpha / r = lora_alpha_ratio``:
   plan methods through ``alpha_pattern`` (α_i = ratio·r_i), EVA through
   ``adjust_scaling_factors=True`` on ``lora_alpha = ratio·r̄``, AdaLoRA (whose output is scaled by
@@ -23,7 +32,7 @@ Decisions
 * **EVA, and EVA's ranks alone.** ``eva`` is PEFT's EVA (SVD of the layer inputs gives both the
   ranks and the initialisation); ``eva-ranks`` takes the ranks from the same SVD (same batches)
   and starts from PEFT's default LoRA init, so that allocation and initialisation are told apart.
-  The SVD runs on training batches (first epoch's order, from a separate generator, so the
+  The SVD runs on training batches (a permutation from ``seed`` on its own generator, so the
   training order is unchanged) without labels: PEFT's default input filter only needs the attention
   mask, and with ``use_label_mask`` a label vector of shape (B,) would be compared against the
   (B, T) token mask. Batches are padded lazily (EVA stops at convergence). Batches with fewer real
@@ -33,18 +42,16 @@ Decisions
 * **AdaLoRA.** ``init_r = max(r̄ + 1, round(adalora_init_ratio·r̄))`` (pruning needs init_r > target_r),
   ``tinit ≈ 10 %``, ``tfinal ≈ 20 %``, ``deltaT ≈ 1 %`` of the steps, clipped so that
   ``tinit < total_step - tfinal`` always holds. ``update_and_allocate(step)`` is called after the
-  optimiser step and before ``zero_grad`` (masking after the update keeps pruned triplets at zero),
+  optimiser step and before ``zero_grad`` (a ``TrainerCallback.on_optimizer_step``) (masking after the update keeps pruned triplets at zero),
   with ``step`` = number of optimiser steps done (1-based), so the final mask falls on step
   ``total_step - tfinal``. The final ranks are the unmasked triplets of the last rank pattern.
-* **Training loss.** The task computes it (``Task.training_loss``). Generation computes logits at
-  the completion's tokens only (``completion_logits``; see
-  :mod:`adarank.compare.tasks.completion_loss`). Such a cheaper path is checked on the first rows of the
-  run's first batch against the model's own loss (both without gradients, from the same random
-  state, so dropout draws the same masks): a relative difference above ``LOSS_CHECK_RTOL``, or one
-  loss finite and the other not, warns and switches the run to the model's own loss. The record's
-  ``loss_logits`` says which path the run trained with (``None``: no training step), and ``loss_check``
-  the two losses the check compared (``None`` where no check ran), so that a record shows the agreement
-  it rests on.
+* **Training loss.** The trainer's: the model's own loss under ``Trainer`` (``loss_logits: "full"``),
+  the fused LM head's completion-only loss under ``SFTTrainer`` (``"trl-fused-lm-head"``, no
+  full-vocabulary logits kept), plus, for AdaLoRA there, PEFT's orthogonality penalty (which the
+  model's own loss would have carried). ``TrainConfig.completion_logits`` is unused and kept so that
+  older records load; ``loss_check`` is ``None``.
+* **Divergence.** Every step's loss is checked on the device; every ``CHECK_EVERY`` steps and at the
+  last, a non-finite one ends the run with an error starting with ``DIVERGED_MESSAGE``.
 * **Macro-F1** averages per-class F1 = 2TP / (2TP + FP + FN) over the classes present in the test
   labels or the predictions (the classes scikit-learn's ``f1_score(average="macro")`` uses).
 """
@@ -54,8 +61,8 @@ from __future__ import annotations
 import math
 import os
 import random
+import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -67,7 +74,7 @@ from ..errors import AdaRankError
 from ..peft_export import deepest_first, pattern_key, resolve_module_names, target_regex
 from ..targets import linear_shape
 from .methods import METHODS, PLAN_METHODS, REFERENCE_METHODS, check_method
-from .tasks.base import FULL_LOGITS, Batches, Task
+from .tasks.base import Batches, Task
 from .tasks.classification import head_module_names, macro_f1
 
 if TYPE_CHECKING:
@@ -80,16 +87,12 @@ EVA_MAX_FORWARDS = 1000
 ADALORA_MIN_STEPS = 4
 #: Steps between checks that the training loss is finite.
 CHECK_EVERY = 25
-#: Largest relative difference between a task's cheaper loss and the model's own on the first batch.
-LOSS_CHECK_RTOL = 1e-3
-#: Rows of the first batch that check: few, so that the reference's full logits stay small.
-LOSS_CHECK_ROWS = 2
 
 RESULT_KEYS = ("dataset", "task", "split", "model", "targets", "method", "rank", "seed", "ranks", "lora_params",
                "lora_params_train", "trainable_params", "head_params", "max_rank", "hparams", "metric", "test_score",
                "train_examples", "train_truncated", "train_dropped", "test_examples", "train_seconds",
-               "eval_seconds", "wall_seconds", "steps", "loss_logits", "loss_check", "device", "torch", "transformers",
-               "peft")
+               "eval_seconds", "wall_seconds", "steps", "loss_logits", "loss_check", "trainer", "max_grad_norm",
+               "device", "torch", "transformers", "peft", "trl")
 
 
 @dataclass
@@ -112,7 +115,8 @@ class TrainConfig:
     adalora_init_ratio: float = field(default=1.5, metadata={"help": "AdaLoRA: init_r = round(ratio x r̄), pruned to an average of r̄ (> 1)"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "generation tasks: cap on greedy-decoded tokens at evaluation; None = the dataset's own cap"})
     chat_template: bool = field(default=False, metadata={"help": "generation tasks: wrap each prompt in the tokenizer's chat template (one user turn)"})
-    completion_logits: bool = field(default=True, metadata={"help": "generation tasks: training loss from logits at the completion's tokens only (checked against the full loss on the first batch); False = logits at every position"})
+    completion_logits: bool = field(default=True, metadata={"help": "unused since training runs in TRL's SFTTrainer (whose fused LM head already skips the full logits); accepted so that older records load"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping: the trainer's max_grad_norm (total L2 norm of the gradients)"})
 
     def __post_init__(self) -> None:
         def positive(name: str, value: Any, *, allow_zero: bool = False, upper: float | None = None) -> None:
@@ -142,6 +146,7 @@ class TrainConfig:
         positive("weight_decay", self.weight_decay, allow_zero=True)
         positive("lora_alpha_ratio", self.lora_alpha_ratio)
         positive("lora_dropout", self.lora_dropout, allow_zero=True, upper=1.0)
+        positive("max_grad_norm", self.max_grad_norm)
         for flag in ("bf16", "chat_template", "completion_logits"):
             if not isinstance(getattr(self, flag), bool):
                 raise AdaRankError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
@@ -311,6 +316,7 @@ def run_one(
     """
     import peft
     import transformers
+    import trl
     from transformers import get_linear_schedule_with_warmup
 
     from ..loading import load_tokenizer, parse_device
@@ -452,7 +458,7 @@ def run_one(
     if not lora_params and method != "base-model":
         raise AdaRankError("no trainable LoRA parameters after adaptation; check the targets")
     lora_params_train = sum(p.numel() for p in lora_params)
-    step, loss_logits, loss_check = 0, None, {}
+    step, loss_logits, trainer_name = 0, None, None
     if total_steps:
         groups = [{"params": lora_params, "lr": config.lr}]
         if head_params_list:
@@ -460,9 +466,9 @@ def run_one(
         optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
         warmup = int(round(config.warmup_ratio * total_steps))
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
-        step, loss_logits = _train(model, task, train, optimizer, scheduler, total_steps, config, seed, dev, autocast,
-                                   adalora=method == "adalora", check=loss_check,
-                                   desc=f"{data.name} {method} r={rank} seed={seed}" if progress else None)
+        step = _fit(model, task, tokenizer, train, optimizer, scheduler, total_steps, config, seed, dev,
+                    adalora=method == "adalora", progress=progress)
+        trainer_name, loss_logits = task.trainer, task.trainer_loss
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     train_seconds = time.perf_counter() - train_start
@@ -512,11 +518,14 @@ def run_one(
         "wall_seconds": 0.0,
         "steps": step,
         "loss_logits": loss_logits,
-        "loss_check": loss_check or None,
+        "loss_check": None,
+        "trainer": trainer_name,
+        "max_grad_norm": float(config.max_grad_norm),
         "device": _device_name(dev),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "peft": peft.__version__,
+        "trl": trl.__version__,
     }
     result.update(_jsonable(scores))
     result.update(extra)
@@ -524,91 +533,111 @@ def run_one(
     return result
 
 
-def _losses_agree(cheap: float, full: float) -> bool:
-    """Within ``LOSS_CHECK_RTOL`` of each other, or both non-finite (the divergence check handles that)."""
-    if not (math.isfinite(cheap) and math.isfinite(full)):
-        return math.isfinite(cheap) == math.isfinite(full)
-    return abs(cheap - full) <= LOSS_CHECK_RTOL * max(abs(cheap), abs(full))
+def _trainer_classes() -> dict[str, Any]:
+    """``{Task.trainer: the trainer class}``, each subclassed with the divergence guard."""
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    return {"transformers.Trainer": _guarded(Trainer), "trl.SFTTrainer": _guarded(SFTTrainer)}
 
 
-def _first_loss(task: Task, model: nn.Module, batch: dict[str, torch.Tensor], path: str,
-                dev: torch.device, check: dict[str, Any] | None = None) -> tuple[torch.Tensor, str]:
-    """The first batch's loss along ``path``, checked against the model's own loss; returns the loss
-    to train on and the path for the rest of the run (``FULL_LOGITS`` after a mismatch).
+def _guarded(base: type) -> type:
+    """``base`` with a check, every ``CHECK_EVERY`` steps and at the last, that every loss so far was finite.
 
-    The check runs on the batch's first ``LOSS_CHECK_ROWS`` rows, without gradients: on the whole
-    batch the reference would need the full-vocabulary logits the cheaper path exists to avoid, and
-    every run of a grid would hit that peak at once, at its first step. Both check forwards start
-    from the same forked random state, so dropout draws the same masks in each, and the training
-    forward after them starts from the state it would have had without the check. ``check``, when given,
-    receives the rows compared and both losses."""
-    if path == FULL_LOGITS:
-        return task.training_loss(model, batch), path
-    rows = {k: v[:LOSS_CHECK_ROWS] for k, v in batch.items()}
-    devices = [dev] if dev.type == "cuda" else []
-    with torch.no_grad():
-        with torch.random.fork_rng(devices=devices):
-            full = float(task.training_loss(model, rows).detach().float())
-        with torch.random.fork_rng(devices=devices):
-            cheap = float(task.training_loss(model, rows, logits=path).detach().float())
-    if check is not None:
-        check.update({"rows": int(next(iter(rows.values())).shape[0]), "full": full, path: cheap})
-    if _losses_agree(cheap, full):
-        return task.training_loss(model, batch, logits=path), path
-    from peft import PeftModel
+    The flag stays on the device between checks (``bool()`` waits for the GPU). ``logging_nan_inf_filter`` is off,
+    but the Trainer's logged loss is not read: it averages, and the guard must see every step's loss."""
 
-    inner = model.get_base_model() if isinstance(model, PeftModel) else model
-    warnings.warn(f"the {path} training loss of {type(inner).__name__} differs from its full loss on the first batch "
-                  f"({cheap!r} vs {full!r}); this run trains on the full loss (logits at every position)",
-                  stacklevel=2)
-    return task.training_loss(model, batch), FULL_LOGITS
+    class Guarded(base):  # type: ignore[misc, valid-type]
+        #: a term added to the trainer's loss (AdaLoRA's orthogonality penalty under SFTTrainer), or None
+        adarank_penalty: Any = None
+
+        def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            out = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                       num_items_in_batch=num_items_in_batch)
+            if self.adarank_penalty is None:
+                return out
+            if return_outputs:
+                return out[0] + self.adarank_penalty(), out[1]
+            return out + self.adarank_penalty()
+
+        def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            finite = torch.isfinite(loss.detach()).all()
+            self._adarank_finite = finite if getattr(self, "_adarank_finite", None) is None else self._adarank_finite & finite
+            step = self.state.global_step + 1  # this step's number once its optimiser step is done
+            if (step % CHECK_EVERY == 0 or step == self.args.max_steps) and not bool(self._adarank_finite):
+                raise AdaRankError(f"{DIVERGED_MESSAGE} by step {step}; lower the learning rate")
+            return loss
+
+    Guarded.__name__ = Guarded.__qualname__ = f"Guarded{base.__name__}"
+    return Guarded
 
 
-def _train(model: nn.Module, task: Task, train: Batches, optimizer: Any, scheduler: Any, total_steps: int,
-           config: TrainConfig, seed: int, dev: torch.device, autocast: dict[str, Any], *, adalora: bool,
-           desc: str | None, check: dict[str, Any] | None = None) -> tuple[int, str]:
-    """The shared training loop; returns the number of optimiser steps done and the loss path used."""
-    path = task.loss_logits(model, config)
-    order_gen = torch.Generator().manual_seed(seed)
-    bar = None
-    if desc is not None:
-        from tqdm.auto import tqdm
+def _adalora_callback(model: nn.Module) -> Any:
+    """A callback running AdaLoRA's ``update_and_allocate(step)`` after each optimiser step and before
+    ``zero_grad`` (the Trainer's ``on_optimizer_step``; its ``global_step`` counts the steps before this one)."""
+    from transformers import TrainerCallback
 
-        bar = tqdm(total=total_steps, desc=desc, leave=False)
-    model.train()
-    step = 0
-    n_train = len(train)
-    finite = torch.ones((), dtype=torch.bool, device=dev)
-    while step < total_steps:
-        order = torch.randperm(n_train, generator=order_gen).tolist()
-        for start in range(0, n_train, config.batch_size):
-            if step >= total_steps:
-                break
-            batch = train.batch(order[start:start + config.batch_size], dev)
-            with torch.autocast(**autocast):
-                if step == 0:
-                    loss, path = _first_loss(task, model, batch, path, dev, check)
-                else:
-                    loss = task.training_loss(model, batch, logits=path)
-            finite = finite & torch.isfinite(loss.detach())
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            if adalora:
-                model.base_model.update_and_allocate(step)
-            optimizer.zero_grad(set_to_none=True)
-            # checked every few steps, not every step: .item() waits for the GPU
-            if step % CHECK_EVERY == 0 or step == total_steps:
-                if not bool(finite):
-                    raise AdaRankError(f"{DIVERGED_MESSAGE} by step {step}; lower the learning rate")
-                if bar is not None:
-                    bar.set_postfix(loss=f"{loss.item():.4f}")
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
-    return step, path
+    class AdaLoraAllocate(TrainerCallback):
+        def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            model.base_model.update_and_allocate(state.global_step + 1)
+
+    return AdaLoraAllocate()
+
+
+def _fit(model: nn.Module, task: Task, tokenizer: Any, train: Batches, optimizer: Any, scheduler: Any,
+         total_steps: int, config: TrainConfig, seed: int, dev: torch.device, *, adalora: bool, progress: bool) -> int:
+    """Train ``model`` for ``total_steps`` optimiser steps with the task's trainer; returns the steps done.
+
+    The optimiser and schedule are ours (param groups for ``head_lr``); clipping, bf16 autocast (CUDA only),
+    the data loader and the step loop are the trainer's. Nothing is written to disk: no checkpoints, no
+    reports, and the output folder is a temporary one removed afterwards."""
+    import datasets
+    from transformers import DataCollatorWithPadding, PrinterCallback, TrainingArguments
+    from trl import SFTConfig
+
+    kind = task.trainer
+    trainer_class = _trainer_classes()[kind]
+    dataset = datasets.Dataset.from_dict(task.train_columns(train))
+    bars_were_off = datasets.are_progress_bars_disabled()
+    if not progress:
+        datasets.disable_progress_bars()  # SFTTrainer's dataset preparation maps with a bar
+    try:
+        with tempfile.TemporaryDirectory(prefix="adarank-train-") as out:
+            common: dict[str, Any] = dict(
+                output_dir=out, max_steps=total_steps, per_device_train_batch_size=config.batch_size,
+                gradient_accumulation_steps=1, max_grad_norm=config.max_grad_norm, learning_rate=config.lr,
+                weight_decay=config.weight_decay, seed=seed, data_seed=seed,
+                bf16=bool(config.bf16 and dev.type == "cuda"), use_cpu=dev.type != "cuda",
+                save_strategy="no", eval_strategy="no", logging_strategy="no", report_to="none",
+                disable_tqdm=not progress, logging_nan_inf_filter=False, dataloader_num_workers=0,
+                dataloader_drop_last=False, remove_unused_columns=False, label_names=["labels"])
+            callbacks = [_adalora_callback(model)] if adalora else []
+            if kind == "trl.SFTTrainer":
+                args = SFTConfig(**common, max_length=config.max_length, completion_only_loss=True, packing=False,
+                                 padding_free=False, gradient_checkpointing=False)  # SFTConfig's default is on
+                trainer = trainer_class(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                                        optimizers=(optimizer, scheduler), callbacks=callbacks)
+                if adalora:
+                    # AdaLoRA's forward adds its penalty to the model's own loss, which the fused LM head's loss
+                    # replaces; add it back as PEFT computes it
+                    from .tasks.completion_loss import orthogonality_penalty
+
+                    trainer.adarank_penalty = lambda: orthogonality_penalty(model.base_model)
+            else:
+                args = TrainingArguments(**common)
+                trainer = trainer_class(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                                        data_collator=DataCollatorWithPadding(tokenizer),
+                                        optimizers=(optimizer, scheduler), callbacks=callbacks)
+            if args.n_gpu > 1:  # one run, one device: no DataParallel splitting the batch behind our back
+                args._n_gpu = 1
+            trainer.remove_callback(PrinterCallback)  # without a progress bar it would print the logs to stdout
+            trainer.train()
+            return int(trainer.state.global_step)
+    finally:
+        if not progress and not bars_were_off:
+            datasets.enable_progress_bars()
 
 
 def _strip_eva_key(key: str) -> str:

@@ -1,21 +1,16 @@
-"""The completion-only training loss: equal to the model's own loss (value and LoRA gradients) on tiny
-random causal LMs, logits only at the labelled tokens, and a checked first batch that falls back."""
+"""The completion-only loss: equal to the model's own loss (value and LoRA gradients) on tiny random causal
+LMs, logits only at the labelled tokens, and AdaLoRA's orthogonality penalty as PEFT computes it."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 
 import pytest
 import torch
 
-from adarank.compare.tasks import completion_loss as cl
-from adarank.compare.tasks import generation
-from adarank.compare.tasks.base import FULL_LOGITS
-from adarank.compare.tasks.completion_loss import COMPLETION_ONLY, IGNORE, completion_head, completion_loss
-from adarank.compare.tasks.generation import Generation
-from adarank.compare.train import LOSS_CHECK_ROWS, TrainConfig, _first_loss, _losses_agree, run_one
+from adarank.compare.tasks.completion_loss import IGNORE, completion_head, completion_loss
+from adarank.compare.train import TrainConfig
 
 from .test_generation import _plan, _toy_data, llama_folder  # noqa: F401  (llama_folder is a fixture)
 
@@ -187,14 +182,11 @@ def test_the_full_path_where_the_completion_head_cannot_be_set_up(monkeypatch):
 
     base = transformers.LlamaModel(transformers.LlamaConfig(**LLAMA_LIKE))  # no output embeddings
     assert completion_head(base) is None
-    task = Generation()
     lora = _lora(_tiny_lm("llama"), "llama")
     with monkeypatch.context() as patch:  # a tuner whose forward is more than its layers
         patch.setattr(type(lora.base_model), "forward", lambda self, *a, **k: self.model(*a, **k))
         assert completion_head(lora) is None
-        assert task.loss_logits(lora, TrainConfig()) == FULL_LOGITS
-    assert task.loss_logits(lora, TrainConfig()) == COMPLETION_ONLY
-    assert task.loss_logits(lora, TrainConfig(completion_logits=False)) == FULL_LOGITS
+    assert completion_head(lora) is not None
     with pytest.raises(Exception, match="completion_logits"):
         TrainConfig(completion_logits="yes")
 
@@ -217,7 +209,6 @@ def test_adalora_trains_on_completion_logits_plus_its_orthogonality_penalty_equa
     batch = _batch()
     head = completion_head(model)
     assert head is not None and head.penalty is not None
-    assert Generation().loss_logits(model, TrainConfig()) == COMPLETION_ONLY
     full = model(**batch).loss
     full.backward()
     full_grads = _lora_grads(model)
@@ -233,90 +224,3 @@ def test_adalora_trains_on_completion_logits_plus_its_orthogonality_penalty_equa
     assert penalty > 0.05 and float(full) == pytest.approx(plain + penalty, rel=1e-6)  # the test sees the penalty
     without = _adalora_model(orth_reg_weight=0.0)
     assert float(completion_head(without).penalty()) == 0.0
-
-
-def test_adalora_first_batch_check_agrees_under_bf16_autocast():
-    model = _adalora_model().train()
-    check: dict = {}
-    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
-        loss, path = _first_loss(Generation(), model, _batch(), COMPLETION_ONLY, torch.device("cpu"), check)
-    assert path == COMPLETION_ONLY and loss.requires_grad
-    assert _losses_agree(check[COMPLETION_ONLY], check["full"])
-
-
-def test_losses_agree_within_the_relative_tolerance_and_on_non_finite_values():
-    assert _losses_agree(2.0, 2.0 * (1 + 5e-4)) and not _losses_agree(2.0, 2.0 * (1 + 2e-3))
-    assert not _losses_agree(float("nan"), 2.0) and not _losses_agree(2.0, float("inf"))
-    assert _losses_agree(float("nan"), float("inf"))  # both diverged: the divergence check reports it
-
-
-def test_the_first_batch_check_sees_the_same_dropout_masks_in_both_forwards():
-    model = _lora(_tiny_lm("gpt2", dropout=0.1), "gpt2", dropout=0.1).train()
-    batch = _batch()
-    with torch.no_grad():  # dropout is active: two plain forwards differ
-        assert float(model(**batch).loss) != float(model(**batch).loss)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        loss, path = _first_loss(Generation(), model, batch, COMPLETION_ONLY, torch.device("cpu"))
-    assert path == COMPLETION_ONLY and loss.requires_grad
-
-
-@pytest.mark.parametrize("wrong", ["scaled", "nan"])
-def test_a_wrong_completion_loss_falls_back_to_the_full_loss_with_a_warning(monkeypatch, wrong):
-    real = cl.completion_loss
-    monkeypatch.setattr(generation, "completion_loss",
-                        lambda model, batch: real(model, batch) * (1.01 if wrong == "scaled" else float("nan")))
-    model = _lora(_tiny_lm("llama"), "llama").eval()
-    batch = _batch()
-    with pytest.warns(UserWarning, match="LlamaForCausalLM.*full loss") as caught:
-        loss, path = _first_loss(Generation(), model, batch, COMPLETION_ONLY, torch.device("cpu"))
-    assert len(caught) == 1 and path == FULL_LOGITS
-    torch.testing.assert_close(loss, model(**batch).loss)
-
-
-def _uniform_run(folder: str, **config):
-    from adarank.compare.methods import plan_for_method
-
-    scored = _plan(folder)
-    return run_one(folder, _toy_data(), method="uniform", plan=plan_for_method("uniform", scored, 4, seed=0),
-                   targets=[m.name for m in scored.modules], rank=4, seed=0, device="cpu",
-                   config=TrainConfig(lr=1e-3, epochs=1, max_steps=3, batch_size=8, max_length=32, bf16=False,
-                                      **config))
-
-
-def _counting(monkeypatch, factor: float = 1.0) -> list[int]:
-    calls: list[int] = []
-    real = cl.completion_loss
-
-    def spy(model, batch):
-        calls.append(int(batch["input_ids"].shape[0]))
-        return real(model, batch) * factor
-
-    monkeypatch.setattr(generation, "completion_loss", spy)
-    return calls
-
-
-def test_a_tiny_generation_run_trains_on_the_completion_logits(llama_folder, monkeypatch):  # noqa: F811
-    calls = _counting(monkeypatch)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("error", message=".*differs from its full loss.*")
-        record = _uniform_run(llama_folder)
-    # the check on the first batch's first LOSS_CHECK_ROWS rows, then one call per training step
-    assert record["loss_logits"] == COMPLETION_ONLY and record["steps"] == 3
-    assert calls[0] == LOSS_CHECK_ROWS < calls[1] and len(calls) == 4
-    assert record["hparams"]["completion_logits"] is True
-    check = record["loss_check"]  # the agreement the record rests on, both losses of the same rows
-    assert check["rows"] == LOSS_CHECK_ROWS and check[COMPLETION_ONLY] == pytest.approx(check["full"], rel=1e-5)
-    calls.clear()
-    off = _uniform_run(llama_folder, completion_logits=False)
-    assert off["loss_logits"] == FULL_LOGITS and not calls and off["loss_check"] is None
-
-
-def test_a_run_whose_completion_loss_disagrees_trains_on_the_full_loss(llama_folder, monkeypatch):  # noqa: F811
-    calls = _counting(monkeypatch, factor=1.5)
-    with pytest.warns(UserWarning, match="LlamaForCausalLM.*differs from its full loss") as caught:
-        record = _uniform_run(llama_folder)
-    assert len([w for w in caught if "differs from its full loss" in str(w.message)]) == 1
-    assert record["loss_logits"] == FULL_LOGITS and record["steps"] == 3
-    assert calls == [LOSS_CHECK_ROWS]  # the check only: the whole run took the full path
-    assert record["loss_check"][COMPLETION_ONLY] == pytest.approx(1.5 * record["loss_check"]["full"], rel=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from adarank.compare.datasets.base import GenerationData
 from adarank.compare.tasks.generation import TestPrompts, TrainingPairs, greedy_decode, special_prefix
 from adarank.compare.train import TrainConfig, run_one
+from adarank.errors import AdaRankError
 
 
 def _tiny_causal_folder(tmp_path, minilm_path, arch: str) -> str:
@@ -123,11 +125,10 @@ def test_every_method_trains_a_tiny_llama_on_generation(llama_folder, method):
     assert record["task"] == "generation" and record["metric"] == "exact_match"
     assert 0.0 <= record["test_score"] <= 1.0
     assert record["steps"] == (0 if method == "base-model" else 6)
-    # logits at the completion only (AdaLoRA's with its penalty added), checked against the model's own loss
-    assert record["loss_logits"] == (None if method == "base-model" else "completion-only")
-    if method != "base-model":
-        check = record["loss_check"]
-        assert check["completion-only"] == pytest.approx(check["full"], rel=1e-5)
+    # trained by TRL's SFTTrainer (its fused LM head's loss), clipped at the default norm
+    assert record["trainer"] == (None if method == "base-model" else "trl.SFTTrainer")
+    assert record["loss_logits"] == (None if method == "base-model" else "trl-fused-lm-head")
+    assert record["max_grad_norm"] == 1.0 and record["loss_check"] is None
     types = {name.rsplit(".", 1)[-1] for name in record["ranks"]}
     assert types == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     if method in ("base-model", "full-ft"):
@@ -162,8 +163,55 @@ def test_a_tiny_gemma3_trains_and_decodes(tmp_path, minilm_path):
                      rank=4, config=TrainConfig(epochs=1, max_steps=3, batch_size=8, max_length=32, bf16=False),
                      seed=1, device="cpu")
     assert record["steps"] == 3 and 0.0 <= record["test_score"] <= 1.0
-    assert record["loss_logits"] == "completion-only"
+    assert record["trainer"] == "trl.SFTTrainer" and record["loss_logits"] == "trl-fused-lm-head"
     assert sum(record["ranks"].values()) > 0
+
+
+def _sft_losses(monkeypatch) -> list[float]:
+    """Every training loss SFTTrainer computes in the runs that follow."""
+    from trl import SFTTrainer
+
+    losses: list[float] = []
+    real = SFTTrainer.compute_loss
+
+    def spy(self, model, inputs, *args, **kwargs):
+        # the prompt is outside the loss: labels are -100 wherever the completion mask is 0
+        assert "completion_mask" not in inputs and bool((inputs["labels"][:, 0] == -100).all())
+        loss = real(self, model, inputs, *args, **kwargs)
+        losses.append(float(loss.detach()))
+        return loss
+
+    monkeypatch.setattr(SFTTrainer, "compute_loss", spy)
+    return losses
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_the_same_seed_gives_the_same_sft_run(tmp_path, minilm_path, monkeypatch, arch):
+    folder = _tiny_causal_folder(tmp_path, minilm_path, arch)
+    scored = _plan(folder)
+    from adarank.compare.methods import plan_for_method
+
+    plan = plan_for_method("adarank-exact", scored, 4, seed=2)
+    losses = _sft_losses(monkeypatch)
+    config = TrainConfig(lr=1e-2, epochs=1, max_steps=3, batch_size=8, max_length=32, bf16=False)
+    runs = [run_one(folder, _toy_data(), method="adarank-exact", plan=plan, targets=[m.name for m in scored.modules],
+                    rank=4, config=config, seed=2, device="cpu") for _ in range(2)]
+    assert len(losses) == 6 and all(math.isfinite(x) for x in losses)
+    assert losses[:3] == losses[3:]
+    assert runs[0]["test_score"] == runs[1]["test_score"]
+    assert [e["prediction"] for e in runs[0]["examples"]] == [e["prediction"] for e in runs[1]["examples"]]
+    assert runs[0]["ranks"] == plan.ranks
+
+
+def test_a_huge_learning_rate_ends_the_sft_run_as_diverged(llama_folder):
+    from adarank.compare.methods import plan_for_method
+    from adarank.compare.train import DIVERGED_MESSAGE
+
+    scored = _plan(llama_folder)
+    config = TrainConfig(lr=1e30, epochs=1, max_steps=3, batch_size=8, max_length=32, bf16=False)
+    with pytest.raises(AdaRankError, match=f"^{DIVERGED_MESSAGE}"):
+        run_one(llama_folder, _toy_data(), method="uniform", plan=plan_for_method("uniform", scored, 4, seed=0),
+                targets=[m.name for m in scored.modules], rank=4, config=config, seed=0, device="cpu")
 
 
 def test_the_decoding_budget_fits_the_longest_reference_in_this_tokenizers_tokens(llama_folder):
@@ -194,6 +242,6 @@ def test_evaluation_prompts_cut_to_fit_the_decoding_budget_are_an_error_not_a_sc
     task = Generation()
     # 64 tokens with 8 for decoding: every prompt fits
     assert task.encode(tok, data, TrainConfig(max_length=64, max_new_tokens=8), "test").truncated == 0
-    # a budget as large as max_length left each prompt its BOS and one token: what issue 13's first CoNLL sweep scored
+    # a budget as large as max_length left each prompt its BOS and one token: what an early CoNLL sweep scored
     with pytest.raises(AdaRankError, match=r"10 of 10 evaluation prompts of 'long'.*raise max_length"):
         task.encode(tok, data, TrainConfig(max_length=16, max_new_tokens=16), "test")

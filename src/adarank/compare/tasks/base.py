@@ -10,6 +10,8 @@ from torch import nn
 
 #: name of the loss path that computes the model's own loss, ``model(**batch).loss`` (logits at every position)
 FULL_LOGITS = "full"
+#: the loss path of TRL's SFTTrainer: log-probabilities from its fused LM head, no full-vocabulary logits kept
+FUSED_LM_HEAD = "trl-fused-lm-head"
 
 
 class Batches(Protocol):
@@ -28,34 +30,26 @@ class Task:
     name: str = ""
     #: PEFT's ``task_type`` for the LoraConfig / AdaLoraConfig of this task
     peft_task_type: str = ""
+    #: the trainer a run of this task trains with (``"transformers.Trainer"`` or ``"trl.SFTTrainer"``)
+    trainer: str = "transformers.Trainer"
+    #: how that trainer computes the loss (the record's ``loss_logits``)
+    trainer_loss: str = FULL_LOGITS
     help: str = ""
 
     def data_type(self) -> type:
         raise NotImplementedError
 
     def load_model(self, model_path: str, data: Any, dtype_kwarg: str) -> nn.Module:
-        """The pretrained model with this task's head, in fp32 (autocast handles bf16)."""
+        """The pretrained model with this task's head, in fp32 (the trainer's bf16 autocast handles bf16)."""
         raise NotImplementedError
 
     def heads(self, model: nn.Module) -> list[str]:
         """Names of the new modules trained in full beside LoRA (PEFT ``modules_to_save``)."""
         return []
 
-    def loss_logits(self, model: nn.Module, config: Any) -> str:
-        """The loss path :meth:`training_loss` takes for ``model`` under ``config`` in one run.
-
-        ``FULL_LOGITS`` (the default) is the model's own loss. A task may name a cheaper path that
-        gives the same value; the training loop checks it against the full loss on the run's first
-        batch and falls back to the full loss (with a warning) if they disagree.
-        """
-        return FULL_LOGITS
-
-    def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor], *,
-                      logits: str = FULL_LOGITS) -> torch.Tensor:
-        """The loss of one training batch along the path ``logits`` (see :meth:`loss_logits`)."""
-        if logits != FULL_LOGITS:
-            raise ValueError(f"task {self.name!r} has no loss path {logits!r}")
-        return model(**batch).loss
+    def train_columns(self, train: Batches) -> dict[str, list]:
+        """The training split as the columns of a ``datasets.Dataset`` that :attr:`trainer` trains on."""
+        raise NotImplementedError
 
     def encode(self, tokenizer: Any, data: Any, config: Any, split: str) -> Batches:
         """The ``"train"`` or ``"test"`` split of ``data``, tokenised once."""

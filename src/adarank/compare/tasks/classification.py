@@ -103,6 +103,10 @@ class Classification(Task):
     def heads(self, model: nn.Module) -> list[str]:
         return head_module_names(model)
 
+    def train_columns(self, train: Encoded) -> dict[str, list]:  # type: ignore[override]
+        """Unpadded token columns and the labels: ``DataCollatorWithPadding`` pads each batch to its longest."""
+        return {**{k: train.columns[k] for k in train.keys}, "labels": train.labels.tolist()}  # type: ignore[union-attr]
+
     def encode(self, tokenizer: Any, data: Any, config: Any, split: str) -> Encoded:
         if split == "train":
             return Encoded(tokenizer, data.train_texts, data.train_labels, config.max_length)

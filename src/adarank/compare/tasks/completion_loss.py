@@ -1,5 +1,9 @@
 """The causal-LM training loss with logits only where the loss is (the completion's tokens).
 
+Training now runs in TRL's ``SFTTrainer``, whose fused LM head keeps no full-vocabulary logits either; this
+module stays for :func:`orthogonality_penalty` (added back to SFTTrainer's loss for AdaLoRA runs) and for
+the memory measurement in ``benchmarks/completion_loss_memory.py``.
+
 Why: a causal LM's own loss (``model(**batch).loss``) computes logits at every position, batch x
 length x vocab floats. With Gemma 3's 262,144-token vocabulary a batch of 32 x 147 tokens needs
 4.9 GB per fp32 copy, although only the completion's tokens (often one or two per example) carry a

@@ -9,9 +9,10 @@ Decisions
   completion ends with EOS so the model learns to stop. With ``chat_template`` the prompt is the
   tokenizer's chat template of one user turn with the generation prompt added.
 * **Loss** on the completion's tokens (and its EOS) only; prompt and padding are ``-100``.
-  Training batches are right-padded (positions start at 0 for every row). Logits are computed at
-  those tokens only (:mod:`~adarank.compare.tasks.completion_loss`; ``completion_logits=False`` or
-  a model it cannot set up takes the model's own loss, logits at every position).
+  Training runs in TRL's ``SFTTrainer`` on the pre-tokenised ``input_ids`` with a ``completion_mask``
+  and ``completion_only_loss=True``: its collator right-pads the batches (positions start at 0 for
+  every row) and masks prompt and padding, and its fused LM head computes the loss from the
+  labelled tokens' log-probabilities without keeping full-vocabulary logits.
 * **Too long.** An example longer than ``max_length`` loses tokens from the *front* of its prompt
   (the cue before the completion is kept); one whose completion alone does not fit is left out of
   training, and an evaluation prompt is left-truncated so that ``max_new_tokens`` still fit. Both
@@ -36,8 +37,10 @@ from torch import nn
 from ...errors import AdaRankError
 from ..datasets.base import GenerationData
 from .registry import register
-from .base import FULL_LOGITS, Task
-from .completion_loss import COMPLETION_ONLY, IGNORE, completion_head, completion_loss
+from .base import FUSED_LM_HEAD, Task
+
+#: the label of a token outside the loss (prompt, padding)
+IGNORE = -100
 
 #: share of the training set that may be left out for not fitting max_length
 MAX_DROPPED_SHARE = 0.05
@@ -201,6 +204,8 @@ def greedy_decode(model: nn.Module, tokenizer: Any, prompts: TestPrompts, max_ne
 class Generation(Task):
     name = "generation"
     peft_task_type = "CAUSAL_LM"
+    trainer = "trl.SFTTrainer"
+    trainer_loss = FUSED_LM_HEAD
     help = "causal-LM SFT on (prompt, completion) pairs, loss on the completion; greedy decoding scored by the dataset's metric"
 
     def data_type(self) -> type:
@@ -226,16 +231,11 @@ class Generation(Task):
         model.generation_config.do_sample = False  # a model's sampling defaults must not leak into greedy evaluation
         return model
 
-    def loss_logits(self, model: nn.Module, config: Any) -> str:
-        if getattr(config, "completion_logits", True) and completion_head(model) is not None:
-            return COMPLETION_ONLY
-        return FULL_LOGITS
-
-    def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor], *,
-                      logits: str = FULL_LOGITS) -> torch.Tensor:
-        if logits == COMPLETION_ONLY:
-            return completion_loss(model, batch)
-        return super().training_loss(model, batch, logits=logits)
+    def train_columns(self, train: TrainingPairs) -> dict[str, list]:  # type: ignore[override]
+        """Pre-tokenised ``input_ids`` with a ``completion_mask`` (1 on the completion and its EOS): SFTTrainer
+        keeps the tokens as they are and, with ``completion_only_loss``, turns the mask into the labels."""
+        masks = [[0 if label == IGNORE else 1 for label in labels] for labels in train.labels]
+        return {"input_ids": [list(ids) for ids in train.ids], "completion_mask": masks}
 
     def encode(self, tokenizer: Any, data: GenerationData, config: Any, split: str) -> Any:  # type: ignore[override]
         if split == "train":
