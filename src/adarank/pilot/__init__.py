@@ -1,0 +1,1 @@
+"""The pilot: which cheaper LoRA configuration is not worse than the one in use."""
