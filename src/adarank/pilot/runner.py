@@ -41,6 +41,10 @@ from .config import PilotConfig
 LR_STEP = 3.0
 #: rates tried around the start before any extension: start / 3, start, start x 3
 LR_SPAN = 1
+#: fewest examples left to train on, and to validate on, after the validation split is held out: below them a
+#: sweep's choice is decided by one or two examples
+MIN_TRAIN = 8
+MIN_VALIDATION = 4
 SETTINGS_FILE = "pilot.json"
 SCORED_PLAN = "scored_plan.json"
 
@@ -112,7 +116,7 @@ def check_data(task: str, data: Any) -> tuple[Any, Any]:
     except AdaRankError as exc:
         raise AdaRankError(f"too few training examples ({n_train}) to hold out a validation split: {exc}") from None
     v_train, v_test = kind.sizes(val)
-    if v_train < 2 or v_test < 2:
+    if v_train < MIN_TRAIN or v_test < MIN_VALIDATION:
         raise AdaRankError(f"too few training examples ({n_train}) to hold out a validation split "
                            f"({v_train} left to train on, {v_test} to validate on); give more data")
     return kind, val
