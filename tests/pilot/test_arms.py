@@ -7,7 +7,13 @@ import json
 import pytest
 
 from adarank.errors import AdaRankError
-from adarank.pilot.arms import build_arms, current_modules, halvings, model_modules, parse_current
+from adarank.pilot.arms import (
+    build_arms,
+    current_modules,
+    halvings,
+    model_modules,
+    parse_current,
+)
 
 
 def test_pairs_form_with_comma_targets():

@@ -24,9 +24,9 @@ def easy(tmp_path):
 
 
 def config(train, test, out, **changes):
-    base = dict(data=str(train), test=str(test), current="r=4,alpha=8,targets=query,value,lr=1e-2", seeds="0,1,2",
-                sweep_seeds="100", lr_extend=0, epochs=3.0, batch_size=16, max_length=16, out=str(out), device="cpu",
-                drop_arms="uniform-r1,adarank-r1,adarank-r2", margin=5.0)
+    base = {"data": str(train), "test": str(test), "current": "r=4,alpha=8,targets=query,value,lr=1e-2", "seeds": "0,1,2",
+                "sweep_seeds": "100", "lr_extend": 0, "epochs": 3.0, "batch_size": 16, "max_length": 16, "out": str(out), "device": "cpu",
+                "drop_arms": "uniform-r1,adarank-r1,adarank-r2", "margin": 5.0}
     base.update(changes)
     return PilotConfig(**base)
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import AdaRankError
 from ..peft_export import peft_pattern_key
@@ -31,7 +32,7 @@ class CurrentConfig:
 
     r: int
     lora_alpha: float
-    targets: "list[str] | str"  # names / suffixes, "all-linear", or one regex (PEFT's forms)
+    targets: list[str] | str  # names / suffixes, "all-linear", or one regex (PEFT's forms)
     lr: float | None
     rank_pattern: dict[str, int] = field(default_factory=dict)
     alpha_pattern: dict[str, float] = field(default_factory=dict)
@@ -70,7 +71,7 @@ def _positive_float(value: Any, what: str) -> float:
     return number
 
 
-def _targets(value: Any) -> "list[str] | str":
+def _targets(value: Any) -> list[str] | str:
     if isinstance(value, str):
         text = value.strip()
         if not text:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..cli_args import add_dataclass_arguments, dataclass_from_namespace
 from ..errors import AdaRankError

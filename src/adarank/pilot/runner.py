@@ -28,13 +28,22 @@ import statistics
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..errors import AdaRankError
 from ..io import atomic_write_json
-from .arms import ALPHA_CONVENTION, Arm, CurrentConfig, build_arms, current_modules, model_modules, parse_current
+from .arms import (
+    ALPHA_CONVENTION,
+    Arm,
+    CurrentConfig,
+    build_arms,
+    current_modules,
+    model_modules,
+    parse_current,
+)
 from .config import PilotConfig
 
 #: sweep rates are this factor apart
@@ -127,8 +136,8 @@ def execute_job(job: dict[str, Any]) -> dict[str, Any]:
     """One run (picklable in and out, for worker processes): train with ``run_one``, write its record."""
     start = time.perf_counter()
     try:
-        from ..plan import RankPlan
         from ..compare.train import TrainConfig, run_one
+        from ..plan import RankPlan
 
         data = load_data(job["task"], job["data"], job["test"], job["data_dir"], job["max_train"])
         if job["phase"] == "sweep":
@@ -199,9 +208,9 @@ def train_config(cfg: PilotConfig, ratio: float) -> dict[str, Any]:
 
 def prepare(cfg: PilotConfig) -> Prepared:
     """Validate everything (settings, data, model, the current config against its modules, the arms)."""
-    from ..loading import default_model_path, load_model
-    from ..plan import RankPlan, ModuleEntry, Budget
     from ..cli_args import split_list
+    from ..loading import default_model_path, load_model
+    from ..plan import Budget, ModuleEntry, RankPlan
 
     model_path = cfg.model or default_model_path()
     current = parse_current(cfg.current, cfg.lr)
@@ -391,7 +400,9 @@ class Pilot:
                 return None, {lr: list(v.values()) for lr, v in table.items()}, None
             if not complete:
                 return None, {lr: list(v.values()) for lr, v in table.items()}, None
-            best = max(sorted(complete), key=lambda lr: statistics.fmean(complete[lr].values()))
+            # a tie (a validation split at its ceiling) goes to the rate nearest the start, not to an edge
+            best = max(sorted(complete), key=lambda lr: (statistics.fmean(complete[lr].values()),
+                                                         -abs(math.log(lr / start))))
             ordered = sorted(rates)
             edge = best == ordered[0] or best == ordered[-1]
             if not edge or extensions >= self.cfg.lr_extend:
