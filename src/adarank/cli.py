@@ -367,6 +367,8 @@ BENCH_COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "compare": (_bench_main("grid", "compare"), "fine-tune and evaluate rank-allocation methods over datasets, budgets and "
                                      "seeds (resumable grid; same as python -m adarank.compare.grid)"),
     "report": (_bench_main("report", "report"), "tables, paired differences with 95%% CIs and plots from a compare grid"),
+    "pilot": (lambda argv: __import__("adarank.pilot.cli", fromlist=["main"]).main(argv, prog="adarank pilot"),
+              "the cheapest LoRA configuration not worse than yours, decided with a non-inferiority test"),
     "decide": (_bench_main("decision", "decide"), "does a variant (signal, probes, conversion rule) beat the paper's rule "
                                         "clearly enough to become the default?"),
 }
