@@ -96,8 +96,8 @@ def method_flops(model, targets, n: int, length: int, trials: int, copies: int =
     tokens = n * length
     total = tokens * (L * per_block + head)  # the clean forward
     for t in targets:
-        l = t.block or 0
-        work = (L - (l if replay else 0)) * per_block + 2 * t.shape[0] * t.shape[1] + head
+        block = t.block or 0
+        work = (L - (block if replay else 0)) * per_block + 2 * t.shape[0] * t.shape[1] + head
         total += trials * copies * tokens * work
     return float(total)
 

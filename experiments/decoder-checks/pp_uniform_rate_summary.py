@@ -9,17 +9,23 @@ pp-rate-check-cpu/README.md and pp-rate-check-gpu/README.md in records.jsonl.gz.
 unpacked with experiments/archive.py)
 """
 
-import json, glob, sys
+import glob
+import json
+import sys
+
 from adarank.compare.report import paired_stats
 def load(pattern):
     out = {}
     for f in glob.glob(pattern):
-        r = json.load(open(f)); out[r['seed']] = 100 * r['test_score']
+        with open(f) as fh:
+            r = json.load(fh)
+        out[r['seed']] = 100 * r['test_score']
     return out
 if len(sys.argv) != 4:
     sys.exit("usage: pp_uniform_rate_summary.py CPU_RESULTS GPU_RESULTS DECODER_RESULTS")
 root, gpu_root, decoder = sys.argv[1:4]
-cpu1 = load(f'{root}/lr1e-3/runs/*.json'); cpu3 = load(f'{root}/lr3e-3/runs/*.json')
+cpu1 = load(f'{root}/lr1e-3/runs/*.json')
+cpu3 = load(f'{root}/lr3e-3/runs/*.json')
 gpu1 = load(f'{gpu_root}/lr1e-3/runs/*.json')
 gpu3 = load(f'{decoder}/runs/ppattach__all-linear__r8__uniform__s*.json')
 gpu = {m: load(f'{decoder}/runs/ppattach__all-linear__r8__{m}__s*.json')
@@ -28,10 +34,11 @@ seeds = sorted(set(cpu1) | set(cpu3) | set(gpu3) | set(gpu1))
 print('| seed | CPU 1e-3 | CPU 3e-3 | GPU 1e-3 | GPU 3e-3 (published) |')
 print('|---|---|---|---|---|')
 for s in seeds:
-    f = lambda d: f"{d[s]:.1f}" if s in d else "–"
-    print(f"| {s} | {f(cpu1)} | {f(cpu3)} | {f(gpu1)} | {f(gpu3)} |")
+    cells = [f"{d[s]:.1f}" if s in d else "–" for d in (cpu1, cpu3, gpu1, gpu3)]
+    print(f"| {s} | " + " | ".join(cells) + " |")
 def pair(a, b):
-    common = sorted(set(a) & set(b)); st = paired_stats([a[s] - b[s] for s in common])
+    common = sorted(set(a) & set(b))
+    st = paired_stats([a[s] - b[s] for s in common])
     return f"n={st.n} {st.mean:+.2f} [{st.lo:+.2f}, {st.hi:+.2f}]"
 print('CPU 1e-3 - CPU 3e-3:', pair(cpu1, cpu3))
 print('CPU 3e-3 - GPU 3e-3:', pair(cpu3, gpu3))

@@ -11,7 +11,7 @@ from .scoring import ModuleScore, ScoreConfig, score_modules
 from .targets import Target, select_targets
 
 __all__ = [
-    "AdaRankError", "Allocation", "Budget", "BUILTIN_SENTENCES", "ModuleEntry", "ModuleScore", "ProbeSet",
+    "__version__", "AdaRankError", "Allocation", "Budget", "BUILTIN_SENTENCES", "ModuleEntry", "ModuleScore", "ProbeSet",
     "RankPlan", "ScoreConfig", "Target", "allocate_ranks", "load_probe_file", "predict_ranks", "save_adapter", "score_modules",
     "select_targets", "tokenize_probes",
 ]

@@ -12,7 +12,7 @@ from .errors import AdaRankError
 from .gguf import is_gguf_path, load_gguf_model, load_gguf_tokenizer, materialize_gguf  # noqa: F401
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2 (packaged)"
-from .dtypes import DTYPES, parse_dtype  # noqa: F401  (re-exported: loading is where users look)
+from .dtypes import DTYPES, parse_dtype  # noqa: E402,F401  (re-exported: loading is where users look)
 
 
 def default_model_path() -> str:
