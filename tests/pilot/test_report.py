@@ -73,8 +73,9 @@ def test_report_reflects_the_decision_and_every_arm(tmp_path) -> None:
 
 def test_no_arm_passing_says_so_plainly(tmp_path) -> None:
     ref, ladder, _sweeps, meta = synthetic()
-    decision = decide(ref, [ladder[2], ladder[0]], margin=1.0)
-    md_path, html_path = write_report(tmp_path, decision, [ref, ladder[2], ladder[0]], {}, meta)
+    odd = ArmResult("cost-$5_{x", "odd", 30_000, 3, ladder[2].scores, 2e-4)  # mathtext must not break the plot
+    decision = decide(ref, [odd, ladder[0]], margin=1.0)
+    md_path, html_path = write_report(tmp_path, decision, [ref, odd, ladder[0]], {}, meta)
     md = md_path.read_text()
     assert "No cheaper arm was shown to be not worse than your uniform r=16, all-linear by more than 1 point" in md
     assert "keep your configuration" in md and "report_lr.png" not in md  # no sweeps, no lr plot

@@ -191,7 +191,7 @@ def _figure_scores(decision: Decision, arms: Sequence[ArmResult]) -> bytes:
             ax.errorbar([x], [mean], yerr=err, fmt=marker, color=colour, ms=11 if status == REFERENCE else 7,
                         capsize=3, label=status if status not in seen else None)
             seen.add(status)
-            ax.annotate(arm.name, (x, mean), textcoords="offset points", xytext=(5, 4), fontsize=7)
+            ax.annotate(_plot_text(arm.name), (x, mean), textcoords="offset points", xytext=(5, 4), fontsize=7)
         if math.isfinite(ref_mean):
             ax.axhline(ref_mean - decision.margin, color="#d62728", ls=":", lw=1,
                        label="reference − margin" if ax is axes[0] else None)
@@ -221,10 +221,11 @@ def _figure_lr(sweeps: Mapping[str, Mapping[float, Sequence[float]]], arms: Sequ
         lrs = [lr for lr, _ in points]
         means = [float(np.mean(v)) for _, v in points]
         sds = [float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for _, v in points]
-        line = ax.errorbar(lrs, means, yerr=sds, marker="o", ms=4, capsize=2, label=name)
+        line = ax.errorbar(lrs, means, yerr=sds, marker="o", ms=4, capsize=2, label=_plot_text(name))
         lr = chosen.get(name)
-        if lr is not None and float(lr) in lrs:
-            i = lrs.index(float(lr))
+        hits = [i for i, x in enumerate(lrs) if lr is not None and math.isclose(x, float(lr), rel_tol=1e-9)]
+        if hits:
+            i = hits[0]
             ax.plot([lrs[i]], [means[i]], marker="*", ms=14, color=line[0].get_color(), mec="black")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
@@ -233,6 +234,11 @@ def _figure_lr(sweeps: Mapping[str, Mapping[float, Sequence[float]]], arms: Sequ
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     return _png(fig)
+
+
+def _plot_text(text: str) -> str:
+    """Plot text taken literally: matplotlib would read ``$...$`` as mathtext (and fail on a lone ``$``)."""
+    return _clean(text).replace("$", r"\$")
 
 
 def _png(fig: Any) -> bytes:
