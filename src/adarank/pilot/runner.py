@@ -582,22 +582,9 @@ def _metric(out: Path) -> str | None:
 
 
 def write_report_files(out: Path, decision: Any, arms: list[Any], sweeps: dict, meta: dict) -> None:
-    """The statistics' report (report.md and report.html); a plain summary where that module is absent."""
-    try:
-        from .report import write_report
-    except ImportError:
-        from ..io import atomic_write_text
+    """report.md and the self-contained report.html (:mod:`adarank.pilot.report`)."""
+    from .report import write_report
 
-        lines = [f"# adarank pilot: {meta['model']}", "", decision.procedure, "",
-                 "| arm | params | max rank | lr | mean | status |", "|---|---|---|---|---|---|"]
-        for a in arms:
-            step = decision.step(a.name)
-            lines.append(f"| {a.name} | {a.trainable_params} | {a.max_rank} | {a.lr:g} | {a.mean():.2f} | "
-                         f"{step.status if step else 'reference' if a.name == decision.reference else ''} |")
-        lines += ["", f"cheapest non-inferior: {decision.cheapest_non_inferior}", f"best: {decision.best}",
-                  "", *(f"- {k}: {v}" for k, v in meta.items())]
-        atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
-        return
     write_report(out, decision, arms, sweeps, meta)
 
 
