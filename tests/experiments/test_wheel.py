@@ -27,5 +27,7 @@ def test_the_wheel_holds_src_adarank_and_its_metadata_only(tmp_path):
     outside = [n for n in names if not (n.startswith("adarank/") or n.split("/")[0].endswith(".dist-info"))]
     assert not outside, f"the wheel holds files outside the package: {outside[:10]}"
     assert "adarank/__init__.py" in names and "adarank/compare/report.py" in names
-    assert not [n for n in names if n.endswith((".gz", ".jsonl", ".png"))]
+    data = [n for n in names if n.endswith((".gz", ".jsonl", ".png"))]
+    # The pilot's built-in demo corpus is the one data file a user needs from the wheel (`adarank pilot --demo`).
+    assert sorted(data) == ["adarank/pilot/demo/test.jsonl", "adarank/pilot/demo/train.jsonl"], data
     assert not [n for n in names if "experiments" in n or "benchmarks" in n]
