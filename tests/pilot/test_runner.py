@@ -67,3 +67,19 @@ def test_stopped_pilot_resumes_to_the_same_decision(easy, tmp_path):
     assert again["complete"]
     assert decision_of(tmp_path / "cut") == decision_of(tmp_path / "whole")
     assert whole["decision"] == again["decision"]
+
+
+def test_workers_give_the_same_records_and_decision_as_one_process(easy, tmp_path):
+    """The shared pool runs arms side by side; what each run records and what the pilot decides must not
+    depend on it (nor on the order in which runs finish)."""
+    train, test = easy
+    drop = "uniform-r1,adarank-r1,adarank-r2,uniform-r2-attention,uniform-r1-mlp"
+    one = runner.run_pilot(config(train, test, tmp_path / "one", drop_arms=drop), log=lambda s: None)
+    two = runner.run_pilot(config(train, test, tmp_path / "two", drop_arms=drop, workers=2), log=lambda s: None)
+    assert one["decision"] == two["decision"] and one["chosen_lr"] == two["chosen_lr"]
+    names = sorted(p.name for p in (tmp_path / "one" / "runs").glob("*.json"))
+    assert names == sorted(p.name for p in (tmp_path / "two" / "runs").glob("*.json"))
+    for name in names:
+        a = json.loads((tmp_path / "one" / "runs" / name).read_text())
+        b = json.loads((tmp_path / "two" / "runs" / name).read_text())
+        assert a["test_score"] == b["test_score"], name

@@ -20,15 +20,18 @@ resumed pilot with other settings is refused.
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import os
 import shutil
 import statistics
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -275,7 +278,15 @@ def scored_plan(prep: Prepared, out: Path, log: Callable[[str], None]) -> Any:
 
 
 class Pilot:
-    """Runs the arms, in ladder order, resuming from ``out/runs``."""
+    """Runs the arms' jobs, resuming from ``out/runs``.
+
+    With workers, one process pool serves the whole pilot: every arm's sequence (sweep, any edge extension,
+    evaluation) runs in its own thread and queues its jobs with the arm's place in the ladder as priority, so
+    the workers stay busy while the top of the ladder still goes first (a ``--budget-minutes`` cut leaves a
+    prefix of it). The first jobs are launched only once every arm has queued its first batch, so the first
+    wave is the same on every run. A run's result depends only on its job, and every choice only on the
+    records, so the records and the decision do not depend on the order in which runs finish.
+    """
 
     def __init__(self, prep: Prepared, out: Path, log: Callable[[str], None], stop_after: int | None = None) -> None:
         self.prep, self.out, self.log = prep, out, log
@@ -290,8 +301,18 @@ class Pilot:
         self.progress = Progress()
         self.best = ""
         self.planned = 0
+        # the shared pool (workers > 0) and its queue
+        self.lock = threading.Condition()
+        self.pool: Any = None
+        self.queue: list[tuple[int, int, dict[str, Any]]] = []
+        self.state: dict[str, str] = {}
+        self.running = 0
+        self.order = 0
+        self.expected = 0  # threads that must queue (or end) before the first launch
+        self.arrived: set[threading.Thread] = set()
+        self.error: BaseException | None = None
 
-    # --- one batch of runs
+    # --- one job
     def job(self, arm: Arm, phase: str, lr: float, seed: int) -> dict[str, Any]:
         key = run_name(arm.name, phase, lr, seed)
         config = dict(self.prep.train_config, lr=lr)
@@ -320,51 +341,130 @@ class Pilot:
         self.cut = True
         return False
 
-    def execute(self, jobs: list[dict[str, Any]]) -> None:
+    def execute(self, jobs: list[dict[str, Any]], priority: int = 0) -> None:
+        """Run the jobs whose records are missing, and return once each has finished or will never start."""
         todo = [j for j in jobs if not Path(j["out_path"]).is_file()]
         if not todo:
             return
-        if self.cfg.workers <= 0:
+        if self.pool is None:
             for job in todo:
                 if not self.may_launch():
                     return
                 self.launched += 1
                 self.finish(execute_job(job), len(todo))
             return
-        self._pool(todo)
+        keys = [j["key"] for j in todo]
+        with self.lock:
+            for job in todo:
+                if self.state.get(job["key"]) not in ("queued", "running"):
+                    self.state[job["key"]] = "queued"
+                    heapq.heappush(self.queue, (priority, self.order, job))
+                    self.order += 1
+            self._arrive()
+            while not all(self.state[k] in ("done", "dropped") for k in keys):
+                if self.error is not None:
+                    raise AdaRankError("the pilot stopped") from self.error
+                self._pump()
+                self.lock.wait(1.0)
 
-    def _pool(self, todo: list[dict[str, Any]]) -> None:
+    def _arrive(self) -> None:
+        self.arrived.add(threading.current_thread())
+        self.lock.notify_all()
+
+    def _pump(self) -> None:
+        """Launch queued jobs while workers are free (the lock is held)."""
+        if len(self.arrived) < self.expected:
+            return
+        while self.queue and self.running < self.cfg.workers:
+            if not self.may_launch():
+                for _, _, job in self.queue:
+                    self.state[job["key"]] = "dropped"
+                self.queue.clear()
+                self.lock.notify_all()
+                return
+            _, _, job = heapq.heappop(self.queue)
+            self.launched += 1
+            self.running += 1
+            self.state[job["key"]] = "running"
+            try:
+                future = self.pool.submit(execute_job, job)
+            except BrokenProcessPool:  # a worker died (out of memory, killed): the next runs get a new pool
+                self._replace_pool()
+                future = self.pool.submit(execute_job, job)
+            future.add_done_callback(lambda f, job=job: self._done(job, f))
+
+    def _done(self, job: dict[str, Any], future: Any) -> None:
+        try:
+            outcome = future.result()
+        except BaseException as exc:  # noqa: BLE001 - a dead worker fails its run
+            outcome = {"key": job["key"], "ok": False, "seconds": 0.0, "error": repr(exc)}
+        with self.lock:
+            self.running -= 1
+            self.state[job["key"]] = "done"
+            try:
+                self.finish(outcome, len(self.queue) + self.running)
+            except BaseException as exc:  # noqa: BLE001 - e.g. a full disk: every waiting arm stops on it
+                self.error = exc
+            self.lock.notify_all()
+
+    # --- the pool and the arms' threads
+    def _new_pool(self) -> Any:
         import multiprocessing
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures import ProcessPoolExecutor
 
         from ..compare.grid import _init_worker
-        from ..compare.processes import stop_workers
 
         threads = max(1, (os.cpu_count() or 1) // self.cfg.workers)
-        pool = ProcessPoolExecutor(max_workers=self.cfg.workers, mp_context=multiprocessing.get_context("spawn"),
+        return ProcessPoolExecutor(max_workers=self.cfg.workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_init_worker, initargs=(threads,))
-        pending, running = list(todo), {}
+
+    def _replace_pool(self) -> None:
+        old, self.pool = self.pool, self._new_pool()
+        old.shutdown(wait=False, cancel_futures=True)
+
+    def run_all(self, tasks: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Each task (one arm's whole sequence), in threads sharing the pool, or one after another without
+        workers; their return values in task order."""
+        if self.cfg.workers <= 0:
+            return [task() for task in tasks]
+        from ..compare.processes import stop_workers
+
+        results: list[Any] = [None] * len(tasks)
+
+        def body(i: int, task: Callable[[], Any]) -> None:
+            try:
+                results[i] = task()
+            except BaseException as exc:  # noqa: BLE001 - raised again in the main thread
+                with self.lock:
+                    self.error = self.error or exc
+            finally:
+                with self.lock:
+                    self._arrive()
+
+        self.pool = self._new_pool()
+        self.expected = len(tasks)
+        threads = [threading.Thread(target=body, args=(i, t), daemon=True) for i, t in enumerate(tasks)]
         try:
-            while pending or running:
-                while pending and len(running) < self.cfg.workers and self.may_launch():
-                    job = pending.pop(0)
-                    self.launched += 1
-                    running[pool.submit(execute_job, job)] = job
-                if not running:
-                    break
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    job = running.pop(future)
-                    try:
-                        outcome = future.result()
-                    except Exception as exc:  # noqa: BLE001 - a dead worker fails its run
-                        outcome = {"key": job["key"], "ok": False, "seconds": 0.0, "error": repr(exc)}
-                    self.finish(outcome, len(pending) + len(running))
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.5)
+                    with self.lock:
+                        self._pump()
         except BaseException:
-            stop_workers(pool)
-            pool.shutdown(wait=False, cancel_futures=True)
+            with self.lock:
+                self.error = self.error or KeyboardInterrupt()
+                self.lock.notify_all()
+            stop_workers(self.pool)
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
             raise
-        pool.shutdown(wait=True)
+        self.pool.shutdown(wait=True)
+        self.pool = None
+        if self.error is not None:
+            raise self.error
+        return results
 
     def finish(self, outcome: dict[str, Any], left: int) -> None:
         self.done += 1
@@ -386,14 +486,14 @@ class Pilot:
                 out[seed] = 100.0 * float(rec["test_score"])
         return out
 
-    def sweep(self, arm: Arm, start: float) -> tuple[float | None, dict[float, list[float]], str | None]:
+    def sweep(self, arm: Arm, start: float, priority: int = 0) -> tuple[float | None, dict[float, list[float]], str | None]:
         """The arm's chosen rate (None: no rate finished), every rate's validation scores, and a note when
         the choice is not robust."""
         seeds = self.cfg.sweep_seed_list
         rates = rate_grid(start)
         extensions = 0
         while True:
-            self.execute([self.job(arm, "sweep", lr, s) for lr in rates for s in seeds])
+            self.execute([self.job(arm, "sweep", lr, s) for lr in rates for s in seeds], priority)
             table = {lr: self.scores(arm.name, "sweep", lr, seeds) for lr in rates}
             complete = {lr: v for lr, v in table.items() if len(v) == len(seeds)}
             if self.cut and len(complete) < len(rates):
@@ -410,7 +510,8 @@ class Pilot:
             extensions += 1
             beyond = best / LR_STEP if best == ordered[0] else best * LR_STEP
             rates = sorted([*rates, float(lr_key(beyond))])
-            self.planned += len(seeds)
+            with self.lock:
+                self.planned += len(seeds)
         note = self.robustness(arm, best, complete)
         if edge:
             note = (note + "; " if note else "") + (f"{arm.name}: the chosen rate {best:g} is still at an edge of the "
@@ -434,9 +535,9 @@ class Pilot:
                     f"{mean[best] - mean[runner]:.2f} points behind, within one standard error ({se:.2f})")
         return None
 
-    def evaluate(self, arm: Arm, lr: float) -> dict[int, float]:
+    def evaluate(self, arm: Arm, lr: float, priority: int = 0) -> dict[int, float]:
         seeds = self.cfg.eval_seeds
-        self.execute([self.job(arm, "eval", lr, s) for s in seeds])
+        self.execute([self.job(arm, "eval", lr, s) for s in seeds], priority)
         return self.scores(arm.name, "eval", lr, seeds)
 
 
@@ -486,40 +587,64 @@ def run_pilot(cfg: PilotConfig, *, log: Callable[[str], None] | None = None, sto
         return ArmResult(arm.name, arm.label, arm.trainable_params, arm.max_rank, dict(scores), lr)
 
     # the reference: the current config at the better (on validation) of the user's rate and its tuned rate
-    tuned = by_name["current-tuned"]
-    best_lr, table, note = pilot.sweep(tuned, prep.user_lr)
-    sweeps["current-tuned"] = table
-    if note:
-        lr_notes.append(note)
-    complete_ladder: list[ArmResult] = []
-    reference = None
-    if best_lr is not None:
-        chosen["current-tuned"] = best_lr
+    def reference_task() -> dict[str, Any]:
+        tuned = by_name["current-tuned"]
+        best_lr, table, note = pilot.sweep(tuned, prep.user_lr, 0)
+        got: dict[str, Any] = {"sweeps": {"current-tuned": table}, "note": note, "chosen": {}, "results": {}}
+        if best_lr is None:
+            return got
         user_key = float(lr_key(prep.user_lr))
         user_val = table.get(user_key, [])
         if "current" in by_name and user_val and statistics.fmean(user_val) >= statistics.fmean(table[best_lr]):
             best_lr = user_key  # a tie goes to the user's own rate
-            chosen["current-tuned"] = best_lr
-        scores = pilot.evaluate(tuned, best_lr)
+        got["chosen"]["current-tuned"] = best_lr
+        scores = pilot.evaluate(tuned, best_lr, 0)
         if len(scores) == len(cfg.eval_seeds):
-            reference = result(tuned, best_lr, scores)
-            results["current-tuned"] = reference
+            got["results"]["current-tuned"] = result(tuned, best_lr, scores)
+            with pilot.lock:
+                pilot.best = pilot.best or f"current-tuned {statistics.fmean(scores.values()):.1f}"
         if "current" in by_name:
             cur = by_name["current"]
-            chosen["current"] = user_key
-            sweeps["current"] = {user_key: user_val}
-            if user_key == best_lr and reference is not None:
-                results["current"] = result(cur, user_key, scores)
+            got["chosen"]["current"] = user_key
+            got["sweeps"]["current"] = {user_key: user_val}
+            if user_key == best_lr and "current-tuned" in got["results"]:
+                got["results"]["current"] = result(cur, user_key, scores)
             else:
-                s2 = pilot.evaluate(cur, user_key)
+                s2 = pilot.evaluate(cur, user_key, 0)
                 if len(s2) == len(cfg.eval_seeds):
-                    results["current"] = result(cur, user_key, s2)
+                    got["results"]["current"] = result(cur, user_key, s2)
+        return got
+
+    def arm_task(arm: Arm, priority: int) -> tuple[float | None, dict, str | None, dict[int, float] | None]:
+        lr, table, note = pilot.sweep(arm, start_rate(prep.user_lr, prep.current.r, arm.base_r), priority)
+        if lr is None:
+            return lr, table, note, None
+        scores = pilot.evaluate(arm, lr, priority)
+        with pilot.lock:
+            if scores and (not pilot.best or statistics.fmean(scores.values()) > float(pilot.best.rsplit(" ", 1)[1])):
+                pilot.best = f"{arm.name} {statistics.fmean(scores.values()):.1f}"
+        return lr, table, note, scores
+
+    cheaper = [(i, a) for i, a in enumerate(arms) if a.name not in ("current", "current-tuned")]
+    tasks: list[Callable[[], Any]] = [reference_task]
+    tasks += [lambda a=a, i=i: arm_task(a, i) for i, a in cheaper]
+    # without workers the cheaper arms wait for the reference (they are not needed if it fails); with
+    # workers they run beside it, so that the workers are busy from the start
+    if cfg.workers <= 0:
+        ref_out = reference_task()
+        outputs = [ref_out] + (pilot.run_all(tasks[1:]) if ref_out["results"].get("current-tuned") else [])
+    else:
+        outputs = pilot.run_all(tasks)
+    ref_out = outputs[0]
+    sweeps.update(ref_out["sweeps"])
+    chosen.update(ref_out["chosen"])
+    results.update(ref_out["results"])
+    if ref_out["note"]:
+        lr_notes.append(ref_out["note"])
+    complete_ladder: list[ArmResult] = []
+    reference = results.get("current-tuned")
     if reference is not None:
-        pilot.best = f"{reference.name} {reference.mean():.1f}"
-        for arm in arms:
-            if arm.name in ("current", "current-tuned"):
-                continue
-            lr, table, note = pilot.sweep(arm, start_rate(prep.user_lr, prep.current.r, arm.base_r))
+        for (_, arm), (lr, table, note, scores) in zip(cheaper, outputs[1:]):
             sweeps[arm.name] = table
             if note:
                 lr_notes.append(note)
@@ -529,13 +654,10 @@ def run_pilot(cfg: PilotConfig, *, log: Callable[[str], None] | None = None, sto
                 lr_notes.append(f"{arm.name}: every sweep run failed; the arm is left out")
                 continue
             chosen[arm.name] = lr
-            scores = pilot.evaluate(arm, lr)
             if len(scores) < len(cfg.eval_seeds) and pilot.cut:
                 break
             results[arm.name] = result(arm, lr, scores)
             complete_ladder.append(results[arm.name])
-            top = max(results.values(), key=lambda a: a.mean())
-            pilot.best = f"{top.name} {top.mean():.1f}"
     pilot.progress.close()
 
     budget_note = None
